@@ -1,0 +1,252 @@
+"""Primitives shared by the services. Each one assumes the caller runs inside the service's
+transaction and already holds the patient's row lock (see ledger/locks.py); none of them is a
+way in on its own. They change state, write the history rows (user + reason) and book the
+journal lines for the piece of work they do."""
+
+from decimal import Decimal
+
+from django.db.models import Max, Q, Sum
+
+from credits.models import Credit, CreditApplication
+from ledger import journal
+from ledger.journal import credit as cr
+from ledger.journal import debit as dr
+from ledger.models import Account, Claim, Encounter, JournalEntry
+from ledger.money import ZERO
+
+
+def credit_account(c: Credit) -> str:
+    return Account.CREDITS_LOCKED if c.state == Credit.State.LOCKED else Account.CREDITS_AVAILABLE
+
+
+def credit_dims(c: Credit) -> dict:
+    return {"patient": c.patient_id, "credit": c, "encounter": c.locked_encounter_id}
+
+
+def save_with_history(obj, *, actor, reason: str, update_fields=None) -> None:
+    obj._history_user = actor
+    obj._change_reason = reason
+    obj.save(update_fields=update_fields) if update_fields else obj.save()
+
+
+def encounter_has_open_claim(encounter: Encounter) -> bool:
+    return Claim.objects.filter(encounter=encounter, state__in=Claim.OPEN).exists()
+
+
+def encounter_payable(encounter: Encounter) -> bool:
+    """Patient money may be applied once the PR is known: no claim is still waiting on a payer."""
+    return not encounter_has_open_claim(encounter)
+
+
+def encounter_balanced(encounter: Encounter) -> bool:
+    return encounter.balance == 0 and not encounter_has_open_claim(encounter)
+
+
+def new_credit(*, patient, source: str, amount: Decimal, actor, reason: str, lock_to=None, origin=None,
+               payment=None, note: str = "") -> Credit:
+    """Create a credit (the caller books where the money came from)."""
+    c = Credit(
+        practice_id=patient.practice_id, patient=patient, source=source, amount=amount, on_hand=amount,
+        origin_encounter=origin, payment=payment, note=note or reason, created_by=actor,
+    )
+    if lock_to is not None:
+        c.lock_to(lock_to)
+    save_with_history(c, actor=actor, reason=reason)
+    return c
+
+
+def consume(c: Credit, amount: Decimal, bucket: str) -> None:
+    """Move `amount` from on hand into a spent bucket and settle the FSM state when empty."""
+    c.on_hand -= amount
+    setattr(c, bucket, getattr(c, bucket) + amount)
+    if c.on_hand == 0 and c.refund_hold == 0:
+        {"applied_amount": c.mark_applied, "refunded_amount": c.mark_refunded,
+         "removed_amount": c.mark_removed}[bucket]()
+
+
+def apply_credit(*, c: Credit, encounter: Encounter, amount: Decimal, actor, reason: str,
+                 entry_lines: list, nightly_run=None) -> CreditApplication:
+    """Apply part of a credit to a DoS balance; the caller posts `entry_lines` in one entry."""
+    account, dims = credit_account(c), credit_dims(c)
+    consume(c, amount, "applied_amount")
+    save_with_history(c, actor=actor, reason=reason)
+    encounter.applied_amount += amount
+    app = CreditApplication.objects.create(
+        practice_id=encounter.practice_id, patient_id=encounter.patient_id, encounter=encounter, amount=amount,
+        credit=c, reason=reason, created_by=actor, nightly_run=nightly_run,
+    )
+    entry_lines += [dr(account, amount, **dims),
+                    cr(Account.PATIENT_RECEIVABLE, amount, patient=encounter.patient_id, encounter=encounter)]
+    return app
+
+
+def apply_payment(*, payment, encounter: Encounter, amount: Decimal, actor, reason: str,
+                  entry_lines: list) -> CreditApplication:
+    encounter.applied_amount += amount
+    app = CreditApplication.objects.create(
+        practice_id=encounter.practice_id, patient_id=encounter.patient_id, encounter=encounter, amount=amount,
+        payment=payment, reason=reason, created_by=actor,
+    )
+    entry_lines.append(cr(Account.PATIENT_RECEIVABLE, amount, patient=encounter.patient_id, encounter=encounter,
+                          payment=payment))
+    return app
+
+
+def return_applied(*, encounter: Encounter, amount: Decimal, source: str, lock: bool, actor, reason: str,
+                   kind: str = JournalEntry.Kind.UNAPPLICATION) -> list[Credit]:
+    """Take `amount` of the patient money applied to `encounter` back into new credits, latest
+    application first, one credit per payment or credit it came from (so a refund can still go
+    back to the original payment). Used when a remittance lowers the PR (overpayment) and when a
+    claim is resubmitted."""
+    if amount <= 0:
+        return []
+    nets = (
+        CreditApplication.objects.filter(encounter=encounter)
+        .values("credit_id", "payment_id")
+        .annotate(net=Sum("amount"), last=Max("id"))
+        .filter(net__gt=0)
+        .order_by("-last")
+    )
+    remaining, created, lines = amount, [], []
+    for row in nets:
+        if remaining == 0:
+            break
+        take = min(row["net"], remaining)
+        if row["payment_id"]:
+            from ledger.models import Payment
+
+            payment = Payment.objects.get(pk=row["payment_id"])
+        else:
+            payment = Credit.objects.get(pk=row["credit_id"]).payment
+        new = new_credit(
+            patient=encounter.patient, source=source, amount=take, actor=actor, reason=reason,
+            lock_to=encounter if lock else None, origin=encounter, payment=payment,
+        )
+        CreditApplication.objects.create(
+            practice_id=encounter.practice_id, patient_id=encounter.patient_id, encounter=encounter, amount=-take,
+            credit_id=row["credit_id"], payment_id=row["payment_id"], returned_to=new, reason=reason,
+            created_by=actor,
+        )
+        encounter.applied_amount -= take
+        lines += [dr(Account.PATIENT_RECEIVABLE, take, patient=encounter.patient_id, encounter=encounter),
+                  cr(credit_account(new), take, **credit_dims(new))]
+        created.append(new)
+        remaining -= take
+    if remaining != 0:
+        raise AssertionError(f"DoS {encounter.pk}: asked to return {amount}, only {amount - remaining} applied")
+    journal.post(practice_id=encounter.practice_id, kind=kind, memo=reason, actor=actor,
+                 patient=encounter.patient_id, lines=lines)
+    return created
+
+
+def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, reason: str) -> list[Credit]:
+    """Set the DoS's PR (estimated or remittance) and settle the difference (rule 9): the change
+    is booked against charges receivable; money applied beyond the new PR goes back into an
+    overpayment credit, locked to the DoS while a claim on it is still open (rule 3)."""
+    old_pr = encounter.pr
+    journal.post(
+        practice_id=encounter.practice_id, kind=JournalEntry.Kind.PR_CHANGE, memo=reason, actor=actor,
+        patient=encounter.patient_id,
+        lines=[dr(Account.PATIENT_RECEIVABLE, new_pr - old_pr, patient=encounter.patient_id, encounter=encounter),
+               cr(Account.CHARGES_RECEIVABLE, new_pr - old_pr, encounter=encounter)],
+    )
+    excess = encounter.applied_amount + encounter.written_off_amount - new_pr
+    created = []
+    if excess > 0:
+        from_applied = min(excess, encounter.applied_amount)
+        created = return_applied(encounter=encounter, amount=from_applied, source=Credit.Source.OVERPAYMENT,
+                                 lock=encounter_has_open_claim(encounter), actor=actor, reason=reason)
+        if excess > from_applied:  # PR fell below what was written off: the write-offs give way
+            undo_writeoffs_down_to(encounter=encounter, target=new_pr, actor=actor, reason=reason)
+    if remittance:
+        encounter.remittance_pr = new_pr
+    else:
+        encounter.estimated_pr = new_pr
+    save_with_history(encounter, actor=actor, reason=reason)
+    return created
+
+
+def undo_writeoffs_down_to(*, encounter: Encounter, target: Decimal, actor, reason: str) -> None:
+    from credits.models import WriteOff
+
+    for wo in WriteOff.objects.select_for_update().filter(encounter=encounter, state=WriteOff.State.ACTIVE) \
+            .order_by("-pk"):
+        if encounter.written_off_amount <= target:
+            break
+        undo_writeoff(wo=wo, encounter=encounter, actor=actor, reason=f"PR lowered below write-off: {reason}")
+
+
+def undo_writeoff(*, wo, encounter: Encounter, actor, reason: str) -> None:
+    wo.undo(by=actor, reason=reason)
+    save_with_history(wo, actor=actor, reason=reason)
+    encounter.written_off_amount -= wo.amount
+    journal.post(
+        practice_id=wo.practice_id, kind=JournalEntry.Kind.WRITE_OFF_UNDO, memo=reason, actor=actor,
+        patient=wo.patient_id,
+        lines=[dr(Account.PATIENT_RECEIVABLE, wo.amount, patient=wo.patient_id, encounter=encounter),
+               cr(Account.WRITE_OFFS, wo.amount, patient=wo.patient_id, encounter=encounter)],
+    )
+
+
+def release_locked(*, credits, actor, reason: str, kind: str = JournalEntry.Kind.UNLOCK) -> int:
+    """Locked -> available for the given (already locked) credit rows; one balanced entry."""
+    lines, count, by_practice = [], 0, None
+    patient_id = None
+    for c in credits:
+        if c.state != Credit.State.LOCKED:
+            continue
+        amount, dims = c.on_hand, credit_dims(c)
+        c.unlock()
+        save_with_history(c, actor=actor, reason=reason)
+        lines += [dr(Account.CREDITS_LOCKED, amount, **dims),
+                  cr(Account.CREDITS_AVAILABLE, amount, patient=c.patient_id, credit=c)]
+        by_practice, patient_id = c.practice_id, c.patient_id
+        count += 1
+    if count:
+        journal.post(practice_id=by_practice, kind=kind, memo=reason, actor=actor,
+                     patient=patient_id if len({c.patient_id for c in credits}) == 1 else None, lines=lines)
+    return count
+
+
+def release_if_balanced(*, encounter: Encounter, actor, reason: str) -> int:
+    """Rule 4: once the encounter is balanced, what is left of its locked credits is available."""
+    if not encounter_balanced(encounter):
+        return 0
+    locked = list(
+        Credit.objects.select_for_update(no_key=True)
+        .filter(locked_encounter=encounter, state=Credit.State.LOCKED).order_by("pk")
+    )
+    return release_locked(credits=locked, actor=actor, reason=f"DoS {encounter.date_of_service} balanced: {reason}")
+
+
+def usable_credits_for(encounter: Encounter) -> list[Credit]:
+    """Rule 6 order: credits locked to this DoS first, then available credits, oldest first.
+    Credits locked to another DoS are never used. Rows come back locked."""
+    rows = list(
+        Credit.objects.select_for_update(no_key=True)
+        .filter(Q(patient_id=encounter.patient_id, state=Credit.State.AVAILABLE, on_hand__gt=0)
+                | Q(locked_encounter=encounter, state=Credit.State.LOCKED))
+        .order_by("pk")
+    )
+    rows.sort(key=lambda c: (c.state != Credit.State.LOCKED, c.created_at, c.pk))
+    return rows
+
+
+def outstanding_encounters(patient_id: int) -> list[Encounter]:
+    """The patient's dates of service with a positive PR balance, oldest first, locked."""
+    from django.db.models import F
+    from django.db.models.functions import Coalesce
+
+    ids = list(
+        Encounter.objects.filter(patient_id=patient_id)
+        .annotate(bal=Coalesce("remittance_pr", "estimated_pr") - F("applied_amount") - F("written_off_amount"))
+        .filter(bal__gt=0).order_by("date_of_service", "pk").values_list("pk", flat=True)
+    )
+    from ledger.locks import lock_encounters
+
+    locked = lock_encounters(ids)
+    return [locked[i] for i in ids]
+
+
+def sum_or_zero(qs, field="amount") -> Decimal:
+    return qs.aggregate(s=Sum(field))["s"] or ZERO

@@ -1,0 +1,59 @@
+"""Who may act on what. Staff act only within practices they are members of; a patient acts
+only on their own account. The system user (nightly jobs, imports) and superusers act anywhere."""
+
+from django.contrib.auth import get_user_model
+
+from ledger.errors import PermissionDenied
+from ledger.models import Membership
+
+SYSTEM_USERNAME = "settle-system"
+
+
+def system_user():
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(
+        username=SYSTEM_USERNAME, defaults={"is_active": False, "first_name": "settle", "last_name": "(system)"}
+    )
+    return user
+
+
+def is_system(actor) -> bool:
+    return getattr(actor, "username", None) == SYSTEM_USERNAME
+
+
+def membership(actor, practice_id: int):
+    return Membership.objects.filter(user_id=actor.pk, practice_id=practice_id).first()
+
+
+def is_manager(actor, practice_id: int) -> bool:
+    if actor.is_superuser or is_system(actor):
+        return True
+    m = membership(actor, practice_id)
+    return bool(m and m.role == Membership.Role.MANAGER)
+
+
+def ensure_staff(actor, practice_id: int, *, manager: bool = False) -> None:
+    if actor is None or not getattr(actor, "pk", None):
+        raise PermissionDenied("an acting user is required")
+    if actor.is_superuser or is_system(actor):
+        return
+    m = membership(actor, practice_id)
+    if m is None:
+        raise PermissionDenied(f"user {actor.get_username()} is not staff of practice {practice_id}")
+    if manager and m.role != Membership.Role.MANAGER:
+        raise PermissionDenied(f"user {actor.get_username()} is not a manager of practice {practice_id}")
+
+
+def ensure_staff_or_patient(actor, patient) -> None:
+    if actor is not None and patient.user_id is not None and patient.user_id == actor.pk:
+        return
+    ensure_staff(actor, patient.practice_id)
+
+
+def practice_ids_for(user) -> list[int]:
+    """Practices whose data this staff user may see."""
+    from ledger.models import Practice
+
+    if user.is_superuser:
+        return list(Practice.objects.values_list("pk", flat=True))
+    return list(Membership.objects.filter(user=user).values_list("practice_id", flat=True))

@@ -1,0 +1,409 @@
+"""The books of a practice: tenants, staff roles, patients, payers, dates of service, claims,
+patient payments and the double-entry journal.
+
+Credits and everything done with them live in the `credits` app. Every write goes through a
+service function (`ledger/services.py`, `credits/services.py`); models only hold state and
+the constraints that make the database refuse a bad one.
+"""
+
+from datetime import time
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+from simple_history.models import HistoricalRecords
+
+from ledger.money import ZERO, money_field
+
+
+def history(**kwargs) -> HistoricalRecords:
+    # The default change-reason column is CharField(100); reasons staff write are longer.
+    return HistoricalRecords(history_change_reason_field=models.TextField(null=True), **kwargs)
+
+
+class Practice(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    us_state = models.CharField("US state", max_length=2, help_text="Two-letter code, e.g. TX")
+    time_zone = models.CharField(max_length=64, default="America/Chicago", help_text="IANA name; the nightly run uses it.")
+    auto_apply = models.BooleanField(
+        default=True, help_text="Apply patients' usable credits to their open balances every night."
+    )
+    nightly_run_at = models.TimeField(default=time(2, 0), help_text="Local time of the nightly run.")
+    refund_approval_threshold = money_field(
+        default="100.00", help_text="Refunds above this amount need a manager's approval."
+    )
+    card_refund_window_days = models.PositiveIntegerField(
+        default=180, help_text="Card refunds are possible for this many days after the payment."
+    )
+    writeoff_max_amount = money_field(default="10.00", help_text="Billing staff may write off up to this.")
+    writeoff_min_age_days = models.PositiveIntegerField(
+        default=30, help_text="A balance must be this many days old before billing staff write it off."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    history = history()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(refund_approval_threshold__gte=0), name="practice_threshold_nonneg"),
+            models.CheckConstraint(condition=Q(writeoff_max_amount__gte=0), name="practice_writeoff_max_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A staff user's role in one practice. A user may work for several practices."""
+
+    class Role(models.TextChoices):
+        BILLING = "billing", "Billing staff"
+        MANAGER = "manager", "Manager"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.BILLING)
+    history = history()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "practice"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} · {self.practice}"
+
+
+class Patient(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="patients")
+    account_number = models.CharField(max_length=32)
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    date_of_birth = models.DateField(null=True, blank=True)
+    email = models.EmailField(blank=True)
+    member_id = models.CharField(max_length=64, blank=True, help_text="Insurance member id (835 NM1*QC).")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient",
+        help_text="The patient's own portal login.",
+    )
+    exclude_from_auto_apply = models.BooleanField(
+        default=False, help_text="Nightly run leaves this patient's credits alone (e.g. asked for a refund)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    history = history()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "account_number"], name="patient_account_unique"),
+        ]
+        indexes = [models.Index(fields=["practice", "last_name", "first_name"])]
+
+    def __str__(self) -> str:
+        return f"{self.last_name}, {self.first_name} ({self.account_number})"
+
+
+class Payer(models.Model):
+    class Type(models.TextChoices):
+        MEDICARE = "medicare", "Medicare"
+        MEDICAID = "medicaid", "Medicaid"
+        COMMERCIAL = "commercial", "Commercial"
+        SELF_PAY = "self_pay", "Self-pay"
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="payers")
+    name = models.CharField(max_length=200)
+    payer_type = models.CharField(max_length=16, choices=Type.choices)
+    payer_identifier = models.CharField(max_length=80, blank=True, help_text="Payer id in 835 files (TRN03/N1*PR).")
+    history = history()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["practice", "name"], name="payer_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Encounter(models.Model):
+    """One visit (date of service) of one patient.
+
+    Patient responsibility (PR) is the *estimated* PR until a remittance sets the *remittance*
+    PR, which then replaces it (DOMAIN rule 9). `applied_amount` is the net patient money
+    applied to this DoS, `written_off_amount` what was written off; both are caches of their
+    detail rows, changed only under the patient's row lock, and checked by the audit.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="encounters")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="encounters")
+    date_of_service = models.DateField()
+    description = models.CharField(max_length=200, blank=True)
+    charge = money_field(default=ZERO)
+    estimated_pr = money_field("estimated PR", default=ZERO)
+    remittance_pr = money_field("remittance PR", null=True, blank=True)
+    applied_amount = money_field(default=ZERO)
+    written_off_amount = money_field(default=ZERO)
+    created_at = models.DateTimeField(default=timezone.now)
+    history = history()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(charge__gte=0), name="encounter_charge_nonneg"),
+            models.CheckConstraint(condition=Q(estimated_pr__gte=0), name="encounter_estimated_pr_nonneg"),
+            models.CheckConstraint(
+                condition=Q(remittance_pr__isnull=True) | Q(remittance_pr__gte=0), name="encounter_remittance_pr_nonneg"
+            ),
+            models.CheckConstraint(condition=Q(applied_amount__gte=0), name="encounter_applied_nonneg"),
+            models.CheckConstraint(condition=Q(written_off_amount__gte=0), name="encounter_written_off_nonneg"),
+            # Nothing is applied beyond a balance: money in never exceeds what the patient owes.
+            models.CheckConstraint(
+                condition=Q(remittance_pr__isnull=False,
+                            remittance_pr__gte=F("applied_amount") + F("written_off_amount"))
+                | Q(remittance_pr__isnull=True, estimated_pr__gte=F("applied_amount") + F("written_off_amount")),
+                name="encounter_not_overapplied",
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "date_of_service"])]
+
+    def __str__(self) -> str:
+        return f"{self.patient.last_name} · DoS {self.date_of_service:%Y-%m-%d}"
+
+    @property
+    def pr(self):
+        return self.remittance_pr if self.remittance_pr is not None else self.estimated_pr
+
+    @property
+    def balance(self):
+        return self.pr - self.applied_amount - self.written_off_amount
+
+
+class Claim(FSMModelMixin, models.Model):
+    class State(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        PENDING = "pending", "Pending"
+        RESUBMITTED = "resubmitted", "Resubmitted"
+        FORWARDED = "forwarded", "Forwarded to another payer"
+        REVERSED = "reversed", "Reversed, awaiting correction"
+        PAID = "paid", "Paid (finalized)"
+        DENIED = "denied", "Denied (finalized)"
+
+    FINALIZED = (State.PAID, State.DENIED)
+    OPEN = (State.SUBMITTED, State.PENDING, State.RESUBMITTED, State.FORWARDED, State.REVERSED)
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="claims")
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="claims")
+    payer = models.ForeignKey(Payer, on_delete=models.PROTECT, related_name="claims")
+    claim_number = models.CharField(max_length=64, help_text="The practice's claim number (835 CLP01).")
+    payer_claim_number = models.CharField(max_length=64, blank=True, help_text="835 CLP07.")
+    state = FSMField(choices=State.choices, default=State.SUBMITTED, protected=True)
+    billed_amount = money_field(default=ZERO)
+    paid_amount = money_field(default=ZERO, help_text="Net paid by the payer on this claim.")
+    adjustment_amount = money_field(default=ZERO, help_text="Net contractual/other adjustments.")
+    patient_responsibility = money_field(null=True, blank=True, help_text="PR from the last remittance.")
+    remittance_count = models.PositiveIntegerField(default=0)
+    submitted_at = models.DateTimeField(default=timezone.now)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    history = history()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "payer", "claim_number"], name="claim_number_unique"),
+            models.CheckConstraint(condition=Q(billed_amount__gte=0), name="claim_billed_nonneg"),
+            models.CheckConstraint(
+                condition=Q(patient_responsibility__isnull=True) | Q(patient_responsibility__gte=0),
+                name="claim_pr_nonneg",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Claim {self.claim_number} ({self.get_state_display()})"
+
+    @property
+    def is_finalized(self) -> bool:
+        return self.state in self.FINALIZED
+
+    @transition(field=state, source=[State.SUBMITTED, State.RESUBMITTED], target=State.PENDING)
+    def mark_pending(self):
+        pass
+
+    @transition(field=state, source="*", target=State.PAID)
+    def finalize_paid(self):
+        self.finalized_at = timezone.now()
+
+    @transition(field=state, source="*", target=State.DENIED)
+    def finalize_denied(self):
+        self.finalized_at = timezone.now()
+
+    @transition(field=state, source="*", target=State.FORWARDED)
+    def forward(self):
+        self.finalized_at = None
+
+    @transition(field=state, source=[State.PAID, State.DENIED, State.FORWARDED], target=State.REVERSED)
+    def reverse(self):
+        self.finalized_at = None
+
+    @transition(field=state, source=[State.PAID, State.DENIED, State.FORWARDED, State.PENDING], target=State.RESUBMITTED)
+    def resubmit(self):
+        self.finalized_at = None
+
+
+class Payment(models.Model):
+    """Money a patient paid. Card reader and portal payments go through the card processor and
+    keep its reference; they can be refunded back through it (DOMAIN rule 8)."""
+
+    class Channel(models.TextChoices):
+        CARD_READER = "card_reader", "Card reader"
+        PORTAL = "portal", "Patient portal"
+        CHECK = "check", "Check"
+        CASH = "cash", "Cash"
+        EXTERNAL = "external", "External system"
+
+    SYSTEM_CHANNELS = (Channel.CARD_READER, Channel.PORTAL)
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="payments")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="payments")
+    encounter = models.ForeignKey(
+        Encounter, null=True, blank=True, on_delete=models.PROTECT, related_name="payments",
+        help_text="The DoS the payment was made toward, if any.",
+    )
+    amount = money_field()
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    processor_reference = models.CharField(max_length=100, blank=True)
+    check_number = models.CharField(max_length=40, blank=True)
+    refunded_amount = money_field(default=ZERO)
+    note = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    history = history()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
+                name="payment_refund_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=~Q(channel__in=["card_reader", "portal"]) | ~Q(processor_reference=""),
+                name="payment_system_has_reference",
+            ),
+            models.UniqueConstraint(
+                fields=["practice", "processor_reference"], condition=~Q(processor_reference=""),
+                name="payment_processor_reference_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["patient", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"Payment #{self.pk} {self.amount} {self.get_channel_display()}"
+
+    @property
+    def through_system(self) -> bool:
+        return self.channel in self.SYSTEM_CHANNELS
+
+
+class SandboxCharge(models.Model):
+    """The sandbox card processor's own book of charges: it behaves like a real processor
+    (approvals, declines, partial refunds up to the charge, a refund window)."""
+
+    reference = models.CharField(max_length=64, unique=True)
+    amount = money_field()
+    refunded = money_field(default=ZERO)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(refunded__lte=F("amount")) & Q(refunded__gte=0),
+                                   name="sandbox_refund_within_charge"),
+        ]
+
+
+class SandboxRefund(models.Model):
+    charge = models.ForeignKey(SandboxCharge, on_delete=models.PROTECT, related_name="refunds")
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    reference = models.CharField(max_length=64, unique=True)
+    amount = money_field()
+    created_at = models.DateTimeField(default=timezone.now)
+
+
+class Account(models.TextChoices):
+    """The chart of accounts. Amounts on journal lines are signed: debit positive, credit negative."""
+
+    CASH = "cash", "Cash and card clearing (asset)"
+    CHARGES_RECEIVABLE = "charges_receivable", "Charges receivable, not yet split (asset)"
+    PATIENT_RECEIVABLE = "patient_receivable", "Patient receivable (asset)"
+    REVENUE = "revenue", "Charges (revenue)"
+    CONTRACTUAL = "contractual_adjustments", "Payer adjustments (contra-revenue)"
+    CREDITS_AVAILABLE = "credits_available", "Patient credits, available (liability)"
+    CREDITS_LOCKED = "credits_locked", "Patient credits, locked to a DoS (liability)"
+    PAYER_CREDITS = "payer_credits", "Payer credits, due to payers (liability)"
+    WRITE_OFFS = "write_offs", "Small-balance write-offs (expense)"
+    CREDIT_ADJUSTMENTS = "credit_adjustments", "Manual credits added or removed by staff (clearing)"
+
+
+CREDIT_ACCOUNTS = (Account.CREDITS_AVAILABLE, Account.CREDITS_LOCKED)
+
+
+class JournalEntry(models.Model):
+    """A balanced double-entry journal entry. Append-only: a trigger refuses UPDATE and DELETE
+    and a deferred constraint trigger refuses a commit whose lines do not sum to zero."""
+
+    class Kind(models.TextChoices):
+        CHARGE = "charge", "Charges recorded"
+        PR_CHANGE = "pr_change", "Patient responsibility set"
+        PAYMENT = "payment", "Patient payment"
+        PAYER_PAYMENT = "payer_payment", "Payer payment (remittance)"
+        PAYER_ADJUSTMENT = "payer_adjustment", "Payer adjustment (remittance)"
+        CREDIT_CREATED = "credit_created", "Credit created"
+        APPLICATION = "application", "Credit applied"
+        UNAPPLICATION = "unapplication", "Applied money returned to a credit"
+        UNLOCK = "unlock", "Credit unlocked"
+        MOVE = "move", "Credit moved"
+        REFUND = "refund", "Refund issued"
+        REMOVAL = "removal", "Credit removed"
+        MANUAL_CREDIT = "manual_credit", "Manual credit added"
+        WRITE_OFF = "write_off", "Write-off"
+        WRITE_OFF_UNDO = "write_off_undo", "Write-off undone"
+        PAYER_CREDIT = "payer_credit", "Payer credit opened"
+        PAYER_CREDIT_RESOLVED = "payer_credit_resolved", "Payer credit resolved"
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="journal_entries")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    memo = models.TextField()
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()}"
+
+
+class JournalLine(models.Model):
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
+    account = models.CharField(max_length=32, choices=Account.choices)
+    amount = money_field(help_text="Signed: debit positive, credit negative.")
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    encounter = models.ForeignKey(Encounter, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    credit = models.ForeignKey("credits.Credit", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="journal_line_nonzero"),
+            # A credit-liability line always names its patient and its credit.
+            models.CheckConstraint(
+                condition=~Q(account__in=["credits_available", "credits_locked"])
+                | (Q(patient__isnull=False) & Q(credit__isnull=False)),
+                name="journal_credit_line_has_credit",
+            ),
+            models.CheckConstraint(
+                condition=~Q(account="patient_receivable") | Q(encounter__isnull=False),
+                name="journal_receivable_line_has_encounter",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["patient", "account"]),
+            models.Index(fields=["credit"]),
+            models.Index(fields=["encounter", "account"]),
+        ]

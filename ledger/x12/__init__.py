@@ -1,0 +1,49 @@
+"""X12 835 (health care claim payment/advice) reader for settle.
+
+Pure Python, no Django. ``read_835(data)`` returns a ``Remittance835File`` or
+raises ``X12Error`` (the caller refuses the whole file); see docs/x12.md.
+"""
+
+from .errors import X12Error, X12Warning
+from .generator import ClaimSpec, generate_835
+from .models import (
+    Adjustment,
+    Claim,
+    Group,
+    Interchange,
+    Party,
+    Person,
+    PLBAdjustment,
+    Remittance835File,
+    ServiceLine,
+    Transaction835,
+)
+from .reader import Reader835, iter_claims, iter_transactions, read_835
+from .tokenizer import Delimiters, Segment, Tokenizer
+
+Warning = X12Warning  # noqa: A001 - the name used by callers' specs; prefer X12Warning
+
+__all__ = [
+    "Adjustment",
+    "Claim",
+    "ClaimSpec",
+    "Delimiters",
+    "Group",
+    "Interchange",
+    "PLBAdjustment",
+    "Party",
+    "Person",
+    "Reader835",
+    "Remittance835File",
+    "Segment",
+    "ServiceLine",
+    "Tokenizer",
+    "Transaction835",
+    "Warning",
+    "X12Error",
+    "X12Warning",
+    "generate_835",
+    "iter_claims",
+    "iter_transactions",
+    "read_835",
+]

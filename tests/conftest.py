@@ -1,0 +1,54 @@
+"""Shared fixtures: a practice with a billing clerk, a manager and a payer; and `world`, a small
+helper that records visits, claims and payments through the real services."""
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from ledger import services as ledger_services
+from ledger.models import Membership
+from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
+
+
+@dataclass
+class World:
+    practice: object
+    clerk: object
+    manager: object
+    payer: object
+
+    def patient(self, **kw):
+        return PatientFactory(practice=self.practice, **kw)
+
+    def visit(self, patient, dos: date, *, charge="200.00", estimated_pr="0.00", claim=True, number=None):
+        enc = ledger_services.encounter_create(patient_id=patient.pk, date_of_service=dos, charge=charge,
+                                               estimated_pr=estimated_pr, actor=self.clerk)
+        c = None
+        if claim:
+            c = ledger_services.claim_submit(encounter_id=enc.pk, payer_id=self.payer.pk,
+                                             claim_number=number or f"CLM-{enc.pk}", actor=self.clerk)
+        return enc, c
+
+    def remit(self, claim, *, pr, paid="0.00", adjust=None, outcome="paid", reason="Remittance"):
+        """Post a payer's decision; by default adjustments make the claim balance."""
+        if adjust is None:
+            adjust = claim.billed_amount - Decimal(paid) - Decimal(pr) if outcome == "paid" else "0.00"
+        return ledger_services.claim_record_result(claim_id=claim.pk, outcome=outcome, paid_amount=paid,
+                                                   adjustment_amount=adjust, patient_responsibility=pr,
+                                                   actor=self.clerk, reason=reason)
+
+    def pay(self, patient, amount, *, encounter=None, channel="card_reader", token="tok_visa"):
+        return ledger_services.payment_record(patient_id=patient.pk, amount=amount, channel=channel,
+                                              encounter_id=getattr(encounter, "pk", None), card_token=token,
+                                              check_number="1001" if channel == "check" else "",
+                                              actor=self.clerk, reason="Payment at front desk")
+
+
+@pytest.fixture
+def world(db):
+    practice = PracticeFactory(name="Main Street Clinic", refund_approval_threshold=Decimal("100.00"))
+    clerk = MembershipFactory(practice=practice, user=UserFactory(username="clerk"), role=Membership.Role.BILLING).user
+    manager = MembershipFactory(practice=practice, user=UserFactory(username="boss"), role=Membership.Role.MANAGER).user
+    return World(practice=practice, clerk=clerk, manager=manager, payer=PayerFactory(practice=practice))
