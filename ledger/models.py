@@ -407,3 +407,9 @@ class JournalLine(models.Model):
             models.Index(fields=["credit"]),
             models.Index(fields=["encounter", "account"]),
         ]
+
+
+# Remittance files live in their own module; imported here so Django registers them with ledger.
+from ledger.remittance_models import (  # noqa: E402,F401
+    RemittanceAdjustment, RemittanceClaim, RemittanceFile, RemittanceTransaction,
+)

@@ -1,0 +1,73 @@
+"""The one registry of scheduled jobs. `manage.py sync_schedules` (run by bin/run and on every
+deploy) upserts django-q2 Schedule rows from it by name; running it twice changes nothing.
+
+* PERIODIC: fixed jobs, name -> (function path, cron in settings.TIME_ZONE). Later issues add
+  the audits and the reconciliation here.
+* Per practice: the nightly run at the practice's own local time (Practice.nightly_run_at in
+  Practice.time_zone). django-q2 evaluates cron in the server's zone, so these are DAILY
+  schedules whose next_run is computed in the practice's zone; the job re-sets it after every
+  run (ledger/jobs.py), which keeps it exact across daylight-saving changes.
+"""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+PERIODIC: dict[str, tuple[str, str]] = {
+    # name: (function, cron)
+}
+
+NIGHTLY_PREFIX = "nightly-practice-"
+NIGHTLY_FUNC = "credits.jobs.nightly_run"
+
+
+def next_local_run(practice, *, now: datetime) -> datetime:
+    """The next moment (aware) when it is `practice.nightly_run_at` in the practice's zone."""
+    tz = ZoneInfo(practice.time_zone)
+    local_now = now.astimezone(tz)
+    candidate = datetime.combine(local_now.date(), practice.nightly_run_at, tzinfo=tz)
+    if candidate <= local_now:
+        candidate = datetime.combine(local_now.date() + timedelta(days=1), practice.nightly_run_at, tzinfo=tz)
+    return candidate
+
+
+def desired_schedules(*, now: datetime) -> dict[str, dict]:
+    from django_q.models import Schedule
+
+    from ledger.models import Practice
+
+    out = {}
+    for name, (func, cron) in PERIODIC.items():
+        out[name] = {"func": func, "schedule_type": Schedule.CRON, "cron": cron, "args": None, "repeats": -1}
+    for practice in Practice.objects.order_by("pk"):
+        out[f"{NIGHTLY_PREFIX}{practice.pk}"] = {
+            "func": NIGHTLY_FUNC, "schedule_type": Schedule.DAILY, "cron": None, "args": repr(practice.pk),
+            "repeats": -1, "next_run": next_local_run(practice, now=now),
+        }
+    return out
+
+
+def sync(*, now: datetime) -> dict[str, list[str]]:
+    """Create or update every schedule of the registry by name; drop nightly schedules of
+    practices that no longer exist. Returns what changed."""
+    from django_q.models import Schedule
+
+    changes = {"created": [], "updated": [], "deleted": [], "unchanged": []}
+    wanted = desired_schedules(now=now)
+    for name, fields in wanted.items():
+        current = Schedule.objects.filter(name=name).first()
+        if current is None:
+            Schedule.objects.create(name=name, **fields)
+            changes["created"].append(name)
+            continue
+        diff = {k: v for k, v in fields.items() if getattr(current, k) != v}
+        if diff:
+            for k, v in diff.items():
+                setattr(current, k, v)
+            current.save()
+            changes["updated"].append(name)
+        else:
+            changes["unchanged"].append(name)
+    stale = Schedule.objects.filter(name__startswith=NIGHTLY_PREFIX).exclude(name__in=list(wanted))
+    changes["deleted"] = list(stale.values_list("name", flat=True))
+    stale.delete()
+    return changes
