@@ -52,7 +52,7 @@ class Credit(FSMModelMixin, models.Model):
         help_text="The DoS a locked credit is held for.",
     )
     origin_encounter = models.ForeignKey(
-        "ledger.Encounter", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "ledger.Encounter", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False,
         help_text="The DoS the credit came from; kept when the credit moves.",
     )
     payment = models.ForeignKey(
@@ -61,8 +61,11 @@ class Credit(FSMModelMixin, models.Model):
     )
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    history = history()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   db_index=False)
+    # history rows are read by credit id; other columns need no index there (cheaper bulk writes)
+    history = history(no_db_index=["practice", "patient", "locked_encounter", "origin_encounter", "payment",
+                                   "created_by"])
 
     class Meta:
         constraints = [
@@ -98,6 +101,9 @@ class Credit(FSMModelMixin, models.Model):
             models.Index(fields=["patient", "state"]),
             models.Index(fields=["practice", "state", "created_at"]),
             models.Index(fields=["locked_encounter"], condition=Q(state="locked"), name="credit_locked_enc_idx"),
+            # the nightly run pages through a practice's patients with credits on hand
+            models.Index(fields=["practice", "patient"], condition=Q(state__in=["available", "locked"]),
+                         name="credit_onhand_practice_idx"),
         ]
 
     def __str__(self) -> str:
@@ -138,7 +144,7 @@ class CreditApplication(models.Model):
 
     The money comes from a credit or straight from a payment; never both."""
 
-    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+")
+    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+", db_index=False)
     patient = models.ForeignKey("ledger.Patient", on_delete=models.PROTECT, related_name="applications")
     encounter = models.ForeignKey("ledger.Encounter", on_delete=models.PROTECT, related_name="applications")
     amount = money_field()
@@ -146,14 +152,15 @@ class CreditApplication(models.Model):
     payment = models.ForeignKey("ledger.Payment", null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="applications")
     returned_to = models.ForeignKey(
-        Credit, null=True, blank=True, on_delete=models.PROTECT, related_name="returned_from",
+        Credit, null=True, blank=True, on_delete=models.PROTECT, related_name="returned_from", db_index=False,
         help_text="For a negative row: the credit the money went back into.",
     )
     nightly_run = models.ForeignKey("credits.NightlyRun", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="applications")
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   db_index=False)
 
     class Meta:
         constraints = [
@@ -168,7 +175,7 @@ class CreditApplication(models.Model):
                 name="application_return_has_credit",
             ),
         ]
-        indexes = [models.Index(fields=["encounter", "created_at"]), models.Index(fields=["credit"])]
+        indexes = [models.Index(fields=["encounter", "created_at"])]  # credit, payment, run: their FK indexes
 
     def __str__(self) -> str:
         return f"{self.amount} to DoS {self.encounter_id}"

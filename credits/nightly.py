@@ -159,14 +159,17 @@ APPLY_WRITES = [
     """UPDATE ledger_encounter e SET applied_amount = e.applied_amount + p.used
          FROM (SELECT enc_id, SUM(amount) AS used FROM nightly_plan GROUP BY enc_id) p
         WHERE e.id = p.enc_id""",
+    # one line per credit used and one per DoS paid (a locked credit only ever pays its own DoS)
     *_journal_sql(kind="application", source="nightly_plan", lines_sql="""
         INSERT INTO ledger_journalline (entry_id, practice_id, account, amount, patient_id, encounter_id, credit_id)
         SELECT ne.id, %(practice)s, CASE WHEN p.locked THEN 'credits_locked' ELSE 'credits_available' END,
-               p.amount, p.patient_id, CASE WHEN p.locked THEN p.enc_id END, p.credit_id
+               SUM(p.amount), p.patient_id, CASE WHEN p.locked THEN MIN(p.enc_id) END, p.credit_id
           FROM nightly_plan p JOIN nightly_entries ne ON ne.patient_id = p.patient_id
+         GROUP BY ne.id, p.patient_id, p.credit_id, p.locked
         UNION ALL
-        SELECT ne.id, %(practice)s, 'patient_receivable', -p.amount, p.patient_id, p.enc_id, NULL
-          FROM nightly_plan p JOIN nightly_entries ne ON ne.patient_id = p.patient_id"""),
+        SELECT ne.id, %(practice)s, 'patient_receivable', -SUM(p.amount), p.patient_id, p.enc_id, NULL
+          FROM nightly_plan p JOIN nightly_entries ne ON ne.patient_id = p.patient_id
+         GROUP BY ne.id, p.patient_id, p.enc_id"""),
 ]
 
 RELEASE_WRITES = [

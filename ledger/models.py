@@ -140,7 +140,7 @@ class Encounter(models.Model):
     applied_amount = money_field(default=ZERO)
     written_off_amount = money_field(default=ZERO)
     created_at = models.DateTimeField(default=timezone.now)
-    history = history()
+    history = history(no_db_index=["practice", "patient"])
 
     class Meta:
         constraints = [
@@ -367,7 +367,8 @@ class JournalEntry(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     memo = models.TextField()
     patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   db_index=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -378,15 +379,21 @@ class JournalEntry(models.Model):
 
 
 class JournalLine(models.Model):
+    # Indexes: entry (the balance trigger), (practice, account), (patient, account), (encounter, account),
+    # credit, and partial indexes on payment and claim. Single-column indexes on practice/patient/encounter would only slow the inserts.
     entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
-    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+", db_index=False)
     account = models.CharField(max_length=32, choices=Account.choices)
     amount = money_field(help_text="Signed: debit positive, credit negative.")
-    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    encounter = models.ForeignKey(Encounter, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                db_index=False)
+    encounter = models.ForeignKey(Encounter, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                  db_index=False)
     credit = models.ForeignKey("credits.Credit", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                db_index=False)
+    claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              db_index=False)
 
     class Meta:
         constraints = [
@@ -403,9 +410,11 @@ class JournalLine(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["practice", "account"]),
             models.Index(fields=["patient", "account"]),
-            models.Index(fields=["credit"]),
             models.Index(fields=["encounter", "account"]),
+            models.Index(fields=["payment"], condition=Q(payment__isnull=False), name="journal_line_payment_idx"),
+            models.Index(fields=["claim"], condition=Q(claim__isnull=False), name="journal_line_claim_idx"),
         ]
 
 

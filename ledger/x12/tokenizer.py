@@ -42,6 +42,7 @@ from .errors import X12Error, X12Warning
 _LAYOUT_WS = " \t\r\n"
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SEGMENT_ID_RE = re.compile(r"[A-Z][A-Z0-9]{1,2}")
+_CHUNK = 1 << 20  # characters split at a time
 _ISA_FIXED_LENGTH = 105  # "ISA" + 16 separators + 16 elements, without the terminator (106 with it)
 # ISA element positions whose length is fixed by the standard (structure checks).
 _ISA_LENGTHS = {1: 2, 3: 2, 5: 2, 7: 2, 9: 6, 10: 4, 11: 1, 12: 5, 13: 9, 14: 1, 15: 1, 16: 1}
@@ -306,7 +307,7 @@ class Tokenizer:
         byte_offset = self.byte_offset
         single_byte = self._single_byte
         bom = self.bom
-        while True:
+        while True:  # once per set of delimiters (a later ISA may declare others)
             sep = delims.element
             term = delims.segment
             prefix = delims.segment_prefix
@@ -316,65 +317,78 @@ class Tokenizer:
             if bad:
                 bad_re = re.compile("[" + re.escape("".join(sorted(bad))) + "]")
             new_delims = None
-            find = text.find
-            while True:
-                end = find(term, pos)
-                if end < 0:
-                    piece = text[pos:]
+            # Split a window of about _CHUNK characters at a time: C-speed
+            # splitting with bounded memory for very large files.
+            while pos < n and new_delims is None:
+                limit = pos + _CHUNK
+                if limit >= n:
+                    chunk_end = n
                 else:
-                    piece = text[pos:end]
-                body = piece.strip(ws)
-                if not body:
-                    if end < 0:
-                        break
-                    pos = end + 1
-                    continue
-                start = pos if len(body) == len(piece) else pos + len(piece) - len(piece.lstrip(ws))
-                number += 1
-                if prefix:
-                    if body[0] != prefix:
-                        raise self._error(
-                            f"segment does not start with {prefix!r} like the other segments of this interchange",
-                            start,
-                            number,
-                            body[:3],
+                    k = text.rfind(term, pos, limit)
+                    if k < 0:
+                        k = text.find(term, limit)
+                    chunk_end = n if k < 0 else k + 1
+                cur = pos
+                for piece in text[pos:chunk_end].split(term):
+                    start = cur
+                    cur += len(piece) + 1
+                    body = piece.strip(ws)
+                    if not body:
+                        continue
+                    if len(body) != len(piece):
+                        start += len(piece) - len(piece.lstrip(ws))
+                    number += 1
+                    if prefix:
+                        if body[0] != prefix:
+                            raise self._error(
+                                f"segment does not start with {prefix!r} like the other segments "
+                                "of this interchange",
+                                start,
+                                number,
+                                body[:3],
+                            )
+                        body = body[1:]
+                        start += 1
+                    if bad_re is not None:
+                        m = bad_re.search(body)
+                        if m:
+                            raise self._error(
+                                f"control character {_char_name(m.group())} in segment",
+                                start + m.start(),
+                                number,
+                                body.split(sep, 1)[0][:3],
+                            )
+                    elements = body.split(sep)
+                    seg_id = elements[0]
+                    if seg_id not in valid_ids or seg_id == "ISA":
+                        if body.startswith("ISA") and len(body) > 3 and not body[3].isalnum():
+                            # a new interchange: it declares its own delimiters
+                            found, elements, after = self._parse_isa(start, number)
+                            yield Segment(elements, number, byte_offset(start), found)
+                            if found == delims and after == cur:
+                                continue  # same delimiters: keep splitting this window
+                            new_delims, pos = found, after
+                            break
+                        if not _SEGMENT_ID_RE.fullmatch(seg_id):
+                            raise self._error(
+                                f"invalid segment identifier {seg_id[:20]!r}", start, number, seg_id[:3]
+                            )
+                        if seg_id != "ISA":
+                            valid_ids.add(seg_id)
+                    yield Segment(elements, number, bom + start if single_byte else byte_offset(start), delims)
+                    if cur > n:
+                        self.warnings.append(
+                            X12Warning(
+                                number,
+                                seg_id,
+                                byte_offset(start),
+                                "last segment has no segment terminator",
+                                code="unterminated",
+                            )
                         )
-                    body = body[1:]
-                    start += 1
-                if bad_re is not None:
-                    m = bad_re.search(body)
-                    if m:
-                        raise self._error(
-                            f"control character {_char_name(m.group())} in segment",
-                            start + m.start(),
-                            number,
-                            body.split(sep, 1)[0][:3],
-                        )
-                if body.startswith("ISA") and len(body) > 3 and not body[3].isalnum():
-                    new_delims, elements, pos = self._parse_isa(start, number)
-                    yield Segment(elements, number, byte_offset(start), new_delims)
-                    break
-                elements = body.split(sep)
-                seg_id = elements[0]
-                if seg_id not in valid_ids:
-                    if not _SEGMENT_ID_RE.fullmatch(seg_id):
-                        raise self._error(f"invalid segment identifier {seg_id[:20]!r}", start, number, seg_id[:3])
-                    valid_ids.add(seg_id)
-                yield Segment(elements, number, bom + start if single_byte else byte_offset(start), delims)
-                if end < 0:
-                    self.warnings.append(
-                        X12Warning(
-                            number,
-                            seg_id,
-                            byte_offset(start),
-                            "last segment has no segment terminator",
-                            code="unterminated",
-                        )
-                    )
-                    break
-                pos = end + 1
+                else:
+                    pos = chunk_end
             if new_delims is None:
                 break
             delims = new_delims
         self.segment_count = number
-
