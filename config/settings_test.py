@@ -21,3 +21,8 @@ STORAGES = {
 }
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# Several test runs against one server at once (e.g. two developers' checkouts) each need their own
+# test database: SETTLE_TEST_DB_NAME names it (default: Django's "test_<name>").
+if os.environ.get("SETTLE_TEST_DB_NAME"):
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["SETTLE_TEST_DB_NAME"]  # noqa: F405

@@ -139,17 +139,20 @@ def return_applied(*, encounter: Encounter, amount: Decimal, source: str, lock: 
     return created
 
 
-def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, reason: str) -> list[Credit]:
+def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, reason: str,
+           entry_lines: list | None = None) -> list[Credit]:
     """Set the DoS's PR (estimated or remittance) and settle the difference (rule 9): the change
-    is booked against charges receivable; money applied beyond the new PR goes back into an
-    overpayment credit, locked to the DoS while a claim on it is still open (rule 3)."""
+    is booked against charges receivable (added to `entry_lines` when the caller posts them in
+    its own entry); money applied beyond the new PR goes back into an overpayment credit, locked
+    to the DoS while a claim on it is still open (rule 3)."""
     old_pr = encounter.pr
-    journal.post(
-        practice_id=encounter.practice_id, kind=JournalEntry.Kind.PR_CHANGE, memo=reason, actor=actor,
-        patient=encounter.patient_id,
-        lines=[dr(Account.PATIENT_RECEIVABLE, new_pr - old_pr, patient=encounter.patient_id, encounter=encounter),
-               cr(Account.CHARGES_RECEIVABLE, new_pr - old_pr, encounter=encounter)],
-    )
+    pr_lines = [dr(Account.PATIENT_RECEIVABLE, new_pr - old_pr, patient=encounter.patient_id, encounter=encounter),
+                cr(Account.CHARGES_RECEIVABLE, new_pr - old_pr, encounter=encounter)]
+    if entry_lines is not None:
+        entry_lines += pr_lines
+    else:
+        journal.post(practice_id=encounter.practice_id, kind=JournalEntry.Kind.PR_CHANGE, memo=reason, actor=actor,
+                     patient=encounter.patient_id, lines=pr_lines)
     excess = encounter.applied_amount + encounter.written_off_amount - new_pr
     created = []
     if excess > 0:

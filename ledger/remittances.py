@@ -210,7 +210,7 @@ class PostResult:
 
 def remittance_post_file(*, file_id: int, actor, batch_size: int = POST_BATCH, progress=None) -> PostResult:
     """Post the pending claims and PLB adjustments of a received file."""
-    f = RemittanceFile.objects.filter(pk=file_id).first()
+    f = RemittanceFile.objects.filter(pk=file_id).defer("content").first()
     if f is None:
         raise NotFound(f"unknown remittance file {file_id}", field="file")
     ensure_staff(actor, f.practice_id)
@@ -225,8 +225,10 @@ def remittance_post_file(*, file_id: int, actor, batch_size: int = POST_BATCH, p
         if progress:
             progress(len(ids))
     with transaction.atomic():
-        for adj in RemittanceAdjustment.objects.select_for_update().filter(
-                transaction__file=f, state=RemittanceAdjustment.State.PENDING).order_by("segment"):
+        for adj in RemittanceAdjustment.objects.select_for_update(of=("self",)).filter(
+                transaction__file=f, state=RemittanceAdjustment.State.PENDING) \
+                .select_related("transaction", "transaction__file", "transaction__payer") \
+                .defer("transaction__file__content").order_by("segment"):
             _post_plb(adj, actor=actor)
             result.plb_posted += 1
         RemittanceFile.objects.filter(pk=f.pk).update(status=RemittanceFile.Status.POSTED, posted_at=timezone.now())
@@ -245,30 +247,35 @@ def post_pending(*, practice_id: int, actor) -> int:
     return count
 
 
-def _match(rc: RemittanceClaim) -> tuple[Claim | None, str]:
-    qs = Claim.objects.filter(practice_id=rc.practice_id, claim_number=rc.claim_number)
-    tx = rc.transaction
-    if tx.payer_id:
-        by_payer = qs.filter(payer_id=tx.payer_id)
-        if by_payer.exists():
-            qs = by_payer
-    elif tx.payer_name or tx.payer_identifier:
-        by_payer = qs.filter(Q(payer__name__iexact=tx.payer_name) | Q(payer__payer_identifier=tx.payer_identifier)
-                             & ~Q(payer__payer_identifier=""))
-        if by_payer.exists():
-            qs = by_payer
-    found = list(qs[:2])
-    if not found:
-        return None, f"no claim {rc.claim_number} in this practice"
-    if len(found) > 1:
-        return None, f"claim number {rc.claim_number} matches several claims (payers differ); match it by hand"
-    return found[0], ""
+def _match_batch(rows) -> dict:
+    """Match a batch of remittance claims with one query: {remittance claim id: (claim, why)}."""
+    numbers = {rc.claim_number for rc in rows}
+    by_number: dict[str, list[Claim]] = {}
+    for c in Claim.objects.filter(practice_id=rows[0].practice_id, claim_number__in=numbers) \
+            .select_related("payer", "encounter"):
+        by_number.setdefault(c.claim_number, []).append(c)
+    out = {}
+    for rc in rows:
+        found = by_number.get(rc.claim_number, [])
+        tx = rc.transaction
+        if len(found) > 1:
+            same_payer = [c for c in found if (tx.payer_id and c.payer_id == tx.payer_id) or
+                          (not tx.payer_id and c.payer.name.lower() == tx.payer_name.lower())]
+            found = same_payer or found
+        if not found:
+            out[rc.pk] = (None, f"no claim {rc.claim_number} in this practice")
+        elif len(found) > 1:
+            out[rc.pk] = (None, f"claim number {rc.claim_number} matches several claims (payers differ); "
+                                "match it by hand")
+        else:
+            out[rc.pk] = (found[0], "")
+    return out
 
 
 def _post_claim_batch(ids, *, actor, result: PostResult) -> None:
-    rows = list(RemittanceClaim.objects.select_for_update().filter(pk__in=ids).select_related("transaction")
-                .order_by("segment"))
-    matches = {rc.pk: _match(rc) for rc in rows}
+    rows = list(RemittanceClaim.objects.select_for_update(of=("self",)).filter(pk__in=ids)
+                .select_related("transaction", "file").defer("file__content").order_by("segment"))
+    matches = _match_batch(rows)
     patient_ids = {m[0].encounter.patient_id for m in matches.values() if m[0] is not None}
     lock_patients(patient_ids)  # ascending id: the global lock order
     for rc in rows:
@@ -286,11 +293,13 @@ def _post_claim_batch(ids, *, actor, result: PostResult) -> None:
                 _wait(rc, RemittanceClaim.State.FAILED, exc.message, claim=claim)
         if rc.state in RemittanceClaim.WAITING:
             result.waiting += 1
+    RemittanceClaim.objects.bulk_update(rows, ["state", "note", "claim", "posted_at", "posted_by"])
 
 
-def _wait(rc, state, note, claim=None):
+def _wait(rc, state, note, claim=None, *, save=False):
     rc.state, rc.note, rc.claim = state, note, claim
-    rc.save(update_fields=["state", "note", "claim"])
+    if save:
+        rc.save(update_fields=["state", "note", "claim"])
 
 
 def _post_claim(rc: RemittanceClaim, claim: Claim, *, actor, result: PostResult) -> None:
@@ -358,7 +367,6 @@ def _done(rc, claim, actor, state, result, note=None):
     rc.state, rc.claim, rc.posted_at, rc.posted_by = state, claim, timezone.now(), actor
     if note:
         rc.note = note
-    rc.save(update_fields=["state", "claim", "posted_at", "posted_by", "note"])
     if state == RemittanceClaim.State.POSTED:
         result.posted += 1
 
@@ -425,7 +433,8 @@ def remittance_claim_match(*, remittance_claim_id: int, claim_id: int, actor, re
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("a reason is required", field="reason")
-    rc = RemittanceClaim.objects.filter(pk=remittance_claim_id).select_related("transaction", "file").first()
+    rc = RemittanceClaim.objects.filter(pk=remittance_claim_id).select_related("transaction", "file") \
+        .defer("file__content").first()
     if rc is None:
         raise NotFound(f"unknown remittance claim {remittance_claim_id}", field="remittance_claim")
     ensure_staff(actor, rc.practice_id)
@@ -434,10 +443,12 @@ def remittance_claim_match(*, remittance_claim_id: int, claim_id: int, actor, re
         raise NotFound(f"unknown claim {claim_id} in this practice", field="claim")
     result = PostResult()
     with transaction.atomic():
-        rc = RemittanceClaim.objects.select_for_update().select_related("transaction", "file").get(pk=rc.pk)
+        rc = RemittanceClaim.objects.select_for_update(of=("self",)).select_related("transaction", "file") \
+            .defer("file__content").get(pk=rc.pk)
         if rc.state not in RemittanceClaim.WAITING:
             raise RuleViolation(f"remittance claim {rc.pk} is {rc.get_state_display().lower()}; nothing to match")
         lock_patients([claim.encounter.patient_id])
         rc.note = f"Matched by hand by {actor.get_username()}: {reason}"
         _post_claim(rc, claim, actor=actor, result=result)
+        rc.save(update_fields=["state", "note", "claim", "posted_at", "posted_by"])
     return rc

@@ -168,22 +168,17 @@ def record_claim_result(*, claim: Claim, encounter: Encounter, outcome: str, pai
         claim.payer_claim_number = payer_claim_number
     claim.remittance_count += 1
     core.save_with_history(claim, actor=actor, reason=reason)
-    journal.post(
-        practice_id=claim.practice_id, kind=JournalEntry.Kind.PAYER_PAYMENT, memo=reason, actor=actor,
-        patient=encounter.patient_id,
-        lines=[dr(Account.CASH, paid_amount, claim=claim), cr(Account.CHARGES_RECEIVABLE, paid_amount, claim=claim,
-                                                             encounter=encounter)],
-    )
-    journal.post(
-        practice_id=claim.practice_id, kind=JournalEntry.Kind.PAYER_ADJUSTMENT, memo=reason, actor=actor,
-        patient=encounter.patient_id,
-        lines=[dr(Account.CONTRACTUAL, adjustment_amount, claim=claim),
-               cr(Account.CHARGES_RECEIVABLE, adjustment_amount, claim=claim, encounter=encounter)],
-    )
+    # one entry for the payer's decision: its payment, its adjustments and the PR it sets
+    lines = [dr(Account.CASH, paid_amount, claim=claim),
+             cr(Account.CHARGES_RECEIVABLE, paid_amount, claim=claim, encounter=encounter),
+             dr(Account.CONTRACTUAL, adjustment_amount, claim=claim),
+             cr(Account.CHARGES_RECEIVABLE, adjustment_amount, claim=claim, encounter=encounter)]
     result = ClaimResult(claim=claim, encounter=encounter)
     if patient_responsibility is not None:
         result.credits_created = core.set_pr(encounter=encounter, new_pr=patient_responsibility, remittance=True,
-                                             actor=actor, reason=reason)
+                                             actor=actor, reason=reason, entry_lines=lines)
+    journal.post(practice_id=claim.practice_id, kind=JournalEntry.Kind.PAYER_PAYMENT, memo=reason, actor=actor,
+                 patient=encounter.patient_id, lines=lines)
     result.released = core.release_if_balanced(encounter=encounter, actor=actor, reason=reason)
     return result
 
