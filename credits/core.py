@@ -140,7 +140,7 @@ def return_applied(*, encounter: Encounter, amount: Decimal, source: str, lock: 
 
 
 def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, reason: str,
-           entry_lines: list | None = None) -> list[Credit]:
+           entry_lines: list | None = None, save: bool = True) -> list[Credit]:
     """Set the DoS's PR (estimated or remittance) and settle the difference (rule 9): the change
     is booked against charges receivable (added to `entry_lines` when the caller posts them in
     its own entry); money applied beyond the new PR goes back into an overpayment credit, locked
@@ -165,7 +165,8 @@ def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, re
         encounter.remittance_pr = new_pr
     else:
         encounter.estimated_pr = new_pr
-    save_with_history(encounter, actor=actor, reason=reason)
+    if save:  # otherwise the caller saves it (with its history row) in bulk
+        save_with_history(encounter, actor=actor, reason=reason)
     return created
 
 

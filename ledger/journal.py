@@ -47,3 +47,33 @@ def post(*, practice_id: int, kind: str, memo: str, actor, lines: list[Line], pa
         rows.append(JournalLine(entry=entry, practice_id=practice_id, account=ln.account, amount=ln.amount, **dims))
     JournalLine.objects.bulk_create(rows)
     return entry
+
+
+def post_many(*, actor, entries: list[tuple]) -> list[JournalEntry]:
+    """Post several entries at once: `entries` are (practice_id, kind, memo, patient_id, lines).
+    Two INSERT statements whatever the count; every entry is checked as `post` checks it, and the
+    database checks each again (the balance trigger runs once for the whole statement)."""
+    todo = []
+    for practice_id, kind, memo, patient, lines in entries:
+        lines = [ln for ln in lines if ln.amount != 0]
+        if not lines:
+            continue
+        total = sum((ln.amount for ln in lines), Decimal("0"))
+        if total != 0:
+            raise AssertionError(f"unbalanced journal entry {kind}: lines sum to {total}")
+        todo.append((JournalEntry(practice_id=practice_id, kind=kind, memo=memo or kind, created_by=actor,
+                                  patient_id=getattr(patient, "pk", patient)), lines))
+    if not todo:
+        return []
+    made = JournalEntry.objects.bulk_create([e for e, _ in todo])
+    rows = []
+    for entry, (_, lines) in zip(made, todo):
+        for ln in lines:
+            if ln.account not in Account.values:
+                raise AssertionError(f"unknown account {ln.account}")
+            dims = {f"{n}_id": getattr(ln.dims[n], "pk", ln.dims[n]) for n in
+                    ("patient", "encounter", "credit", "payment", "claim") if ln.dims.get(n) is not None}
+            rows.append(JournalLine(entry=entry, practice_id=entry.practice_id, account=ln.account, amount=ln.amount,
+                                    **dims))
+    JournalLine.objects.bulk_create(rows)
+    return made

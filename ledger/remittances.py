@@ -25,9 +25,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from credits.core import save_with_history
 from ledger import journal
 from ledger.access import ensure_staff
+from ledger.bulk import bulk_update_rows
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.errors import InvalidInput, NotFound, RuleViolation, SettleError
@@ -273,11 +273,17 @@ def _match_batch(rows) -> dict:
 
 
 def _post_claim_batch(ids, *, actor, result: PostResult) -> None:
+    from ledger.services import ClaimResultBatch
+
     rows = list(RemittanceClaim.objects.select_for_update(of=("self",)).filter(pk__in=ids)
                 .select_related("transaction", "file").defer("file__content").order_by("segment"))
     matches = _match_batch(rows)
-    patient_ids = {m[0].encounter.patient_id for m in matches.values() if m[0] is not None}
-    lock_patients(patient_ids)  # ascending id: the global lock order
+    found = [m[0] for m in matches.values() if m[0] is not None]
+    # locks in the global order: patients, then encounters, then claims, each by ascending id
+    lock_patients({c.encounter.patient_id for c in found})
+    encounters = lock_encounters({c.encounter_id for c in found})
+    claims = lock_claims({c.pk for c in found})
+    batch = ClaimResultBatch(actor=actor)
     for rc in rows:
         claim, why = matches[rc.pk]
         if rc.status_code == NOT_OURS:
@@ -286,30 +292,27 @@ def _post_claim_batch(ids, *, actor, result: PostResult) -> None:
             _wait(rc, RemittanceClaim.State.HELD_REVERSAL if rc.status_code == REVERSAL
                   else RemittanceClaim.State.UNMATCHED, why)
         else:
+            claim = claims[claim.pk]
             try:
-                with transaction.atomic():
-                    _post_claim(rc, claim, actor=actor, result=result)
+                _post_claim(rc, claim, encounters[claim.encounter_id], batch=batch, actor=actor, result=result)
             except SettleError as exc:
                 _wait(rc, RemittanceClaim.State.FAILED, exc.message, claim=claim)
         if rc.state in RemittanceClaim.WAITING:
             result.waiting += 1
-    RemittanceClaim.objects.bulk_update(rows, ["state", "note", "claim", "posted_at", "posted_by"])
+    batch.flush()
+    bulk_update_rows(RemittanceClaim, rows, ["state", "note", "claim", "posted_at", "posted_by"])
 
 
-def _wait(rc, state, note, claim=None, *, save=False):
+def _wait(rc, state, note, claim=None):
     rc.state, rc.note, rc.claim = state, note, claim
-    if save:
-        rc.save(update_fields=["state", "note", "claim"])
 
 
-def _post_claim(rc: RemittanceClaim, claim: Claim, *, actor, result: PostResult) -> None:
+def _post_claim(rc: RemittanceClaim, claim: Claim, enc, *, batch, actor, result: PostResult) -> None:
+    """Post one remittance claim into `batch` (claim and encounter are the locked rows)."""
     from credits.services import payer_credit_open
-    from ledger.services import record_claim_result
 
-    enc = lock_encounters([claim.encounter_id])[claim.encounter_id]
-    claim = lock_claims([claim.pk])[claim.pk]
-    where = f"835 {rc.file.filename} segment {rc.segment} (CLP {rc.claim_number})"
-    reason = f"Remittance {rc.transaction.trace_number or ''} {where}".strip()
+    reason = f"Remittance {rc.transaction.trace_number} (835 {rc.file.filename} segment {rc.segment}, " \
+             f"CLP {rc.claim_number})"
     if rc.pr_adjustments != rc.patient_responsibility and rc.status_code != REVERSAL:
         rc.note = f"CLP05 {rc.patient_responsibility} differs from the PR adjustments {rc.pr_adjustments}; " \
                   "CLP05 was used"
@@ -320,19 +323,8 @@ def _post_claim(rc: RemittanceClaim, claim: Claim, *, actor, result: PostResult)
                   f"reversal of a payment settle never posted (claim is {claim.get_state_display().lower()})",
                   claim=claim)
             return
-        claim.reverse()
-        claim.paid_amount += rc.paid
-        claim.adjustment_amount += rc.other_adjustments
-        claim.remittance_count += 1
-        save_with_history(claim, actor=actor, reason=reason)
-        journal.post(practice_id=claim.practice_id, kind=JournalEntry.Kind.PAYER_PAYMENT, memo=f"Reversal: {reason}",
-                     actor=actor, patient=enc.patient_id,
-                     lines=[dr(Account.CASH, rc.paid, claim=claim),
-                            cr(Account.CHARGES_RECEIVABLE, rc.paid, claim=claim, encounter=enc)])
-        journal.post(practice_id=claim.practice_id, kind=JournalEntry.Kind.PAYER_ADJUSTMENT,
-                     memo=f"Reversal: {reason}", actor=actor, patient=enc.patient_id,
-                     lines=[dr(Account.CONTRACTUAL, rc.other_adjustments, claim=claim),
-                            cr(Account.CHARGES_RECEIVABLE, rc.other_adjustments, claim=claim, encounter=enc)])
+        batch.record(claim=claim, encounter=enc, outcome="reversed", paid_amount=rc.paid,
+                     adjustment_amount=rc.other_adjustments, patient_responsibility=None, reason=f"Reversal: {reason}")
         _done(rc, claim, actor, RemittanceClaim.State.POSTED, result)
         return
     outcome = OUTCOME_BY_STATUS.get(rc.status_code)
@@ -357,9 +349,9 @@ def _post_claim(rc: RemittanceClaim, claim: Claim, *, actor, result: PostResult)
                           payer_claim_number=rc.payer_claim_number, cash_received=True)
         result.payer_credits += 1
         paid, adjustment = rc.paid - excess, rc.other_adjustments + excess
-    record_claim_result(claim=claim, encounter=enc, outcome=outcome, paid_amount=paid, adjustment_amount=adjustment,
-                        patient_responsibility=rc.patient_responsibility, actor=actor, reason=reason,
-                        payer_claim_number=rc.payer_claim_number)
+    batch.record(claim=claim, encounter=enc, outcome=outcome, paid_amount=paid, adjustment_amount=adjustment,
+                 patient_responsibility=rc.patient_responsibility, reason=reason,
+                 payer_claim_number=rc.payer_claim_number)
     _done(rc, claim, actor, RemittanceClaim.State.POSTED, result)
 
 
@@ -447,8 +439,14 @@ def remittance_claim_match(*, remittance_claim_id: int, claim_id: int, actor, re
             .defer("file__content").get(pk=rc.pk)
         if rc.state not in RemittanceClaim.WAITING:
             raise RuleViolation(f"remittance claim {rc.pk} is {rc.get_state_display().lower()}; nothing to match")
+        from ledger.services import ClaimResultBatch
+
         lock_patients([claim.encounter.patient_id])
+        enc = lock_encounters([claim.encounter_id])[claim.encounter_id]
+        claim = lock_claims([claim.pk])[claim.pk]
         rc.note = f"Matched by hand by {actor.get_username()}: {reason}"
-        _post_claim(rc, claim, actor=actor, result=result)
+        batch = ClaimResultBatch(actor=actor)
+        _post_claim(rc, claim, enc, batch=batch, actor=actor, result=result)
+        batch.flush()
         rc.save(update_fields=["state", "note", "claim", "posted_at", "posted_by"])
     return rc

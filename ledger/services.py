@@ -11,9 +11,10 @@ from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed
 
 from credits import core
-from credits.models import Credit, CreditApplication
+from credits.models import Credit
 from ledger import journal
 from ledger.access import ensure_staff, ensure_staff_or_patient
+from ledger.bulk import bulk_update_rows
 from ledger.errors import Duplicate, InvalidInput, NotFound, RuleViolation
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
@@ -135,7 +136,8 @@ class ClaimOutcome:
     DENIED = "denied"
     FORWARDED = "forwarded"
     PENDING = "pending"
-    ALL = (PAID, DENIED, FORWARDED, PENDING)
+    REVERSED = "reversed"
+    ALL = (PAID, DENIED, FORWARDED, PENDING, REVERSED)
 
 
 @dataclass
@@ -146,40 +148,103 @@ class ClaimResult:
     released: int = 0
 
 
+class ClaimResultBatch:
+    """Applies payers' decisions to claims and dates of service, in order, in memory, then writes
+    them with a few bulk statements: the claims and encounters, a history snapshot per change
+    (acting user + reason), one journal entry per decision. The single-claim service uses it with
+    one decision; the 835 posting with a few hundred. The caller holds the patient, encounter and
+    claim locks, and passes the locked rows (the same object for the same row throughout, so a
+    reversal and its correction in one batch see each other)."""
+
+    CLAIM_FIELDS = ["state", "paid_amount", "adjustment_amount", "patient_responsibility", "payer_claim_number",
+                    "remittance_count", "finalized_at"]
+
+    def __init__(self, *, actor):
+        self.actor = actor
+        self.claims, self.encounters = {}, {}
+        self.claim_snaps, self.encounter_snaps, self.entries = [], [], []
+
+    def _snap(self, obj, reason, snaps):
+        import copy
+
+        snap = copy.copy(obj)
+        snap._history_user, snap._change_reason = self.actor, reason
+        snaps.append(snap)
+
+    def record(self, *, claim: Claim, encounter: Encounter, outcome: str, paid_amount: Decimal,
+               adjustment_amount: Decimal, patient_responsibility: Decimal | None, reason: str,
+               payer_claim_number: str = "") -> "ClaimResult":
+        """The payer's decision on one claim (DOMAIN rules 3 and 9). `paid_amount` and
+        `adjustment_amount` are this remittance's amounts (negative for a take-back);
+        `patient_responsibility` the DoS's new PR (None: unchanged, e.g. a reversal).
+        Outcome "reversed": the payer took its payment back and a correction will follow."""
+        transitions = {ClaimOutcome.PAID: claim.finalize_paid, ClaimOutcome.DENIED: claim.finalize_denied,
+                       ClaimOutcome.FORWARDED: claim.forward, ClaimOutcome.PENDING: claim.mark_pending,
+                       ClaimOutcome.REVERSED: claim.reverse}
+        if outcome not in transitions:
+            raise InvalidInput(f"outcome must be one of {', '.join(transitions)}", field="outcome")
+        try:
+            transitions[outcome]()
+        except TransitionNotAllowed:
+            raise RuleViolation(f"claim {claim.claim_number} cannot go from {claim.state} to {outcome}",
+                                field="outcome") from None
+        claim.paid_amount += paid_amount
+        claim.adjustment_amount += adjustment_amount
+        if patient_responsibility is not None:
+            claim.patient_responsibility = patient_responsibility
+        if payer_claim_number:
+            claim.payer_claim_number = payer_claim_number
+        claim.remittance_count += 1
+        self.claims[claim.pk], self.encounters[encounter.pk] = claim, encounter
+        self._snap(claim, reason, self.claim_snaps)
+        # one entry for the payer's decision: its payment, its adjustments and the PR it sets
+        lines = [dr(Account.CASH, paid_amount, claim=claim),
+                 cr(Account.CHARGES_RECEIVABLE, paid_amount, claim=claim, encounter=encounter),
+                 dr(Account.CONTRACTUAL, adjustment_amount, claim=claim),
+                 cr(Account.CHARGES_RECEIVABLE, adjustment_amount, claim=claim, encounter=encounter)]
+        result = ClaimResult(claim=claim, encounter=encounter)
+        if patient_responsibility is not None:
+            # money applied beyond the new PR goes back into an overpayment credit (written at once; rare)
+            result.credits_created = core.set_pr(encounter=encounter, new_pr=patient_responsibility, remittance=True,
+                                                 actor=self.actor, reason=reason, entry_lines=lines, save=False)
+            self._snap(encounter, reason, self.encounter_snaps)
+        self.entries.append((claim.practice_id, JournalEntry.Kind.PAYER_PAYMENT, reason, encounter.patient_id,
+                             lines))
+        return result
+
+    def flush(self) -> int:
+        """Write everything recorded; release the locked credits of encounters now balanced (rule 4).
+        Returns how many credits were released."""
+        if self.claims:
+            bulk_update_rows(Claim, self.claims.values(), self.CLAIM_FIELDS)
+            Claim.history.bulk_history_create(self.claim_snaps, update=True)
+        if self.encounter_snaps:
+            bulk_update_rows(Encounter, self.encounters.values(), ["remittance_pr", "applied_amount",
+                                                                   "written_off_amount"])
+            Encounter.history.bulk_history_create(self.encounter_snaps, update=True)
+        journal.post_many(actor=self.actor, entries=self.entries)
+        released = 0
+        settled = [e for e in self.encounters.values() if e.balance == 0]
+        if settled:
+            still_open = set(Claim.objects.filter(encounter__in=settled, state__in=Claim.OPEN)
+                             .values_list("encounter_id", flat=True))
+            for enc in settled:
+                if enc.pk not in still_open:
+                    released += core.release_if_balanced(encounter=enc, actor=self.actor,
+                                                         reason=f"Remittance: DoS {enc.date_of_service} balanced")
+        self.__init__(actor=self.actor)
+        return released
+
+
 def record_claim_result(*, claim: Claim, encounter: Encounter, outcome: str, paid_amount: Decimal,
                         adjustment_amount: Decimal, patient_responsibility: Decimal | None, actor, reason: str,
                         payer_claim_number: str = "") -> ClaimResult:
-    """The body of `claim_record_result`, for callers that already hold the patient, encounter
-    and claim locks (the 835 posting does several claims in one transaction)."""
-    if outcome not in ClaimOutcome.ALL:
-        raise InvalidInput(f"outcome must be one of {', '.join(ClaimOutcome.ALL)}", field="outcome")
-    transition = {ClaimOutcome.PAID: claim.finalize_paid, ClaimOutcome.DENIED: claim.finalize_denied,
-                  ClaimOutcome.FORWARDED: claim.forward, ClaimOutcome.PENDING: claim.mark_pending}[outcome]
-    try:
-        transition()
-    except TransitionNotAllowed:
-        raise RuleViolation(f"claim {claim.claim_number} cannot go from {claim.state} to {outcome}",
-                            field="outcome") from None
-    claim.paid_amount += paid_amount
-    claim.adjustment_amount += adjustment_amount
-    if patient_responsibility is not None:
-        claim.patient_responsibility = patient_responsibility
-    if payer_claim_number:
-        claim.payer_claim_number = payer_claim_number
-    claim.remittance_count += 1
-    core.save_with_history(claim, actor=actor, reason=reason)
-    # one entry for the payer's decision: its payment, its adjustments and the PR it sets
-    lines = [dr(Account.CASH, paid_amount, claim=claim),
-             cr(Account.CHARGES_RECEIVABLE, paid_amount, claim=claim, encounter=encounter),
-             dr(Account.CONTRACTUAL, adjustment_amount, claim=claim),
-             cr(Account.CHARGES_RECEIVABLE, adjustment_amount, claim=claim, encounter=encounter)]
-    result = ClaimResult(claim=claim, encounter=encounter)
-    if patient_responsibility is not None:
-        result.credits_created = core.set_pr(encounter=encounter, new_pr=patient_responsibility, remittance=True,
-                                             actor=actor, reason=reason, entry_lines=lines)
-    journal.post(practice_id=claim.practice_id, kind=JournalEntry.Kind.PAYER_PAYMENT, memo=reason, actor=actor,
-                 patient=encounter.patient_id, lines=lines)
-    result.released = core.release_if_balanced(encounter=encounter, actor=actor, reason=reason)
+    """One decision through `ClaimResultBatch`, written at once (caller holds the locks)."""
+    batch = ClaimResultBatch(actor=actor)
+    result = batch.record(claim=claim, encounter=encounter, outcome=outcome, paid_amount=paid_amount,
+                          adjustment_amount=adjustment_amount, patient_responsibility=patient_responsibility,
+                          reason=reason, payer_claim_number=payer_claim_number)
+    result.released = batch.flush()
     return result
 
 

@@ -1,7 +1,8 @@
 """Database guards that hold even if application code is wrong:
 
 * the journal is append-only (UPDATE and DELETE are refused);
-* every INSERT statement into the journal leaves each touched entry summing to zero;
+* every INSERT statement into the journal leaves each touched entry summing to zero (0005: checked
+  on the statement's own rows);
 * financial rows (payments, credits, applications, refunds, write-offs, payer credits,
   encounters, claims) are never deleted.
 """
