@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from credits import core
-from credits.models import Credit, CreditApplication, CreditImport, PayerCredit, Refund, WriteOff
+from credits.models import Credit, CreditImport, PayerCredit, Refund, WriteOff
 from credits.selectors import plan
 from ledger import journal
 from ledger.access import ensure_staff, ensure_staff_or_patient, is_manager
@@ -23,8 +23,8 @@ from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.locks import (lock_credits, lock_encounters, lock_patient, lock_patients, lock_payer_credits,
                           lock_payments, lock_refunds, lock_writeoffs)
-from ledger.models import Account, Encounter, JournalEntry, Patient, Payer, Payment, Practice
-from ledger.money import ZERO, positive_money, to_money
+from ledger.models import Account, Encounter, JournalEntry, Patient, Payer, Practice
+from ledger.money import ZERO, positive_money
 from ledger.processors import ProcessorError, get_processor
 
 

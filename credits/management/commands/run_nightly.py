@@ -1,5 +1,3 @@
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from credits.nightly import DEFAULT_BATCH, run_nightly
