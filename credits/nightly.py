@@ -223,7 +223,14 @@ def _patient_batches(practice_id: int, batch_size: int):
         last = ids[-1]
 
 
+MAX_ROUNDS = 10
+
+
 def _run_batch(*, practice: Practice, pids: list[int], params: dict, result: RunResult, dry_run: bool) -> None:
+    """One batch, one transaction. Release, then plan -> apply -> release until nothing more is
+    released: credits freed because their DoS got balanced are used for the patient's other open
+    balances in the same run, so one run is complete (a second finds nothing). A preview does the
+    same work and rolls the batch back, so what it shows is exactly what a run would do."""
     with transaction.atomic(), connection.cursor() as cur:
         # the same first lock every service takes: staff work on these patients waits, and we wait for it
         cur.execute("SELECT id, exclude_from_auto_apply FROM ledger_patient WHERE id = ANY(%s) ORDER BY id "
@@ -232,28 +239,32 @@ def _run_batch(*, practice: Practice, pids: list[int], params: dict, result: Run
         apply_ids = [pid for pid, excluded in rows if not excluded] if practice.auto_apply else []
         result.patients_seen += len(rows)
         p = dict(params, pids=pids)
-        released = _release(cur, p, dry_run=dry_run)
-        if apply_ids:
+        released = _release(cur, p)
+        for _ in range(MAX_ROUNDS):
+            if not apply_ids:
+                break
             cur.execute(PLAN_SQL, dict(p, pids=apply_ids))
             cur.execute("SELECT count(*), COALESCE(SUM(amount), 0) FROM nightly_plan")
             count, total = cur.fetchone()
-            result.application_count += count
-            result.applied_total += total
-            if dry_run:
-                if len(result.lines) < PREVIEW_LINE_CAP:
-                    cur.execute("SELECT patient_id, enc_id, credit_id, amount, locked FROM nightly_plan "
-                                "ORDER BY patient_id, enc_id, locked DESC, credit_id LIMIT %s",
-                                [PREVIEW_LINE_CAP - len(result.lines)])
-                    result.lines += cur.fetchall()
-            elif count:
+            if count and dry_run and len(result.lines) < PREVIEW_LINE_CAP:
+                cur.execute("SELECT patient_id, enc_id, credit_id, amount, locked FROM nightly_plan "
+                            "ORDER BY patient_id, enc_id, locked DESC, credit_id LIMIT %s",
+                            [PREVIEW_LINE_CAP - len(result.lines)])
+                result.lines += cur.fetchall()
+            if count:
+                result.application_count += count
+                result.applied_total += total
                 for sql in APPLY_WRITES:
                     cur.execute(sql, p)
                 cur.execute(_history_insert_sql(Credit, source_table="credits_credit",
                                                 ids_sql="SELECT credit_id FROM nightly_plan"), p)
                 cur.execute(_history_insert_sql(Encounter, source_table="ledger_encounter",
                                                 ids_sql="SELECT enc_id FROM nightly_plan"), p)
-                released += _release(cur, p, dry_run=False)  # DoS balanced just now (example A)
             cur.execute("DROP TABLE nightly_plan")
+            newly = _release(cur, p) if count else 0  # DoS balanced just now (example A)
+            released += newly
+            if not newly:
+                break
         result.released_credits += released
         if dry_run:
             transaction.set_rollback(True)  # a preview writes nothing
@@ -263,16 +274,16 @@ def _run_batch(*, practice: Practice, pids: list[int], params: dict, result: Run
                 applied_total=result.applied_total, released_credits=result.released_credits)
 
 
-def _release(cur, p: dict, *, dry_run: bool) -> int:
+def _release(cur, p: dict) -> int:
     cur.execute(RELEASE_SELECT_SQL, p)
     cur.execute("SELECT count(*) FROM nightly_release")
     count = cur.fetchone()[0]
-    if count and not dry_run:
+    if count:
+        rp = dict(p, reason=f"DoS balanced: {p['reason']}")
         for sql in RELEASE_WRITES:
-            cur.execute(sql, dict(p, reason=f"DoS balanced: {p['reason']}"))
+            cur.execute(sql, rp)
         cur.execute(_history_insert_sql(Credit, source_table="credits_credit",
-                                        ids_sql="SELECT credit_id FROM nightly_release"),
-                    dict(p, reason=f"DoS balanced: {p['reason']}"))
+                                        ids_sql="SELECT credit_id FROM nightly_release"), rp)
     cur.execute("DROP TABLE nightly_release")
     return count
 

@@ -65,22 +65,30 @@ def apply_for_patient(*, patient: Patient, actor, reason: str, nightly_run=None)
     for enc in Encounter.objects.filter(locked_credits__state=Credit.State.LOCKED, patient=patient).distinct():
         result.released += core.release_if_balanced(encounter=lock_encounters([enc.pk])[enc.pk], actor=actor,
                                                     reason=reason)
-    if payable:
+    # plan -> apply -> release until nothing more is released: credits freed because their DoS got
+    # balanced pay the patient's other open balances in the same run (one run is complete)
+    while payable:
         rows = list(Credit.objects.select_for_update(no_key=True)
                     .filter(patient=patient, state__in=Credit.ON_HAND, on_hand__gt=0).order_by("pk"))
         credits = {c.pk: c for c in rows}
-        lines = plan([(e.pk, e.balance) for e in payable],
+        lines = plan([(e.pk, e.balance) for e in payable if e.balance > 0],
                      [(c.pk, c.state, c.locked_encounter_id, c.on_hand, c.created_at) for c in rows])
+        if not lines:
+            break
         entry_lines = []
         for ln in lines:
             core.apply_credit(c=credits[ln.credit_id], encounter=by_id[ln.encounter_id], amount=ln.amount,
                               actor=actor, reason=reason, entry_lines=entry_lines, nightly_run=nightly_run)
         journal.post(practice_id=patient.practice_id, kind=JournalEntry.Kind.APPLICATION, memo=reason,
                      actor=actor, patient=patient, lines=entry_lines)
+        newly = 0
         for enc in {by_id[ln.encounter_id] for ln in lines}:
             core.save_with_history(enc, actor=actor, reason=reason)
-            result.released += core.release_if_balanced(encounter=enc, actor=actor, reason=reason)
-        result.lines = lines
+            newly += core.release_if_balanced(encounter=enc, actor=actor, reason=reason)
+        result.released += newly
+        result.lines += lines
+        if not newly:
+            break
     return result
 
 

@@ -99,7 +99,11 @@ def _running_info() -> PostmasterInfo | None:
     alive = False
     if process is not None:
         with contextlib.suppress(Exception):
-            alive = process.is_running() and process.name() == "postgres"
+            alive = (
+                process.is_running()
+                and process.status() != "zombie"  # killed, and PID 1 here may not reap it
+                and process.name() == "postgres"
+            )
     if alive:
         return info
     # The server died (machine restarted, process killed); its pid may now be another program's.
