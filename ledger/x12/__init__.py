@@ -21,7 +21,7 @@ from .models import (
 from .reader import Reader835, iter_claims, iter_transactions, read_835
 from .tokenizer import Delimiters, Segment, Tokenizer
 
-Warning = X12Warning  # noqa: A001 - the name used by callers' specs; prefer X12Warning
+Warning = X12Warning
 
 __all__ = [
     "Adjustment",

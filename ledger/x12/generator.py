@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 CENT = Decimal("0.01")
-ZERO = Decimal("0")
+ZERO = Decimal(0)
 
 _LAST = ["SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS", "LOPEZ", "WILSON"]
 _FIRST = ["MARY", "JAMES", "LINDA", "ROBERT", "PATRICIA", "JOHN", "ELENA", "DAVID", "SUSAN", "AHMED"]
@@ -173,7 +173,7 @@ def generate_835(
     element_separator: str = "*",
     component_separator: str = ":",
     segment_terminator: str = "~",
-    repetition_separator: str = "^",
+    repetition_separator: str | None = None,
     line_break: str = "\n",
     bom: bool = False,
     envelope: bool = True,
@@ -201,6 +201,8 @@ def generate_835(
     chunks = [built[i : i + per] for i in range(0, len(built), per)] or [[]]
 
     E, C, T = element_separator, component_separator, segment_terminator
+    if repetition_separator is None:  # ISA11: first of these not already a delimiter
+        repetition_separator = next(c for c in "^{!`" if c not in (E, C, T))
     out: list[str] = []
 
     def seg(*elements: str) -> None:
@@ -219,7 +221,7 @@ def generate_835(
     for t_index, chunk in enumerate(chunks, start=1):
         st_at = len(out)
         st_control = f"{t_index:04d}"
-        seg("ST", "835", st_control, "005010X221A1")
+        seg("ST", "835", st_control)  # ST03 is "not used" in the 835 TR3
         paid_total = sum((c.paid for c in chunk), ZERO)
         last = t_index == len(chunks)
         if last:

@@ -8,15 +8,15 @@ offset) so staff and error messages can point at the source.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Iterator
 
 from .errors import X12Warning
 from .tokenizer import Delimiters
 
-ZERO = Decimal("0")
+ZERO = Decimal(0)
 
 #: CLP02 claim status codes (005010X221A1; 4010 has no 25).
 CLAIM_STATUS = {

@@ -27,9 +27,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from typing import Iterator
 
 from . import balancing
 from .errors import X12Error, X12Warning
@@ -50,7 +50,7 @@ from .models import (
 )
 from .tokenizer import Segment, Tokenizer
 
-_NUMBER_RE = re.compile(r"-?\d*\.?\d+")
+_NUMBER_RE = re.compile(r"-?[0-9]*\.?[0-9]+")  # ASCII digits only: \d also matches other scripts
 _ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE", "ST"})
 _KNOWN_VERSIONS = ("004010", "005010")
 _PAD = [""] * 20
@@ -62,9 +62,14 @@ _START, _HEADER, _PAYER, _PAYEE, _OTHER_PARTY, _DETAIL, _SUMMARY = range(7)
 _HEADER_AREAS = (_HEADER, _PAYER, _PAYEE, _OTHER_PARTY)
 
 
+def _digits(raw: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts other scripts and superscripts."""
+    return raw.isascii() and raw.isdigit()
+
+
 def parse_date8(raw: str) -> date | None:
     """CCYYMMDD -> date, or None when invalid."""
-    if len(raw) != 8 or not raw.isdigit():
+    if len(raw) != 8 or not _digits(raw):
         return None
     try:
         return date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
@@ -74,7 +79,7 @@ def parse_date8(raw: str) -> date | None:
 
 def parse_date6(raw: str) -> date | None:
     """YYMMDD (ISA09) -> date; years 00-69 are 20xx, 70-99 are 19xx."""
-    if len(raw) != 6 or not raw.isdigit():
+    if len(raw) != 6 or not _digits(raw):
         return None
     year = int(raw[:2])
     return parse_date8(("20" if year < 70 else "19") + raw)
@@ -82,7 +87,7 @@ def parse_date6(raw: str) -> date | None:
 
 def valid_time(raw: str) -> bool:
     """HHMM, HHMMSS or HHMMSSD(D)."""
-    if len(raw) not in (4, 6, 7, 8) or not raw.isdigit():
+    if len(raw) not in (4, 6, 7, 8) or not _digits(raw):
         return False
     return int(raw[:2]) < 24 and int(raw[2:4]) < 60 and (len(raw) == 4 or int(raw[4:6]) < 60)
 
@@ -397,7 +402,7 @@ class Reader835:
             self._warn(seg, f"invalid interchange date ISA09 {e[9]!r}", "invalid-date", 9)
         if not valid_time(e[10]):
             self._warn(seg, f"invalid interchange time ISA10 {e[10]!r}", "invalid-time", 10)
-        if not e[13].isdigit():
+        if not _digits(e[13]):
             self._warn(seg, f"interchange control number ISA13 {e[13]!r} is not numeric", "isa-control", 13)
         if e[12] not in ("00401", "00501"):
             self._warn(seg, f"unrecognised interchange version ISA12 {e[12]!r}", "version", 12)
@@ -477,7 +482,7 @@ class Reader835:
     def _check_se(self, seg: Segment, st: Segment) -> int | None:
         counted = seg.number - st.number + 1
         declared_raw = seg.get(1)
-        declared = int(declared_raw) if declared_raw.isdigit() else None
+        declared = int(declared_raw) if _digits(declared_raw) else None
         if declared != counted:
             self._warn(
                 seg,
@@ -516,6 +521,8 @@ class Reader835:
         self._missing_lx_warned = False
 
     def _end_transaction(self, seg: Segment, group: Group) -> None:
+        if self._bpr is None:
+            raise self._error(seg, "an 835 transaction set must begin with BPR after ST")
         self._close_claim()
         tx = self._tx
         tx.declared_segment_count = self._check_se(seg, self._st)
@@ -722,11 +729,7 @@ class Reader835:
 
     def _clp(self, seg: Segment) -> None:
         self._close_claim()
-        if self._area == _SUMMARY:
-            self._out_of_order(seg)
-        elif not self._lx_seen and not self._missing_lx_warned:
-            self._warn(seg, "claims without an LX header loop; read as claims of this payment", "missing-lx")
-            self._missing_lx_warned = True
+        out_of_order = self._area == _SUMMARY
         self._area = _DETAIL
         elements = seg.elements
         if len(elements) < 5:
@@ -741,11 +744,17 @@ class Reader835:
             raise self._error(seg, "CLP02 claim status is empty", 2)
         numbers = self._numbers
         raw = elements[3]
-        charge = numbers.get(raw) or self._parse_number(seg, 3, raw, "claim charge amount")
+        charge = numbers.get(raw)
+        if charge is None:
+            charge = self._parse_number(seg, 3, raw, "claim charge amount")
         raw = elements[4]
-        paid = numbers.get(raw) or self._parse_number(seg, 4, raw, "claim payment amount")
+        paid = numbers.get(raw)
+        if paid is None:
+            paid = self._parse_number(seg, 4, raw, "claim payment amount")
         raw = elements[5]
-        patient = numbers.get(raw) or self._parse_number(seg, 5, raw, "patient responsibility amount", False)
+        patient = numbers.get(raw)
+        if patient is None:
+            patient = self._parse_number(seg, 5, raw, "patient responsibility amount", False)
         tx = self._tx
         claim = Claim(
             claim_id=claim_id,
@@ -769,6 +778,13 @@ class Reader835:
         tx.claims_paid_total += paid
         if self.keep_claims:
             tx.claims.append(claim)
+        if out_of_order:
+            self._out_of_order(seg)
+        elif not self._lx_seen and not self._missing_lx_warned:
+            self._warn(
+                seg, "claims without an LX header loop; read as claims of this payment", "missing-lx", claim=True
+            )
+            self._missing_lx_warned = True
         if status not in CLAIM_STATUS:
             self._warn(seg, f"unknown claim status CLP02 {status!r}", "claim-status", 2, claim=True)
         if not claim.payer_claim_number:
@@ -780,7 +796,9 @@ class Reader835:
         return self._claim
 
     def _cas(self, seg: Segment) -> None:
-        claim = self._require_claim(seg)
+        claim = self._claim
+        if claim is None:
+            raise self._error(seg, "CAS outside a claim (no CLP before it)")
         elements = seg.elements
         group = elements[1] if len(elements) > 1 else ""
         if not group:
@@ -803,14 +821,14 @@ class Reader835:
                 continue
             if not reason:
                 raise self._error(seg, "adjustment amount without a reason code", index)
-            amount = numbers.get(amount_raw) or self._parse_number(
-                seg, index + 1, amount_raw, f"adjustment amount for reason {reason[:10]!r}"
-            )
+            amount = numbers.get(amount_raw)
+            if amount is None:
+                amount = self._parse_number(seg, index + 1, amount_raw, f"adjustment amount for reason {reason[:10]!r}")
             quantity = None
             if quantity_raw:
-                quantity = numbers.get(quantity_raw) or self._parse_number(
-                    seg, index + 2, quantity_raw, "adjustment quantity"
-                )
+                quantity = numbers.get(quantity_raw)
+                if quantity is None:
+                    quantity = self._parse_number(seg, index + 2, quantity_raw, "adjustment quantity")
             target.append(Adjustment(group, reason, amount, quantity))
             count += 1
         if count == 0:
@@ -847,7 +865,9 @@ class Reader835:
         if len(elements) < 3:
             elements = elements + ["", ""]
         raw = elements[2]
-        amount = self._numbers.get(raw) or self._parse_number(seg, 2, raw, f"AMT*{elements[1][:5]} amount")
+        amount = self._numbers.get(raw)
+        if amount is None:
+            amount = self._parse_number(seg, 2, raw, f"AMT*{elements[1][:5]} amount")
         if self._service is not None:
             self._service.amounts[elements[1]] = amount
         elif self._claim is not None:
@@ -882,9 +902,13 @@ class Reader835:
             elements = elements + _PAD[: 7 - len(elements)]
         numbers = self._numbers
         raw = elements[2]
-        charge = numbers.get(raw) or self._parse_number(seg, 2, raw, "line charge amount", False)
+        charge = numbers.get(raw)
+        if charge is None:
+            charge = self._parse_number(seg, 2, raw, "line charge amount", False)
         raw = elements[3]
-        paid = numbers.get(raw) or self._parse_number(seg, 3, raw, "line payment amount", False)
+        paid = numbers.get(raw)
+        if paid is None:
+            paid = self._parse_number(seg, 3, raw, "line payment amount", False)
         if charge is None or paid is None:
             for index, what in ((2, "charge"), (3, "payment")):
                 if not elements[index]:
@@ -892,7 +916,9 @@ class Reader835:
                         seg, f"SVC{index:02d} line {what} is empty; read as 0", "svc-empty-amount", index, claim=True
                     )
         raw = elements[5]
-        units = numbers.get(raw) or self._parse_number(seg, 5, raw, "units of service paid", False)
+        units = numbers.get(raw)
+        if units is None:
+            units = self._parse_number(seg, 5, raw, "units of service paid", False)
         service = ServiceLine(
             procedure,
             parts[0],

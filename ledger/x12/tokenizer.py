@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .errors import X12Error, X12Warning
 
 _LAYOUT_WS = " \t\r\n"
+_PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SEGMENT_ID_RE = re.compile(r"[A-Z][A-Z0-9]{1,2}")
 _CHUNK = 1 << 20  # characters split at a time
@@ -60,7 +61,7 @@ class Delimiters:
 class Segment:
     """One segment: ``elements[0]`` is the identifier, so CLP04 is ``elements[4]``."""
 
-    __slots__ = ("id", "elements", "number", "position", "delimiters")
+    __slots__ = ("delimiters", "elements", "id", "number", "position")
 
     def __init__(self, elements: list[str], number: int, position: int, delimiters: Delimiters) -> None:
         self.id = elements[0]
@@ -110,7 +111,12 @@ class Tokenizer:
                     code="encoding",
                 )
             )
-        self._controls = frozenset(_CONTROL_RE.findall(self.text))
+        # control characters present (usually none): a C-speed pass over the
+        # bytes first; the regex over the text only when something is left
+        if body.translate(None, _PLAIN_BYTES):
+            self._controls = frozenset(_CONTROL_RE.findall(self.text))
+        else:
+            self._controls = frozenset()
         self.enveloped = True
         self.segment_count = 0
         # byte offset bookkeeping for files with multi-byte characters
@@ -335,7 +341,7 @@ class Tokenizer:
                     body = piece.strip(ws)
                     if not body:
                         continue
-                    if len(body) != len(piece):
+                    if body is not piece:  # something was stripped (strip returns the same object otherwise)
                         start += len(piece) - len(piece.lstrip(ws))
                     number += 1
                     if prefix:
