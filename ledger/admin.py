@@ -22,6 +22,7 @@ from django.db import IntegrityError, models
 from django.db.models import Q, Sum
 from django.http import HttpResponseNotAllowed
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from simple_history.admin import SimpleHistoryAdmin
@@ -32,6 +33,7 @@ from ledger.locks import lock_patient
 from ledger.models import (Claim, Encounter, JournalEntry, JournalLine, Membership, Patient, Payer, Payment,
                            Practice, SandboxCharge, SandboxRefund)
 from ledger.money import ZERO
+from ledger.remittance_models import RemittanceAdjustment, RemittanceClaim, RemittanceFile, RemittanceTransaction
 
 admin.site.site_header = "settle back-office"
 admin.site.site_title = "settle"
@@ -331,6 +333,10 @@ class PracticeAdmin(ScopedHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         save_edit_with_history(request, obj, form, reason="Practice settings edited in admin")
+        if {"nightly_run_at", "time_zone"} & set(form.changed_data):
+            from config.schedules import sync
+
+            sync(now=timezone.now())  # the nightly run moves to the practice's new local time
 
 
 @admin.register(Membership)
@@ -518,6 +524,12 @@ class PatientAdmin(ScopedHistoryAdmin):
         if obj is not None:
             obj._on_change_page = True  # the heading totals come from credits.selectors.credit_totals
         return obj
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:  # rule 14: the heading shows the balance and the credit totals
+            context["subtitle"] = (f"{obj} · balance owed {self.balance_owed_display(obj)} · available credit "
+                                   f"{self.available_credit(obj)} · locked credit {self.locked_credit(obj)}")
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def save_model(self, request, obj, form, change):
         from ledger import services
@@ -805,6 +817,76 @@ class JournalLineAdmin(PracticeScopedAdmin, admin.ModelAdmin):
         return obj.encounter.date_of_service if obj.encounter_id else "-"
 
 
-__all__ = ["PracticeScopedAdmin", "ScopedHistoryAdmin", "ReadOnlyInline", "confirm_with_reason", "call_service",
-           "report",
-           "PracticeFilter", "user_practice_ids"]
+# --- remittances (X12 835), read-only: posting goes through ledger/remittances.py ----------------------
+
+@admin.register(RemittanceFile)
+class RemittanceFileAdmin(PracticeScopedAdmin, admin.ModelAdmin):
+    list_display = ("id", "received_at", "filename", "status", "transaction_count", "claim_count", "paid_total",
+                    "plb_total", "waiting_claims", "received_by", "posted_at")
+    list_filter = ("status", ("practice", PracticeFilter))
+    search_fields = ("=id", "filename", "=sha256")
+    list_select_related = ("received_by", "practice")
+    date_hierarchy = "received_at"
+    ordering = ("-received_at", "-pk")
+    computed_fields = ("waiting_claims",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content")
+
+    def _model_fields(self):
+        return [name for name in super()._model_fields() if name != "content"]  # the bytes stay in the database
+
+    @admin.display(description="claims waiting for staff")
+    def waiting_claims(self, obj):
+        from django.urls import reverse
+
+        n = obj.claims.filter(state__in=RemittanceClaim.WAITING).count()
+        if not n:
+            return 0
+        return format_html('<a href="{}?file__id__exact={}">{}</a>',
+                           reverse("admin:ledger_remittanceclaim_changelist"), obj.pk, n)
+
+
+@admin.register(RemittanceTransaction)
+class RemittanceTransactionAdmin(PracticeScopedAdmin, admin.ModelAdmin):
+    list_display = ("id", "payment_date", "trace_number", "payer_name", "payer", "payment_method", "total_paid",
+                    "plb_total", "claim_count", "file")
+    list_filter = ("payment_method", ("practice", PracticeFilter))
+    search_fields = ("=id", "trace_number", "payer_name", "payer_identifier")
+    list_select_related = ("payer", "file")
+    date_hierarchy = "payment_date"
+    ordering = ("-pk",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("file__content")
+
+
+@admin.register(RemittanceClaim)
+class RemittanceClaimAdmin(PracticeScopedAdmin, admin.ModelAdmin):
+    list_display = ("id", "claim_number", "state", "status_code", "charge", "paid", "patient_responsibility",
+                    "patient_name", "service_date", "claim", "short_note", "file")
+    list_filter = ("state", "status_code", ("practice", PracticeFilter))
+    search_fields = ("=id", "claim_number", "payer_claim_number", "patient_name", "member_id")
+    list_select_related = ("claim", "file")
+    date_hierarchy = "service_date"
+    ordering = ("-pk",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("file__content")
+
+    @admin.display(description="note")
+    def short_note(self, obj):
+        return Truncator(obj.note).chars(60)
+
+
+@admin.register(RemittanceAdjustment)
+class RemittanceAdjustmentAdmin(PracticeScopedAdmin, admin.ModelAdmin):
+    list_display = ("id", "code", "reference", "amount", "state", "payer_credit", "short_note", "transaction")
+    list_filter = ("state", "code", ("practice", PracticeFilter))
+    search_fields = ("=id", "reference")
+    list_select_related = ("payer_credit__payer", "transaction")
+    ordering = ("-pk",)
+
+    @admin.display(description="note")
+    def short_note(self, obj):
+        return Truncator(obj.note).chars(60)

@@ -17,7 +17,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -27,6 +26,8 @@ from ledger import services as ledger_services
 from ledger.access import system_user
 from ledger.models import Claim, Membership, Patient, Payer, Practice
 from ledger.money import CENT, ZERO
+from ledger.remittances import remittance_post_file, remittance_receive
+from ledger.x12.generator import ClaimSpec, generate_835
 
 RIVERSIDE = "Riverside Family Medicine"
 LAKESIDE = "Lakeside Pediatrics"
@@ -193,7 +194,7 @@ class Demo:
         ], u["billing"])
         b, m = u["billing"], u["manager"]
         bcbs, aetna, medicare, medicaid = payers["bcbs"], payers["aetna"], payers["medicare"], payers["medicaid"]
-        new = lambda **kw: self.patient(p, "RFM", b, **kw)  # noqa: E731
+        new = lambda **kw: self.patient(p, "RFM", b, **kw)
         ov = ("Office visit, established patient (99213)", "180.00")
 
         # Copay taken at the desk while the claim is with the payer: held, locked to the DoS.
@@ -380,7 +381,7 @@ class Demo:
         # the nightly applies to a balance.
         imp_free, imp_locked, imp_applied = new(), new(), new()
         enc_locked, _ = self.visit(imp_locked, 8, medicaid, b, visit=("Office visit (99213)", "180.00"))
-        enc_applied, claim = self.visit(imp_applied, 50, bcbs, b, visit=("Office visit (99213)", "180.00"))
+        _, claim = self.visit(imp_applied, 50, bcbs, b, visit=("Office visit (99213)", "180.00"))
         self.remit(claim, b, pr="25.00")
         csv_text = (
             "account_number,amount,note,date_of_service\n"
@@ -391,6 +392,23 @@ class Demo:
         )
         credit_services.credits_import_csv(practice_id=p.pk, data=csv_text.encode(),
                                            filename="kareo-credit-balances.csv", actor=b)
+
+        # An 835 remittance file from BCBS: one claim posts (PR $35), one waits in the unmatched queue,
+        # and the payer adds prompt-pay interest (PLB L6).
+        pt = new()
+        enc, claim = self.visit(pt, 35, bcbs, b, visit=ov)
+        era = generate_835(
+            specs=[ClaimSpec(claim.claim_number, charge="180.00", paid="109.00",
+                             patient_responsibility=[("2", "35.00")], patient_last=pt.last_name.upper(),
+                             patient_first=pt.first_name.upper(), member_id=pt.member_id,
+                             service_date=enc.date_of_service),
+                   ClaimSpec("OLD-77812", charge="95.00", paid="60.00", patient_responsibility=[("3", "15.00")],
+                             service_date=self.today - timedelta(days=200))],
+            plb=[("L6", "PROMPT-PAY-INTEREST", "-1.25")],
+            payer_name="BLUE CROSS BLUE SHIELD OF TEXAS", payer_id=bcbs.payer_identifier,
+            check_number="EFT884201", payment_date=self.today - timedelta(days=3))
+        received = remittance_receive(practice_id=p.pk, data=era, filename="bcbstx-era-0001.835", actor=b)
+        remittance_post_file(file_id=received.file.pk, actor=b)
 
         # Self-pay visit paid in cash at the desk.
         pt = new()
@@ -447,7 +465,7 @@ class Demo:
         ], a)
         wcv = ("Well-child visit (99392)", "210.00")
         sick = ("Sick visit (99213)", "165.00")
-        new = lambda: self.patient(p, "LKP", a)  # noqa: E731
+        new = lambda: self.patient(p, "LKP", a)
 
         pt = new()
         enc, claim = self.visit(pt, 30, payers["medical"], a, visit=wcv)
@@ -460,7 +478,8 @@ class Demo:
         self.remit(claim, a, pr="85.00")
         self.pay(pt, "85.00", "portal", a)
         pt = new()
-        credit_services.credit_add_manual(patient_id=pt.pk, amount="30.00", actor=a, note="Carried over from the old system")
+        credit_services.credit_add_manual(patient_id=pt.pk, amount="30.00", actor=a,
+                                          note="Carried over from the old system")
         pt = new()
         ledger_credit_purchase(pt, "50.00", "portal", a)
         pt = new()
@@ -519,10 +538,6 @@ class Command(BaseCommand):
             self.logins()
             return
         started = time.monotonic()
-        with connection.cursor() as cursor:
-            # Hundreds of small durable transactions: don't wait for each commit's disk flush. Only
-            # this session is affected; a crash could lose the last commits, never corrupt them.
-            cursor.execute("SET synchronous_commit TO off")
         runs = Demo(today=timezone.localdate()).build()
         elapsed = time.monotonic() - started
         self.summary(runs, elapsed)
