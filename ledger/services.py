@@ -3,6 +3,8 @@ payments. Each public function is the one way in for its operation: keyword-only
 the acting user and a reason, one transaction, row locks in the order of ledger/locks.py,
 balanced journal lines and history rows."""
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -22,6 +24,8 @@ from ledger.locks import lock_claims, lock_encounters, lock_patient
 from ledger.models import Account, Claim, Encounter, JournalEntry, Patient, Payer, Payment, Practice
 from ledger.money import ZERO, positive_money, to_money
 from ledger.processors import ProcessorError, get_processor
+
+logger = logging.getLogger(__name__)
 
 
 def _reason(reason: str) -> str:
@@ -204,9 +208,15 @@ class ClaimResultBatch:
                  cr(Account.CHARGES_RECEIVABLE, adjustment_amount, claim=claim, encounter=encounter)]
         result = ClaimResult(claim=claim, encounter=encounter)
         if patient_responsibility is not None:
+            # an overpayment is held for the DoS while a claim on it is open (rule 3); the claims of this
+            # batch are not written yet, so their new states come from memory, the others' from the database
+            mine = [c for c in self.claims.values() if c.encounter_id == encounter.pk]
+            hold = any(c.state in Claim.OPEN for c in mine) or Claim.objects.filter(
+                encounter=encounter, state__in=Claim.OPEN).exclude(pk__in=[c.pk for c in mine]).exists()
             # money applied beyond the new PR goes back into an overpayment credit (written at once; rare)
             result.credits_created = core.set_pr(encounter=encounter, new_pr=patient_responsibility, remittance=True,
-                                                 actor=self.actor, reason=reason, entry_lines=lines, save=False)
+                                                 actor=self.actor, reason=reason, entry_lines=lines, save=False,
+                                                 hold=hold)
             self._snap(encounter, reason, self.encounter_snaps)
         self.entries.append((claim.practice_id, JournalEntry.Kind.PAYER_PAYMENT, reason, encounter.patient_id,
                              lines))
@@ -322,6 +332,25 @@ def _charge_card(*, channel: str, amount: Decimal, card_token: str | None, proce
         raise RuleViolation(f"card payment refused: {exc.message}", field="card_token", code=exc.code) from None
 
 
+@contextmanager
+def _void_charge_if_not_booked(*, patient: Patient, channel: str, reference: str, processor_reference: str,
+                               amount: Decimal):
+    """The card is charged before the booking transaction (no processor call runs under row locks).
+    If the booking then fails (refused, or lost a race), the charge made here is refunded at once,
+    so the patient never pays for a payment settle did not record. Terminal charges (a reference
+    given by the caller) are the caller's to void."""
+    try:
+        yield
+    except Exception:
+        if reference and channel in Payment.SYSTEM_CHANNELS and not processor_reference:
+            try:
+                get_processor().refund(charge_reference=reference, amount=amount, idempotency_key=f"void-{reference}",
+                                       window_days=patient.practice.card_refund_window_days)
+            except ProcessorError:
+                logger.exception("card charge %s of %s was not booked and could not be voided", reference, amount)
+        raise
+
+
 def allocate_payment(*, payment: Payment, patient: Patient, encounter: Encounter | None, actor, reason: str,
                      credit_source: str = Credit.Source.OVERPAYMENT, lock_to: Encounter | None = None) -> PaymentResult:
     """Book a payment just saved: toward a DoS with an open claim it is held as a locked credit
@@ -412,8 +441,11 @@ def payment_record(*, patient_id: int, amount, channel: str, actor, reason: str 
         raise NotFound(f"unknown date of service {encounter_id} for this patient", field="encounter")
     reference = _charge_card(channel=channel, amount=amount, card_token=card_token,
                              processor_reference=processor_reference)
-    return _payment_record_tx(patient=patient, amount=amount, channel=channel, encounter_id=encounter_id,
-                              reference=reference, check_number=check_number, note=note, actor=actor, reason=reason)
+    with _void_charge_if_not_booked(patient=patient, channel=channel, reference=reference,
+                                    processor_reference=processor_reference, amount=amount):
+        return _payment_record_tx(patient=patient, amount=amount, channel=channel, encounter_id=encounter_id,
+                                  reference=reference, check_number=check_number, note=note, actor=actor,
+                                  reason=reason)
 
 
 @transaction.atomic(durable=True)
@@ -434,8 +466,10 @@ def credit_purchase(*, patient_id: int, amount, channel: str, actor, reason: str
     patient = _patient_for(patient_id, actor=actor)
     reference = _charge_card(channel=channel, amount=amount, card_token=card_token,
                              processor_reference=processor_reference)
-    return _purchase_tx(patient=patient, amount=amount, channel=channel, encounter_id=encounter_id,
-                        reference=reference, actor=actor, reason=reason)
+    with _void_charge_if_not_booked(patient=patient, channel=channel, reference=reference,
+                                    processor_reference=processor_reference, amount=amount):
+        return _purchase_tx(patient=patient, amount=amount, channel=channel, encounter_id=encounter_id,
+                            reference=reference, actor=actor, reason=reason)
 
 
 @transaction.atomic(durable=True)
@@ -508,9 +542,11 @@ def payment_checkout(*, patient_id: int, encounter_ids: list[int], credit_amount
         _validate_channel(channel, check_number)
         reference = _charge_card(channel=channel, amount=rest, card_token=card_token,
                                  processor_reference=processor_reference)
-    return _checkout_tx(patient=patient, encounter_ids=sorted(set(encounter_ids)), chosen=chosen, rest=rest,
-                        owed=owed, channel=channel, reference=reference, check_number=check_number, actor=actor,
-                        reason=reason)
+    with _void_charge_if_not_booked(patient=patient, channel=channel, reference=reference,
+                                    processor_reference=processor_reference, amount=rest):
+        return _checkout_tx(patient=patient, encounter_ids=sorted(set(encounter_ids)), chosen=chosen, rest=rest,
+                            owed=owed, channel=channel, reference=reference, check_number=check_number, actor=actor,
+                            reason=reason)
 
 
 @transaction.atomic(durable=True)
@@ -530,11 +566,11 @@ def _checkout_tx(*, patient, encounter_ids, chosen, rest, owed, channel, referen
         if c.state not in Credit.ON_HAND or c.on_hand < amount:
             raise RuleViolation(f"credit {cid} has {c.on_hand} on hand; cannot use {amount}", field="credit_amounts")
         remaining = amount
+        if c.state == Credit.State.LOCKED and c.locked_encounter_id not in encs:
+            raise RuleViolation(f"credit {cid} is locked to another date of service", field="credit_amounts")
         # a locked credit only pays its own DoS; an available one pays the chosen DoS in date order
         targets = [encs[c.locked_encounter_id]] if c.state == Credit.State.LOCKED else \
             sorted(encs.values(), key=lambda e: (e.date_of_service, e.pk))
-        if c.state == Credit.State.LOCKED and c.locked_encounter_id not in encs:
-            raise RuleViolation(f"credit {cid} is locked to another date of service", field="credit_amounts")
         for enc in targets:
             take = min(remaining, enc.balance)
             if take > 0:
@@ -561,3 +597,52 @@ def _checkout_tx(*, patient, encounter_ids, chosen, rest, owed, channel, referen
         core.save_with_history(enc, actor=actor, reason=reason)
         core.release_if_balanced(encounter=enc, actor=actor, reason=reason)
     return CheckoutResult(applications=apps, payment=payment, charged=rest, owed=owed)
+
+
+# --- practices and staff roles --------------------------------------------------------------------
+
+@transaction.atomic
+def practice_create(*, name: str, us_state: str, actor, reason: str = "New practice", **settings) -> Practice:
+    """A new tenant. Only superusers create practices; `settings` are Practice fields
+    (auto_apply, refund_approval_threshold, card_refund_window_days, time_zone, nightly_run_at...)."""
+    if not getattr(actor, "is_superuser", False):
+        from ledger.errors import PermissionDenied
+
+        raise PermissionDenied("only an administrator creates practices")
+    name, us_state = (name or "").strip(), (us_state or "").strip().upper()
+    if not name:
+        raise InvalidInput("a practice name is required", field="name")
+    if len(us_state) != 2 or not us_state.isalpha():
+        raise InvalidInput(f"US state must be a two-letter code (got '{us_state}')", field="us_state")
+    if Practice.objects.filter(name=name).exists():
+        raise Duplicate(f"a practice named {name} already exists", field="name")
+    unknown = set(settings) - {f.name for f in Practice._meta.get_fields()}
+    if unknown:
+        raise InvalidInput(f"unknown practice setting(s): {', '.join(sorted(unknown))}", field="settings")
+    p = Practice(name=name, us_state=us_state, **settings)
+    core.save_with_history(p, actor=actor, reason=reason)
+    return p
+
+
+@transaction.atomic
+def membership_grant(*, user_id: int, practice_id: int, role: str, actor, reason: str):
+    """Give a staff user a role in a practice (or change it). Managers of the practice and
+    administrators may; the history keeps who and why."""
+    from ledger.models import Membership
+
+    reason = _reason(reason)
+    ensure_staff(actor, practice_id, manager=True)
+    if role not in Membership.Role.values:
+        raise InvalidInput(f"role must be one of {', '.join(Membership.Role.values)}", field="role")
+    from django.contrib.auth import get_user_model
+
+    if not get_user_model().objects.filter(pk=user_id).exists():
+        raise NotFound(f"unknown user {user_id}", field="user")
+    m = Membership.objects.select_for_update().filter(user_id=user_id, practice_id=practice_id).first()
+    if m is None:
+        m = Membership(user_id=user_id, practice_id=practice_id, role=role)
+    elif m.role == role:
+        return m
+    m.role = role
+    core.save_with_history(m, actor=actor, reason=reason)
+    return m
