@@ -140,11 +140,12 @@ def return_applied(*, encounter: Encounter, amount: Decimal, source: str, lock: 
 
 
 def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, reason: str,
-           entry_lines: list | None = None, save: bool = True) -> list[Credit]:
+           entry_lines: list | None = None, save: bool = True, hold: bool | None = None) -> list[Credit]:
     """Set the DoS's PR (estimated or remittance) and settle the difference (rule 9): the change
     is booked against charges receivable (added to `entry_lines` when the caller posts them in
     its own entry); money applied beyond the new PR goes back into an overpayment credit, locked
-    to the DoS while a claim on it is still open (rule 3)."""
+    to the DoS while a claim on it is still open (rule 3; `hold` says so when the caller knows
+    better than the database, e.g. claim states not written yet)."""
     old_pr = encounter.pr
     pr_lines = [dr(Account.PATIENT_RECEIVABLE, new_pr - old_pr, patient=encounter.patient_id, encounter=encounter),
                 cr(Account.CHARGES_RECEIVABLE, new_pr - old_pr, encounter=encounter)]
@@ -158,7 +159,8 @@ def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, re
     if excess > 0:
         from_applied = min(excess, encounter.applied_amount)
         created = return_applied(encounter=encounter, amount=from_applied, source=Credit.Source.OVERPAYMENT,
-                                 lock=encounter_has_open_claim(encounter), actor=actor, reason=reason)
+                                 lock=encounter_has_open_claim(encounter) if hold is None else hold, actor=actor,
+                                 reason=reason)
         if excess > from_applied:  # PR fell below what was written off: the write-offs give way
             undo_writeoffs_down_to(encounter=encounter, target=new_pr, actor=actor, reason=reason)
     if remittance:

@@ -141,6 +141,9 @@ def credits_unlock(*, patient_ids: list[int] | None = None, credit_ids: list[int
             raise NotFound("one of the selected patients does not exist", field="patient_ids")
         for practice_id in {p for _, p in known}:
             ensure_staff(actor, practice_id)
+    else:  # every selected credit, not only those still locked: the count must not leak to outsiders
+        for practice_id in set(Credit.objects.filter(pk__in=credit_ids).values_list("practice_id", flat=True)):
+            ensure_staff(actor, practice_id)
     rows = list(qs.values_list("pk", "patient_id", "practice_id"))
     for practice_id in {r[2] for r in rows}:
         ensure_staff(actor, practice_id)
@@ -435,6 +438,8 @@ def refund_reject(*, refund_id: int, actor, note: str) -> Refund:
     lock_patient(r.patient_id)
     c = lock_credits([r.credit_id])[r.credit_id]
     r = lock_refunds([r.pk])[r.pk]
+    if r.needs_approval and r.requested_by_id == actor.pk:  # four eyes: the database refuses it too
+        raise PermissionDenied("the requester cannot decide their own refund; another manager must reject it")
     try:
         r.reject(by=actor, note=note)
     except TransitionNotAllowed:
