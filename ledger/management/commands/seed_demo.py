@@ -498,17 +498,10 @@ class Demo:
     # --- the nightly, per patient ---------------------------------------------------------------------------
 
     def run_nightly(self, practice):
-        """Apply every patient's usable credits (rule 6), as the nightly does, and log the run."""
-        run = NightlyRun.objects.create(practice=practice, triggered_by=system_user())
-        for pt in Patient.objects.filter(practice=practice).order_by("pk"):
-            result = self.nightly(pt, run=run)
-            run.patients_seen += 1
-            run.application_count += len(result.lines)
-            run.applied_total += result.total
-            run.released_credits += result.released
-        run.status, run.finished_at = NightlyRun.Status.SUCCEEDED, timezone.now()
-        run.save()
-        return run
+        """The practice's nightly run (credits/nightly.py), exactly as the scheduler runs it."""
+        from credits.nightly import run_nightly
+
+        return run_nightly(practice_id=practice.pk).run
 
     def build(self):
         u = self.users()
