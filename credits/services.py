@@ -26,13 +26,7 @@ from ledger.locks import (lock_credits, lock_encounters, lock_patient, lock_pati
 from ledger.models import Account, Encounter, JournalEntry, Patient, Payer, Practice
 from ledger.money import ZERO, positive_money
 from ledger.processors import ProcessorError, get_processor
-
-
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("a reason is required", field="reason")
-    return reason
+from ledger.services import _reason
 
 
 def _credit(credit_id) -> Credit:
