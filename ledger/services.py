@@ -210,9 +210,11 @@ class ClaimResultBatch:
         if patient_responsibility is not None:
             # an overpayment is held for the DoS while a claim on it is open (rule 3); the claims of this
             # batch are not written yet, so their new states come from memory, the others' from the database
-            mine = [c for c in self.claims.values() if c.encounter_id == encounter.pk]
-            hold = any(c.state in Claim.OPEN for c in mine) or Claim.objects.filter(
-                encounter=encounter, state__in=Claim.OPEN).exclude(pk__in=[c.pk for c in mine]).exists()
+            hold = None
+            if encounter.applied_amount + encounter.written_off_amount > patient_responsibility:  # money returns
+                mine = [c for c in self.claims.values() if c.encounter_id == encounter.pk]
+                hold = any(c.state in Claim.OPEN for c in mine) or Claim.objects.filter(
+                    encounter=encounter, state__in=Claim.OPEN).exclude(pk__in=[c.pk for c in mine]).exists()
             # money applied beyond the new PR goes back into an overpayment credit (written at once; rare)
             result.credits_created = core.set_pr(encounter=encounter, new_pr=patient_responsibility, remittance=True,
                                                  actor=self.actor, reason=reason, entry_lines=lines, save=False,
