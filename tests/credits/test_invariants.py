@@ -1,0 +1,518 @@
+"""Stateful property test: random sequences of the real services on PostgreSQL, with the money
+invariants of DOMAIN rules 1, 2, 4, 6, 8 and 12 checked after every step.
+
+Each hypothesis example runs inside its own atomic block, rolled back in `teardown`; the block is
+tagged like Django's TestCase blocks (`_from_testcase`) so the services' durable transactions
+nest inside it as savepoints."""
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import Q
+from hypothesis import HealthCheck
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from credits import services as credit_services
+from credits.models import Credit, CreditApplication, Refund, WriteOff
+from credits.selectors import credit_liability
+from ledger import services as ledger_services
+from ledger.errors import SettleError
+from ledger.models import Account, Claim, Encounter, JournalEntry, JournalLine, Membership, Payment, SandboxCharge
+from ledger.money import ZERO
+from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory
+
+CENTS = Decimal("0.01")
+
+
+# a share of what is there: often all of it, sometimes a part, sometimes a little too much
+PERCENT = st.one_of(st.just(100), st.integers(1, 110))
+
+
+def money(cents: int) -> Decimal:
+    return (Decimal(cents) * CENTS).quantize(CENTS)
+
+
+def check_invariants(practice_id: int | None = None) -> None:
+    """Every money invariant of the product, read straight from the database (a few queries that
+    fetch the rows, then plain Python)."""
+
+    def scope(qs):
+        return qs if practice_id is None else qs.filter(practice_id=practice_id)
+
+    entry_ids = set(scope(JournalEntry.objects.all()).values_list("pk", flat=True))
+    lines = list(scope(JournalLine.objects.all()).values_list("entry_id", "account", "amount", "patient_id",
+                                                               "encounter_id", "credit_id"))
+    credits = list(scope(Credit.objects.all()).select_related("locked_encounter"))
+    apps = list(scope(CreditApplication.objects.all()).values_list("credit_id", "encounter_id", "amount"))
+    refunds = list(scope(Refund.objects.all()).values_list("credit_id", "payment_id", "state", "amount"))
+    encounters = list(scope(Encounter.objects.all()))
+    write_offs = list(scope(WriteOff.objects.filter(state=WriteOff.State.ACTIVE)).values_list("encounter_id",
+                                                                                              "amount"))
+    payments = list(scope(Payment.objects.all()))
+
+    def total(pairs) -> dict:
+        out = defaultdict(lambda: ZERO)
+        for key, amount in pairs:
+            out[key] += amount
+        return out
+
+    # (a) every entry balances, the whole journal balances, no empty entry
+    by_entry = total((ln[0], ln[2]) for ln in lines)
+    unbalanced = {e: s for e, s in by_entry.items() if s != 0}
+    assert unbalanced == {}, f"unbalanced journal entries: {unbalanced}"
+    assert sum(by_entry.values(), ZERO) == 0
+    assert set(by_entry) == entry_ids, f"journal entries without lines: {entry_ids - set(by_entry)}"
+
+    # (b) per patient: credits on hand (available, locked, held for a refund) == credit liability
+    credit_lines = [ln for ln in lines if ln[1] in (Account.CREDITS_AVAILABLE, Account.CREDITS_LOCKED)]
+    assert all(ln[3] is not None and ln[5] is not None for ln in credit_lines)
+    ledger_by_patient = total((ln[3], -ln[2]) for ln in credit_lines)
+    held_by_patient = total((c.patient_id, c.on_hand + c.refund_hold) for c in credits)
+    for pid in set(held_by_patient) | set(ledger_by_patient):
+        assert held_by_patient[pid] == ledger_by_patient[pid], \
+            f"patient {pid}: credits {held_by_patient[pid]} != ledger {ledger_by_patient[pid]}"
+    for pid in {c.patient_id for c in credits}:  # and the selector staff see agrees
+        assert credit_liability(pid) == held_by_patient[pid]
+
+    by_credit_account = total(((ln[5], ln[1]), -ln[2]) for ln in credit_lines)
+    applied_by_credit = total((a[0], a[2]) for a in apps if a[0] is not None and a[2] > 0)
+    refunds_by_credit = total(((r[0], r[2]), r[3]) for r in refunds)
+    for c in credits:
+        # (c) every cent in exactly one bucket; applied == its positive application rows
+        assert c.amount == c.on_hand + c.refund_hold + c.applied_amount + c.refunded_amount + c.removed_amount, c
+        assert c.applied_amount == applied_by_credit[c.pk], f"credit {c.pk}: applied cache is off"
+        # (d) nothing negative
+        for bucket in ("on_hand", "refund_hold", "applied_amount", "refunded_amount", "removed_amount"):
+            assert getattr(c, bucket) >= 0, f"credit {c.pk}: {bucket} negative"
+        assert c.amount > 0
+        # refunds: the hold is what is requested/approved, the refunded bucket is what was issued
+        held = refunds_by_credit[(c.pk, Refund.State.REQUESTED)] + refunds_by_credit[(c.pk, Refund.State.APPROVED)]
+        assert c.refund_hold == held, f"credit {c.pk}: hold {c.refund_hold} != open refunds {held}"
+        assert c.refunded_amount == refunds_by_credit[(c.pk, Refund.State.ISSUED)]
+        # (f) locked <=> locked to a DoS of the same patient
+        if c.state == Credit.State.LOCKED:
+            assert c.locked_encounter is not None, f"credit {c.pk} locked to nothing"
+            assert c.locked_encounter.patient_id == c.patient_id, f"credit {c.pk} locked to another patient's DoS"
+            assert c.refund_hold == 0
+        else:
+            assert c.locked_encounter_id is None
+        if c.state in Credit.ON_HAND:
+            assert c.on_hand + c.refund_hold > 0, f"credit {c.pk} {c.state} with nothing on hand"
+        else:
+            assert c.on_hand == 0 and c.refund_hold == 0
+        # the ledger knows which liability account each credit's cents sit on
+        locked_ledger = by_credit_account[(c.pk, Account.CREDITS_LOCKED)]
+        available_ledger = by_credit_account[(c.pk, Account.CREDITS_AVAILABLE)]
+        expected = (c.on_hand, ZERO) if c.state == Credit.State.LOCKED else (ZERO, c.on_hand + c.refund_hold)
+        assert (locked_ledger, available_ledger) == expected, \
+            f"credit {c.pk} ({c.state}): ledger locked={locked_ledger} available={available_ledger}"
+
+    # (d) per DoS: caches match their rows, never over-applied, receivable == balance
+    applied_by_enc = total((a[1], a[2]) for a in apps)
+    receivable_lines = [ln for ln in lines if ln[1] == Account.PATIENT_RECEIVABLE]
+    assert all(ln[4] is not None for ln in receivable_lines)
+    receivable_by_enc = total((ln[4], ln[2]) for ln in receivable_lines)
+    written_off_by_enc = total(write_offs)
+    for e in encounters:
+        assert e.applied_amount == applied_by_enc[e.pk], f"DoS {e.pk}: applied cache is off"
+        assert e.written_off_amount == written_off_by_enc[e.pk], f"DoS {e.pk}: write-off cache is off"
+        assert e.applied_amount >= 0 and e.written_off_amount >= 0 and e.estimated_pr >= 0
+        assert e.remittance_pr is None or e.remittance_pr >= 0
+        assert 0 <= e.applied_amount + e.written_off_amount <= e.pr, f"DoS {e.pk} over-applied"
+        assert receivable_by_enc[e.pk] == e.balance, \
+            f"DoS {e.pk}: receivable {receivable_by_enc[e.pk]} != balance {e.balance}"
+
+    # (e) payments: never refunded beyond their amount; refunded == refunds issued back to them
+    issued_by_payment = total((r[1], r[3]) for r in refunds if r[1] is not None and r[2] == Refund.State.ISSUED)
+    for p in payments:
+        assert p.amount > 0
+        assert 0 <= p.refunded_amount <= p.amount, f"payment {p.pk} over-refunded"
+        assert p.refunded_amount == issued_by_payment[p.pk], f"payment {p.pk}: refunded cache is off"
+
+
+COUNTED = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff)
+
+
+def counts() -> tuple:
+    """Row counts of every table a money operation writes, in one round trip."""
+    sql = "SELECT " + ", ".join(f"(SELECT count(*) FROM {m._meta.db_table})" for m in COUNTED)
+    with connection.cursor() as cur:
+        cur.execute(sql)
+        return tuple(cur.fetchone())
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        # One rolled-back block per example; tagged as a TestCase block so durable atomics nest.
+        self._atomic = transaction.atomic()
+        self._atomic._from_testcase = True
+        self._atomic.__enter__()
+        self.practice = PracticeFactory(refund_approval_threshold=Decimal("60.00"),
+                                        writeoff_max_amount=Decimal("25.00"), writeoff_min_age_days=0)
+        self.clerk = MembershipFactory(practice=self.practice, role=Membership.Role.BILLING).user
+        self.manager = MembershipFactory(practice=self.practice, role=Membership.Role.MANAGER).user
+        self.manager2 = MembershipFactory(practice=self.practice, role=Membership.Role.MANAGER).user
+        self.payer = PayerFactory(practice=self.practice)
+        self.patients = [PatientFactory(practice=self.practice) for _ in range(3)]
+        self.day = 0
+        self.look()
+
+    def look(self):
+        """What exists now; the rules' preconditions read this instead of querying each step."""
+        checks = {
+            "encounter": ("ledger_encounter", "true"),
+            "claim": ("ledger_claim", "true"),
+            "resubmittable": ("ledger_claim", "state IN ('paid', 'denied', 'forwarded', 'pending')"),
+            "locked": ("credits_credit", "state = 'locked'"),
+            "on_hand": ("credits_credit", "state IN ('available', 'locked')"),
+            "available": ("credits_credit", "state = 'available' AND on_hand > 0"),
+            "requested": ("credits_refund", "state = 'requested'"),
+            "approved": ("credits_refund", "state = 'approved'"),
+            "writeoff": ("credits_writeoff", "state = 'active'"),
+        }
+        sql = "SELECT " + ", ".join(f"EXISTS (SELECT 1 FROM {table} WHERE practice_id = %s AND {cond})"
+                                    for table, cond in checks.values())
+        with connection.cursor() as cur:
+            cur.execute(sql, [self.practice.pk] * len(checks))
+            self.has = dict(zip(checks, cur.fetchone()))
+
+    def teardown(self):
+        transaction.set_rollback(True)
+        self._atomic.__exit__(None, None, None)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def attempt(self, fn, **kwargs):
+        """Run one service call; a refusal by the rules must have written nothing."""
+        before = counts()
+        try:
+            return fn(**kwargs)
+        except SettleError as exc:
+            assert exc.message
+            assert counts() == before, f"{fn.__name__} refused ({exc.message}) but wrote rows"
+            return None
+
+    def pick(self, data, qs):
+        ids = list(qs.order_by("pk").values_list("pk", flat=True))
+        return data.draw(st.sampled_from(ids)) if ids else None
+
+    def assert_released(self, encounter_ids):
+        """Rule 4: once a DoS is balanced (no balance, no open claim) the service that balanced it
+        released what was locked to it."""
+        for enc in Encounter.objects.filter(pk__in=encounter_ids):
+            if enc.balance == 0 and not enc.claims.filter(state__in=Claim.OPEN).exists():
+                assert not enc.locked_credits.filter(state=Credit.State.LOCKED).exists(), \
+                    f"DoS {enc.pk} is balanced but keeps locked credits"
+
+    def encounters(self):
+        return Encounter.objects.filter(practice=self.practice)
+
+    def credits_on_hand(self):
+        return Credit.objects.filter(practice=self.practice, state__in=Credit.ON_HAND)
+
+    # --- rules --------------------------------------------------------------------------------------
+
+    @initialize()
+    def starting_books(self):
+        """Every patient starts with a visit billed to the payer and a self-pay visit."""
+        for patient in self.patients:
+            self.day += 1
+            enc = ledger_services.encounter_create(patient_id=patient.pk, date_of_service=date(2025, 1, 1)
+                                                   + timedelta(days=self.day), charge="200.00", estimated_pr="40.00",
+                                                   actor=self.clerk)
+            ledger_services.claim_submit(encounter_id=enc.pk, payer_id=self.payer.pk, claim_number=f"C{enc.pk}",
+                                         actor=self.clerk)
+            self.day += 1
+            ledger_services.encounter_create(patient_id=patient.pk, date_of_service=date(2025, 1, 1)
+                                             + timedelta(days=self.day), charge="80.00", estimated_pr="80.00",
+                                             actor=self.clerk)
+
+    @rule(data=st.data(), claim=st.booleans(), charge=st.integers(0, 40000), est=st.integers(0, 100))
+    def new_visit(self, data, claim, charge, est):
+        patient = data.draw(st.sampled_from(self.patients))
+        self.day += 1
+        charge_m = money(charge)
+        enc = ledger_services.encounter_create(patient_id=patient.pk, date_of_service=date(2025, 1, 1)
+                                               + timedelta(days=self.day), charge=charge_m,
+                                               estimated_pr=money(charge * est // 100), actor=self.clerk)
+        if claim:
+            ledger_services.claim_submit(encounter_id=enc.pk, payer_id=self.payer.pk, claim_number=f"C{enc.pk}",
+                                         actor=self.clerk)
+
+    @rule(data=st.data(), cents=st.integers(1, 30000), toward_dos=st.booleans(),
+          channel=st.sampled_from(["card_reader", "portal", "cash", "check"]))
+    def pay(self, data, cents, toward_dos, channel):
+        patient = data.draw(st.sampled_from(self.patients))
+        enc_id = self.pick(data, self.encounters().filter(patient=patient)) if toward_dos else None
+        result = self.attempt(ledger_services.payment_record, patient_id=patient.pk, amount=money(cents),
+                              channel=channel, encounter_id=enc_id, card_token="tok_visa",
+                              check_number="77" if channel == "check" else "", actor=self.clerk, reason="Payment")
+        if result is not None:
+            assert result.payment.amount == money(cents)
+            assert sum((a.amount for a in result.applications), ZERO) + sum((c.amount for c in result.credits),
+                                                                            ZERO) == money(cents)
+            self.assert_released([a.encounter_id for a in result.applications])
+
+    @precondition(lambda self: self.has["claim"])
+    @rule(data=st.data(), outcome=st.sampled_from(["paid", "paid", "denied", "pending", "forwarded"]),
+          pr_pct=st.integers(0, 100), paid_pct=st.integers(0, 100))
+    def remit(self, data, outcome, pr_pct, paid_pct):
+        """A remittance: a first decision, or a correction that lowers or raises the PR."""
+        claim = Claim.objects.get(pk=self.pick(data, Claim.objects.filter(practice=self.practice)))
+        charge = claim.encounter.charge
+        pr = None if outcome == "pending" else (charge * pr_pct / 100).quantize(CENTS)
+        paid = ((charge - pr) * paid_pct / 100).quantize(CENTS) if outcome == "paid" else ZERO
+        result = self.attempt(ledger_services.claim_record_result, claim_id=claim.pk, outcome=outcome,
+                              paid_amount=paid, adjustment_amount=ZERO, patient_responsibility=pr, actor=self.clerk,
+                              reason="835 posted")
+        if result is not None:
+            self.assert_released([claim.encounter_id])
+            # rule 3: an overpayment is held (locked to the DoS) while the DoS still has a claim open
+            still_open = Claim.objects.filter(encounter_id=claim.encounter_id, state__in=Claim.OPEN).exists()
+            for c in result.credits_created:
+                c.refresh_from_db()
+                assert c.state == (Credit.State.LOCKED if still_open else Credit.State.AVAILABLE), \
+                    f"overpayment credit {c.pk} is {c.state}; claim open: {still_open}"
+
+    @precondition(lambda self: self.has["resubmittable"])
+    @rule(data=st.data())
+    def resubmit(self, data):
+        claim_id = self.pick(data, Claim.objects.filter(practice=self.practice).exclude(state__in=[
+            Claim.State.SUBMITTED, Claim.State.RESUBMITTED, Claim.State.REVERSED]))
+        self.attempt(ledger_services.claim_resubmit, claim_id=claim_id, actor=self.clerk, reason="Corrected claim")
+
+    @rule(data=st.data(), respect=st.booleans())
+    def nightly(self, data, respect):
+        patient = data.draw(st.sampled_from(self.patients))
+        patient.refresh_from_db()
+        before = {c.pk: c.locked_encounter_id for c in Credit.objects.filter(patient=patient)}
+        last_app = CreditApplication.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        result = credit_services.credits_apply_for_patient(patient_id=patient.pk, actor=self.clerk,
+                                                           reason="Nightly application", respect_settings=respect)
+        new_apps = list(CreditApplication.objects.filter(pk__gt=last_app).select_related("credit", "encounter"))
+        assert result.total == sum((a.amount for a in new_apps), ZERO)
+        if respect and patient.exclude_from_auto_apply:  # example G: the run leaves this patient alone
+            assert result.total == 0 and result.released == 0
+            return
+        # rule 6: a credit locked to one DoS never pays another, unless that DoS was settled and the
+        # credit released during the run
+        for a in new_apps:
+            assert a.amount > 0 and a.credit_id is not None and a.encounter.patient_id == patient.pk
+            locked_to = before[a.credit_id]
+            if locked_to is not None and locked_to != a.encounter_id:
+                settled = Encounter.objects.get(pk=locked_to)
+                assert settled.balance == 0 and not settled.claims.filter(state__in=Claim.OPEN).exists(), \
+                    f"credit {a.credit_id} locked to DoS {locked_to} paid DoS {a.encounter_id}"
+        # rule 6 post-condition: no payable DoS with a balance next to credits that could pay it
+        for enc in Encounter.objects.filter(patient=patient):
+            if enc.balance > 0 and not enc.claims.filter(state__in=Claim.OPEN).exists():
+                usable = Credit.objects.filter(Q(state=Credit.State.AVAILABLE) | Q(locked_encounter=enc),
+                                               patient=patient, on_hand__gt=0)
+                assert not usable.exists(), f"DoS {enc.pk} owes {enc.balance} while usable credits are left"
+            # rule 4: a balanced DoS keeps no locked credits after the run
+            if enc.balance == 0 and not enc.claims.filter(state__in=Claim.OPEN).exists():
+                assert not enc.locked_credits.filter(state=Credit.State.LOCKED).exists()
+        # running it again applies nothing (example H)
+        again = credit_services.credits_apply_for_patient(patient_id=patient.pk, actor=self.clerk,
+                                                          reason="Nightly application", respect_settings=respect)
+        assert again.total == 0
+
+    @rule(data=st.data(), excluded=st.booleans())
+    def exclude_from_auto_apply(self, data, excluded):
+        patient = data.draw(st.sampled_from(self.patients))
+        ledger_services.patient_set_auto_apply(patient_id=patient.pk, excluded=excluded, actor=self.clerk,
+                                               reason="Patient asked for a refund instead")
+
+    @precondition(lambda self: self.has["locked"])
+    @rule(data=st.data(), by_patient=st.booleans())
+    def unlock(self, data, by_patient):
+        locked = Credit.objects.filter(practice=self.practice, state=Credit.State.LOCKED)
+        if by_patient:
+            pid = data.draw(st.sampled_from(sorted(set(locked.values_list("patient_id", flat=True)))))
+            expected = locked.filter(patient_id=pid).count()
+            n = self.attempt(credit_services.credits_unlock, patient_ids=[pid], actor=self.clerk,
+                             reason="Payer will never answer")
+        else:
+            cid = self.pick(data, locked)
+            expected = 1
+            n = self.attempt(credit_services.credits_unlock, credit_ids=[cid], actor=self.clerk,
+                             reason="Payer will never answer")
+        assert n == expected
+
+    @precondition(lambda self: self.has["on_hand"])
+    @rule(data=st.data(), to_pool=st.booleans())
+    def move(self, data, to_pool):
+        c = Credit.objects.get(pk=self.pick(data, self.credits_on_hand()))
+        others = self.encounters().filter(patient_id=c.patient_id).exclude(pk=c.locked_encounter_id or 0)
+        target = None if to_pool and c.state == Credit.State.LOCKED else self.pick(data, others)
+        self.attempt(credit_services.credit_move, credit_id=c.pk, to_encounter_id=target, actor=self.clerk,
+                     reason="Patient asked to move it")
+
+    @rule(data=st.data(), cents=st.integers(1, 20000), locked=st.booleans())
+    def add_manual(self, data, cents, locked):
+        patient = data.draw(st.sampled_from(self.patients))
+        enc_id = self.pick(data, self.encounters().filter(patient=patient)) if locked else None
+        self.attempt(credit_services.credit_add_manual, patient_id=patient.pk, amount=money(cents),
+                     note="Carried over from the old system", encounter_id=enc_id, actor=self.clerk)
+
+    @precondition(lambda self: self.has["on_hand"])
+    @rule(data=st.data(), pct=PERCENT)
+    def remove(self, data, pct):
+        c = Credit.objects.get(pk=self.pick(data, self.credits_on_hand()))
+        amount = max(CENTS, (c.on_hand * pct / 100).quantize(CENTS))
+        self.attempt(credit_services.credit_remove, credit_id=c.pk, amount=amount, actor=self.clerk,
+                     reason="Refunded outside the system")
+
+    @precondition(lambda self: self.has["available"])
+    @rule(data=st.data(), pct=PERCENT, method=st.sampled_from([None, "check", "original_payment"]),
+          by_manager=st.booleans(), then=st.sampled_from(["wait", "issue", "reject"]), any_credit=st.booleans())
+    def refund_request(self, data, pct, method, by_manager, then, any_credit):
+        """Ask for a refund; sometimes carry it through (approval by another manager, issue) or reject it."""
+        candidates = self.credits_on_hand() if any_credit else \
+            Credit.objects.filter(practice=self.practice, state=Credit.State.AVAILABLE, on_hand__gt=0)
+        c = Credit.objects.get(pk=self.pick(data, candidates))
+        amount = max(CENTS, (c.on_hand * pct / 100).quantize(CENTS))
+        requester = self.manager if by_manager else self.clerk
+        r = self.attempt(credit_services.refund_request, credit_id=c.pk, amount=amount, method=method,
+                         actor=requester, reason="Patient asked for a refund")
+        if r is None:
+            return
+        assert r.needs_approval == (amount > self.practice.refund_approval_threshold)
+        assert r.state == (Refund.State.REQUESTED if r.needs_approval else Refund.State.APPROVED)
+        if then == "reject":
+            credit_services.refund_reject(refund_id=r.pk, actor=self.manager2, note="Patient keeps the credit")
+        elif then == "issue":
+            if r.needs_approval:
+                credit_services.refund_approve(refund_id=r.pk, actor=self.manager2, note="ok")
+            r = self.attempt(credit_services.refund_issue, refund_id=r.pk, actor=self.clerk, reference=f"CHK{r.pk}")
+            assert r is None or r.state == Refund.State.ISSUED
+
+    @precondition(lambda self: self.has["requested"])
+    @rule(data=st.data())
+    def refund_approve(self, data):
+        r = Refund.objects.get(pk=self.pick(data, Refund.objects.filter(practice=self.practice, state="requested")))
+        approver = self.manager2 if r.requested_by_id == self.manager.pk else self.manager
+        r = credit_services.refund_approve(refund_id=r.pk, actor=approver, note="ok")
+        assert r.state == Refund.State.APPROVED and r.decided_by_id != r.requested_by_id
+
+    @precondition(lambda self: self.has["approved"])
+    @rule(data=st.data())
+    def refund_issue(self, data):
+        r = Refund.objects.get(pk=self.pick(data, Refund.objects.filter(practice=self.practice, state="approved")))
+        self.attempt(credit_services.refund_issue, refund_id=r.pk, actor=self.clerk, reference=f"CHK{r.pk}")
+
+    @precondition(lambda self: self.has["requested"] or self.has["approved"])
+    @rule(data=st.data(), who=st.sampled_from(["clerk", "manager", "manager2"]))
+    def refund_reject(self, data, who):
+        r = Refund.objects.get(pk=self.pick(data, Refund.objects.filter(practice=self.practice,
+                                                                        state__in=["requested", "approved"])))
+        actor = getattr(self, who)
+        done = self.attempt(credit_services.refund_reject, refund_id=r.pk, actor=actor, note="Patient keeps it")
+        if r.needs_approval:  # a manager other than the requester decides (rule 8)
+            assert (done is not None) == (who != "clerk" and actor.pk != r.requested_by_id)
+        else:
+            assert done is not None
+
+    @precondition(lambda self: self.has["encounter"])
+    @rule(data=st.data(), pct=PERCENT, manager=st.booleans(), owing=st.booleans())
+    def write_off(self, data, pct, manager, owing):
+        candidates = [e.pk for e in self.encounters() if e.balance > 0
+                      and not e.claims.filter(state__in=Claim.OPEN).exists()] if owing else []
+        enc = Encounter.objects.get(pk=data.draw(st.sampled_from(candidates)) if candidates
+                                    else self.pick(data, self.encounters()))
+        amount = max(CENTS, (enc.balance * pct / 100).quantize(CENTS))
+        wo = self.attempt(credit_services.writeoff_create, encounter_id=enc.pk, amount=amount,
+                          reason_code="small_balance", note="Small balance",
+                          actor=self.manager if manager else self.clerk)
+        if wo is not None:
+            self.assert_released([enc.pk])
+
+    @precondition(lambda self: self.has["writeoff"])
+    @rule(data=st.data())
+    def undo_write_off(self, data):
+        wo_id = self.pick(data, WriteOff.objects.filter(practice=self.practice, state="active"))
+        credit_services.writeoff_undo(writeoff_id=wo_id, actor=self.clerk, reason="Posted in error")
+
+    @rule(data=st.data(), channel=st.sampled_from(["card_reader", "cash", "check"]), by_hand=st.booleans())
+    def checkout(self, data, channel, by_hand):
+        patient = data.draw(st.sampled_from(self.patients))
+        payable = [e for e in Encounter.objects.filter(patient=patient).order_by("pk")
+                   if e.balance > 0 and not e.claims.filter(state__in=Claim.OPEN).exists()]
+        if not payable:
+            return
+        chosen = data.draw(st.lists(st.sampled_from([e.pk for e in payable]), min_size=1, unique=True))
+        picks = ledger_services.credits_preselect(patient_id=patient.pk, encounter_ids=chosen)
+        if by_hand or not picks:  # staff change the choice: some or all of one usable credit
+            usable = Credit.objects.filter(Q(state=Credit.State.AVAILABLE) | Q(locked_encounter_id__in=chosen),
+                                           patient=patient, on_hand__gt=0)
+            cid = self.pick(data, usable)
+            share = data.draw(PERCENT)
+            picks = {} if cid is None else \
+                {cid: max(CENTS, (Credit.objects.get(pk=cid).on_hand * share / 100).quantize(CENTS))}
+        owed = sum((e.balance for e in payable if e.pk in chosen), ZERO)
+        res = self.attempt(ledger_services.payment_checkout, patient_id=patient.pk, encounter_ids=chosen,
+                           credit_amounts=picks, channel=channel, card_token="tok_visa",
+                           check_number="501" if channel == "check" else "", actor=self.clerk)
+        if res is not None:
+            assert res.owed == owed and res.charged == owed - sum(picks.values(), ZERO)
+            for e in Encounter.objects.filter(pk__in=chosen):
+                assert e.balance == 0
+            self.assert_released(chosen)
+
+    @invariant()
+    def processor_matches_the_books(self):
+        """What the card processor holds equals the card payments settle recorded, less the refunds
+        that went back to them: no charge without a payment, no refund twice."""
+        at_processor = sum((c.amount - c.refunded for c in SandboxCharge.objects.all()), ZERO)
+        recorded = sum((p.amount - p.refunded_amount for p in Payment.objects.filter(
+            practice=self.practice, channel__in=Payment.SYSTEM_CHANNELS)), ZERO)
+        assert at_processor == recorded
+
+    @invariant()
+    def money_invariants(self):
+        check_invariants(self.practice.pk)
+        self.look()
+
+
+@pytest.mark.django_db
+def test_random_operations_keep_every_invariant():
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=hsettings(max_examples=40, stateful_step_count=25, deadline=None, print_blob=False,
+                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
+    )
+
+
+@pytest.mark.django_db
+def test_overpayment_from_a_forwarded_claim_is_held_for_the_dos(world):
+    """Rule 3: a correction that lowers the PR while the claim goes on to another payer (835
+    status 19) makes an overpayment that stays locked to the DoS until that payer answers."""
+    pat = world.patient()
+    enc, claim = world.visit(pat, date(2026, 4, 10))
+    world.remit(claim, pr="120.00", paid="80.00")
+    world.pay(pat, "120.00", encounter=enc, channel="portal")
+    result = world.remit(claim, pr="70.00", paid="0.00", adjust="0.00", outcome="forwarded",
+                         reason="Processed as primary, forwarded to secondary")
+    (over,) = result.credits_created
+    over.refresh_from_db()
+    assert (over.state, over.locked_encounter_id, over.on_hand) == (Credit.State.LOCKED, enc.pk, Decimal("50.00"))
+    check_invariants(world.practice.pk)
+    # the secondary pays: the DoS is settled, the credit becomes available
+    claim.refresh_from_db()
+    world.remit(claim, pr="70.00", paid="0.00", adjust="0.00", reason="Secondary paid")
+    over.refresh_from_db()
+    assert over.state == Credit.State.AVAILABLE
+    check_invariants(world.practice.pk)
