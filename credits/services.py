@@ -127,6 +127,12 @@ def credits_unlock(*, patient_ids: list[int] | None = None, credit_ids: list[int
     reason = _reason(reason)
     if not patient_ids and not credit_ids:
         raise InvalidInput("select patients or credits to unlock", field="patient_ids")
+    if patient_ids and credit_ids:
+        raise InvalidInput("select patients or credits to unlock, not both", field="credit_ids")
+    from ledger.services import _id
+
+    patient_ids = [_id(p, field="patient_ids") for p in patient_ids or []]
+    credit_ids = [_id(c, field="credit_ids") for c in credit_ids or []]
     qs = Credit.objects.filter(state=Credit.State.LOCKED)
     qs = qs.filter(patient_id__in=patient_ids) if patient_ids else qs.filter(pk__in=credit_ids)
     if patient_ids:

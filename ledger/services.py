@@ -35,6 +35,17 @@ def _reason(reason: str) -> str:
     return reason
 
 
+def _id(value, *, field: str) -> int:
+    """An id given by a caller (a form, the API): a positive whole number, or a clear error."""
+    try:
+        out = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{field}: '{value}' is not an id", field=field) from None
+    if out <= 0:
+        raise InvalidInput(f"{field}: '{value}' is not an id", field=field)
+    return out
+
+
 def _patient_for(patient_id, *, actor, practice_id=None) -> Patient:
     try:
         patient = Patient.objects.get(pk=patient_id)
@@ -526,6 +537,7 @@ def payment_checkout(*, patient_id: int, encounter_ids: list[int], credit_amount
     patient = _patient_for(patient_id, actor=actor)
     if not encounter_ids:
         raise InvalidInput("choose at least one date of service to pay", field="encounter_ids")
+    encounter_ids = [_id(e, field="encounter_ids") for e in encounter_ids]
     encs = list(Encounter.objects.filter(pk__in=encounter_ids, patient=patient))
     if len(encs) != len(set(encounter_ids)):
         raise NotFound("one of the dates of service is not this patient's", field="encounter_ids")
@@ -534,7 +546,8 @@ def payment_checkout(*, patient_id: int, encounter_ids: list[int], credit_amount
             raise RuleViolation(f"DoS {e.date_of_service} still waits on the payer; its PR is not known",
                                 field="encounter_ids")
     owed = sum((e.balance for e in encs), ZERO)
-    chosen = {int(k): positive_money(v, field=f"credit {k}") for k, v in (credit_amounts or {}).items()}
+    chosen = {_id(k, field="credit_amounts"): positive_money(v, field=f"credit {k}")
+              for k, v in (credit_amounts or {}).items()}
     credit_total = sum(chosen.values(), ZERO)
     if credit_total > owed:
         raise InvalidInput(f"the chosen credits ({credit_total}) exceed what is owed ({owed})", field="credit_amounts")

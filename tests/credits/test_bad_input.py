@@ -529,3 +529,20 @@ def test_checkout_refused_after_the_card_was_charged_leaves_no_charge_behind(wor
                                          channel="card_reader", card_token="tok_visa", actor=world.clerk)
     charged = sum((ch.amount - ch.refunded for ch in SandboxCharge.objects.all()), D("0"))
     assert charged == 0
+
+
+def test_ids_that_are_not_ids_get_a_clear_error(world):
+    from ledger.errors import InvalidInput
+
+    pat = world.patient()
+    enc, _ = world.visit(pat, date(2025, 6, 1), estimated_pr="30.00", claim=False)
+    with pytest.raises(InvalidInput, match="'abc' is not an id"):
+        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={"abc": "5.00"},
+                                         channel="cash", actor=world.clerk)
+    with pytest.raises(InvalidInput, match="'x1' is not an id"):
+        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=["x1"], credit_amounts={},
+                                         channel="cash", actor=world.clerk)
+    with pytest.raises(InvalidInput, match="not both"):
+        credit_services.credits_unlock(patient_ids=[pat.pk], credit_ids=[1], actor=world.clerk, reason="r")
+    with pytest.raises(InvalidInput, match="'-3' is not an id"):
+        credit_services.credits_unlock(credit_ids=[-3], actor=world.clerk, reason="r")
