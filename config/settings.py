@@ -180,3 +180,49 @@ LOGGING = {
 
 # Dotted path of the card processor class used for refunds to cards.
 SETTLE_CARD_PROCESSOR = env("SETTLE_CARD_PROCESSOR", "ledger.processors.SandboxProcessor")
+
+# --- REST API (issue 6; ledger/api/, docs/api.md) ----------------------------------------
+
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI / Redoc assets served from here, not a CDN
+
+REST_FRAMEWORK.update({
+    "DEFAULT_SCHEMA_CLASS": "ledger.api.schema.SettleAutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["ledger.api.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["ledger.api.permissions.HasApiToken"],
+    "DEFAULT_THROTTLE_CLASSES": ["ledger.api.throttling.TokenRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "ledger.api.pagination.IdCursorPagination",
+    "DEFAULT_PARSER_CLASSES": ["ledger.api.parsers.DecimalJSONParser"],  # uploads: multipart on their view
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "ledger.api.exceptions.error_response",
+    "COERCE_DECIMAL_TO_STRING": True,  # money leaves as "50.00", never as a JSON number
+    "PAGE_SIZE": 50,
+})
+
+SPECTACULAR_SETTINGS.update({
+    "TITLE": "settle API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Patient balances, payments, credits, refunds, 835 remittances and the nightly application of one "
+        "practice. Authenticate with `Authorization: Bearer <token>`; send `Idempotency-Key` on every POST; "
+        "money is a decimal string (\"50.00\"). Guide: docs/api.md."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CreditStateEnum": "credits.models.Credit.State",
+        "ClaimStateEnum": "ledger.models.Claim.State",
+        "RefundStateEnum": "credits.models.Refund.State",
+        "RemittanceClaimStateEnum": "ledger.remittance_models.RemittanceClaim.State",
+        "RemittanceFileStatusEnum": "ledger.remittance_models.RemittanceFile.Status",
+        "NightlyRunStatusEnum": "credits.models.NightlyRun.Status",
+    },
+})
+
+# Requests per token (DRF rate syntax, e.g. 600/minute, 20/second). Counted in the default cache.
+SETTLE_API_RATE = env("SETTLE_API_RATE", "600/minute")
+# How long a POST waits for another request with the same Idempotency-Key to finish (seconds).
+SETTLE_API_IDEMPOTENCY_WAIT = float(env("SETTLE_API_IDEMPOTENCY_WAIT", "10"))

@@ -422,3 +422,6 @@ class JournalLine(models.Model):
 from ledger.remittance_models import (  # noqa: E402,F401
     RemittanceAdjustment, RemittanceClaim, RemittanceFile, RemittanceTransaction,
 )
+
+# API tokens and idempotency records (the REST API, ledger/api/) live in their own module too.
+from ledger.api_models import ApiToken, IdempotencyRecord  # noqa: E402,F401

@@ -1,0 +1,52 @@
+"""`Authorization: Bearer <token>`. The request's user is the token's own user (the acting user
+for services); `request.auth` is the ApiToken, whose practice scopes everything."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from ledger.api.tokens import find_token
+from ledger.api_models import ApiToken
+
+LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'.")
+        try:
+            raw = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("The token is not valid.") from None
+        token = find_token(raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed("The token is not valid.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("The token was revoked.")
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
+        return token.user, token
+
+    def authenticate_header(self, request):
+        # a 401 (not 403) with WWW-Authenticate when the token is missing or wrong
+        return f'{self.keyword} realm="settle"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = ApiTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "stl_<prefix>_<secret>",
+                "description": "An API token of one practice (`manage.py create_api_token`)."}

@@ -1,0 +1,166 @@
+"""Tenancy: a token of another practice never reads or writes this practice's data. Every route
+of the schema is called with the other practice's token against this practice's objects: ids in
+the path or in the body are "not found" (404, never 403), lists show none of them, and writes
+that name no object act on the token's own practice only. A new route must be added here (the
+last test fails otherwise)."""
+
+import json
+from datetime import date
+from types import SimpleNamespace
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from drf_spectacular.generators import SchemaGenerator
+
+from credits import services as credit_services
+from credits.models import Credit, NightlyRun, Refund
+from credits.nightly import run_nightly
+from ledger.models import Claim, Encounter, Patient, Payer, Payment
+from ledger.remittance_models import RemittanceClaim, RemittanceFile
+from ledger.remittances import remittance_post_file, remittance_receive
+from ledger.x12.generator import ClaimSpec, generate_835
+from tests.api.conftest import error_of, make_api
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def a(world):
+    """Practice A with one of everything."""
+    w = world
+    w.payer.payer_identifier = "PAYER-A"
+    w.payer.save()
+    pat = w.patient()
+    enc, claim = w.visit(pat, date(2026, 3, 3), number="A-1")
+    held = w.pay(pat, "50.00", encounter=enc).credits[0]
+    w.remit(claim, pr="20.00", paid="150.00")
+    pay = w.pay(pat, "300.00", channel="portal")
+    avail = pay.credits[0]
+    refund = credit_services.refund_request(credit_id=avail.pk, amount="200.00", actor=w.clerk, reason="Asked")
+    received = remittance_receive(practice_id=w.practice.pk, filename="a.835", actor=w.clerk, data=generate_835(
+        specs=[ClaimSpec("UNKNOWN-1", charge="80.00", paid="50.00")], payer_id="PAYER-A"))
+    remittance_post_file(file_id=received.file.pk, actor=w.clerk)
+    rc = RemittanceClaim.objects.get(file=received.file)
+    run = run_nightly(practice_id=w.practice.pk).run
+    return SimpleNamespace(patient=pat.pk, encounter=enc.pk, claim=claim.pk, payment=pay.payment.pk, held=held.pk,
+                           credit=avail.pk, refund=refund.pk, file=received.file.pk, rclaim=rc.pk, run=run.pk,
+                           payer=w.payer.pk)
+
+
+LISTED = {"/payers": Payer, "/patients": Patient, "/encounters": Encounter, "/claims": Claim, "/payments": Payment,
+          "/credits": Credit, "/refunds": Refund, "/remittance-files": RemittanceFile,
+          "/remittance-claims": RemittanceClaim, "/nightly-runs": NightlyRun}
+
+
+def routes(a):
+    """(method, schema path, concrete path, body, expectation). Expectations: "404" (with `field` for ids in
+    a body: (404, field)), "list" (200, none of A's rows), "own" (2xx on the token's own practice)."""
+    d, c = a, None
+    return [
+        ("get", "/api/v1/token", "/token", c, "own"),
+        ("get", "/api/v1/practice", "/practice", c, "own"),
+        ("patch", "/api/v1/practice", "/practice", {"auto_apply": False, "reason": "x"}, "own"),
+        ("get", "/api/v1/payers", "/payers", c, "list"),
+        ("post", "/api/v1/payers", "/payers", {"name": "Mine", "payer_type": "commercial"}, "own"),
+        ("get", "/api/v1/payers/{id}", f"/payers/{d.payer}", c, "404"),
+        ("get", "/api/v1/patients", "/patients", c, "list"),
+        ("post", "/api/v1/patients", "/patients", {"account_number": "B-1", "first_name": "B", "last_name": "B"},
+         "own"),
+        ("get", "/api/v1/patients/{id}", f"/patients/{d.patient}", c, "404"),
+        ("post", "/api/v1/patients/{id}/auto-apply", f"/patients/{d.patient}/auto-apply",
+         {"excluded": True, "reason": "x"}, "404"),
+        ("post", "/api/v1/patients/{id}/apply-credits", f"/patients/{d.patient}/apply-credits", {}, "404"),
+        ("get", "/api/v1/patients/{id}/preselect", f"/patients/{d.patient}/preselect?encounter_ids={d.encounter}",
+         c, "404"),
+        ("get", "/api/v1/encounters", "/encounters", c, "list"),
+        ("post", "/api/v1/encounters", "/encounters",
+         {"patient": d.patient, "date_of_service": "2026-01-01", "charge": "10.00"}, ("404", "patient")),
+        ("get", "/api/v1/encounters/{id}", f"/encounters/{d.encounter}", c, "404"),
+        ("get", "/api/v1/claims", "/claims", c, "list"),
+        ("post", "/api/v1/claims", "/claims", {"encounter": d.encounter, "payer": d.payer, "claim_number": "X"},
+         ("404", "encounter")),
+        ("get", "/api/v1/claims/{id}", f"/claims/{d.claim}", c, "404"),
+        ("post", "/api/v1/claims/{id}/result", f"/claims/{d.claim}/result",
+         {"outcome": "denied", "reason": "x"}, "404"),
+        ("post", "/api/v1/claims/{id}/resubmit", f"/claims/{d.claim}/resubmit", {"reason": "x"}, "404"),
+        ("get", "/api/v1/payments", "/payments", c, "list"),
+        ("post", "/api/v1/payments", "/payments", {"patient": d.patient, "amount": "5.00", "channel": "cash"},
+         ("404", "patient")),
+        ("get", "/api/v1/payments/{id}", f"/payments/{d.payment}", c, "404"),
+        ("post", "/api/v1/payments/checkout", "/payments/checkout",
+         {"patient": d.patient, "encounter_ids": [d.encounter]}, ("404", "patient")),
+        ("get", "/api/v1/credits", "/credits", c, "list"),
+        ("get", "/api/v1/credits/{id}", f"/credits/{d.credit}", c, "404"),
+        ("post", "/api/v1/credits/manual", "/credits/manual", {"patient": d.patient, "amount": "5.00", "note": "x"},
+         ("404", "patient")),
+        ("post", "/api/v1/credits/purchase", "/credits/purchase",
+         {"patient": d.patient, "amount": "5.00", "channel": "cash"}, ("404", "patient")),
+        ("post", "/api/v1/credits/unlock", "/credits/unlock", {"credit_ids": [d.held], "reason": "x"},
+         ("404", "credit_ids")),
+        ("post", "/api/v1/credits/{id}/move", f"/credits/{d.held}/move", {"to_encounter": None, "reason": "x"},
+         "404"),
+        ("post", "/api/v1/credits/{id}/refunds", f"/credits/{d.credit}/refunds", {"amount": "1.00", "reason": "x"},
+         "404"),
+        ("post", "/api/v1/credits/{id}/remove", f"/credits/{d.credit}/remove", {"reason": "x"}, "404"),
+        ("get", "/api/v1/refunds", "/refunds", c, "list"),
+        ("get", "/api/v1/refunds/{id}", f"/refunds/{d.refund}", c, "404"),
+        ("post", "/api/v1/refunds/{id}/approve", f"/refunds/{d.refund}/approve", {}, "404"),
+        ("post", "/api/v1/refunds/{id}/reject", f"/refunds/{d.refund}/reject", {"note": "x"}, "404"),
+        ("post", "/api/v1/refunds/{id}/issue", f"/refunds/{d.refund}/issue", {"reference": "1"}, "404"),
+        ("get", "/api/v1/remittance-files", "/remittance-files", c, "list"),
+        ("post", "/api/v1/remittance-files", "/remittance-files", "upload", "own"),
+        ("get", "/api/v1/remittance-files/{id}", f"/remittance-files/{d.file}", c, "404"),
+        ("get", "/api/v1/remittance-files/{id}/claims", f"/remittance-files/{d.file}/claims", c, "404"),
+        ("get", "/api/v1/remittance-claims", "/remittance-claims", c, "list"),
+        ("get", "/api/v1/remittance-claims/{id}", f"/remittance-claims/{d.rclaim}", c, "404"),
+        ("post", "/api/v1/remittance-claims/{id}/match", f"/remittance-claims/{d.rclaim}/match",
+         {"claim": d.claim, "reason": "x"}, "404"),
+        ("get", "/api/v1/nightly-runs", "/nightly-runs", c, "list"),
+        ("post", "/api/v1/nightly-runs", "/nightly-runs", {}, "own"),
+        ("get", "/api/v1/nightly-runs/{id}", f"/nightly-runs/{d.run}", c, "404"),
+        ("post", "/api/v1/nightly-runs/preview", "/nightly-runs/preview", {}, "own"),
+    ]
+
+
+def test_every_route_refuses_another_practices_objects(a, other_api, world):
+    """With a manager token of the other practice, so that role checks pass and tenancy is what refuses."""
+    other_api = make_api(other_api.practice, role="manager", name="intruder-manager")
+    before = {c.pk: (c.state, c.on_hand, c.refund_hold) for c in Credit.objects.filter(practice=world.practice)}
+    for method, _, path, body, expect in routes(a):
+        if body == "upload":
+            r = other_api.post(path, {"file": SimpleUploadedFile("b.835", generate_835(
+                specs=[ClaimSpec("A-1")], payer_id="PAYER-A"))}, fmt="multipart")
+        elif method == "get":
+            base, _, query = path.partition("?")
+            r = other_api.get(base, dict(p.split("=") for p in query.split("&")) if query else None)
+        else:
+            r = getattr(other_api, method)(path, body)
+        where = f"{method.upper()} {path}"
+        if expect == "list":
+            assert r.status_code == 200, where
+            shown = [row["id"] for row in r.json()["results"]]
+            assert not LISTED[path].objects.filter(pk__in=shown, practice=world.practice).exists(), where
+        elif expect == "own":
+            assert r.status_code in (200, 201), (where, r.content)
+            assert json.dumps(r.json()).find(world.practice.name) == -1, where
+        else:
+            status, field = (expect, None) if isinstance(expect, str) else expect
+            assert r.status_code == int(status), (where, r.content)
+            assert error_of(r)["code"] == "not_found", where
+            if field:
+                assert error_of(r)["field"] == field, where
+    # practice A is untouched: its credits as they were, its 835 claim still unmatched, the B upload not matched
+    after = {c.pk: (c.state, c.on_hand, c.refund_hold) for c in Credit.objects.filter(practice=world.practice)}
+    assert after == before
+    assert RemittanceClaim.objects.get(pk=a.rclaim).state == "unmatched"
+    assert not RemittanceClaim.objects.filter(practice=other_api.practice, claim__isnull=False).exists()
+    assert NightlyRun.objects.filter(practice=world.practice).count() == 1
+    world.practice.refresh_from_db()
+    assert world.practice.auto_apply is True
+
+
+def test_the_table_covers_every_route_in_the_schema(a):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    in_schema = {(m, p) for p, ops in schema["paths"].items() for m in ops if m in ("get", "post", "patch")}
+    in_table = {(m, p) for m, p, *_ in routes(a)}
+    assert in_schema == in_table
