@@ -9,11 +9,12 @@ deploy) upserts django-q2 Schedule rows from it by name; running it twice change
   run (ledger/jobs.py), which keeps it exact across daylight-saving changes.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 PERIODIC: dict[str, tuple[str, str]] = {
     # name: (function, cron)
+    "api-idempotency-purge": ("ledger.jobs.purge_idempotency_keys", "30 3 * * *"),
 }
 
 NIGHTLY_PREFIX = "nightly-practice-"
@@ -27,7 +28,9 @@ def next_local_run(practice, *, now: datetime) -> datetime:
     candidate = datetime.combine(local_now.date(), practice.nightly_run_at, tzinfo=tz)
     if candidate <= local_now:
         candidate = datetime.combine(local_now.date() + timedelta(days=1), practice.nightly_run_at, tzinfo=tz)
-    return candidate
+    # In UTC: a local time inside a daylight-saving gap (02:30 on the spring-forward night) is never
+    # equal to any other datetime (PEP 495); converted, it is the instant zoneinfo maps it to.
+    return candidate.astimezone(UTC)
 
 
 def desired_schedules(*, now: datetime) -> dict[str, dict]:

@@ -1,0 +1,48 @@
+"""config/schedules.py: one registry, synced idempotently; nightly at each practice's local time."""
+
+from datetime import datetime, time, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django_q.models import Schedule
+
+from config import schedules
+from tests.factories import PracticeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_sync_creates_one_nightly_per_practice_and_the_periodic_jobs_once():
+    a = PracticeFactory(time_zone="America/New_York", nightly_run_at=time(2, 0))
+    b = PracticeFactory(time_zone="America/Los_Angeles", nightly_run_at=time(23, 30))
+    now = datetime(2026, 3, 7, 12, 0, tzinfo=timezone.utc)
+    changes = schedules.sync(now=now)
+    assert set(changes["created"]) == {f"nightly-practice-{a.pk}", f"nightly-practice-{b.pk}",
+                                       "api-idempotency-purge"}
+    again = schedules.sync(now=now)
+    assert again["created"] == again["updated"] == again["deleted"] == []
+    s = Schedule.objects.get(name=f"nightly-practice-{a.pk}")
+    assert s.next_run == datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc)  # 02:00 on the spring-forward night
+    assert Schedule.objects.get(name=f"nightly-practice-{b.pk}").next_run == \
+        datetime(2026, 3, 8, 7, 30, tzinfo=timezone.utc)  # 23:30 PST on the 7th
+    # a schedule left behind by a practice that no longer exists is dropped
+    Schedule.objects.create(name="nightly-practice-999999", func="credits.jobs.nightly_run", args="999999")
+    assert schedules.sync(now=now)["deleted"] == ["nightly-practice-999999"]
+
+
+def test_next_local_run_follows_daylight_saving():
+    p = PracticeFactory(time_zone="America/New_York", nightly_run_at=time(2, 30))
+    before = schedules.next_local_run(p, now=datetime(2026, 11, 1, 4, 0, tzinfo=timezone.utc))  # 00:00 EDT
+    assert before.astimezone(ZoneInfo("America/New_York")).time() == time(2, 30)
+    after = schedules.next_local_run(p, now=datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc))  # EST now
+    assert after == datetime(2026, 11, 3, 7, 30, tzinfo=timezone.utc)
+
+
+def test_run_job_runs_a_registered_job_and_refuses_unknown_names(capsys):
+    call_command("run_job", "api-idempotency-purge")
+    assert '"purged": 0' in capsys.readouterr().out
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="no job named"):
+        call_command("run_job", "nope")
