@@ -101,6 +101,9 @@ class Credit(FSMModelMixin, models.Model):
             models.Index(fields=["patient", "state"]),
             models.Index(fields=["practice", "state", "created_at"]),
             models.Index(fields=["locked_encounter"], condition=Q(state="locked"), name="credit_locked_enc_idx"),
+            # the admin's locked-credits list, oldest first, one page at a time (ties broken by id)
+            models.Index(fields=["practice", "created_at", "id"], condition=Q(state="locked"),
+                         name="credit_locked_age_idx"),
             # the nightly run pages through a practice's patients with credits on hand
             models.Index(fields=["practice", "patient"], condition=Q(state__in=["available", "locked"]),
                          name="credit_onhand_practice_idx"),
@@ -377,3 +380,8 @@ class NightlyRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+
+
+# Proxy models of the admin back-office pages live in their own module; imported here so Django
+# registers them with the credits app.
+from credits.backoffice_models import LockedCredit, PatientResponsibility, RefundApproval  # noqa: E402,F401

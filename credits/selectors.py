@@ -107,3 +107,48 @@ def patients_with_credit_totals(practice_ids):
     return (Patient.objects.filter(practice_id__in=practice_ids)
             .annotate(balance_owed=owed, available_total=credit_sum(Credit.State.AVAILABLE),
                       locked_total=credit_sum(Credit.State.LOCKED)))
+
+
+# --- the admin back-office (issue 5) ----------------------------------------------------------------
+
+def patient_responsibility_list(practice_ids):
+    """Rows of `PatientResponsibility` (one per patient with money on the books: balance owed,
+    available and locked credits) in the given practices, with the patient joined. The practice
+    is filtered on both tables so PostgreSQL can walk the patients' name index in order."""
+    from credits.backoffice_models import PatientResponsibility
+
+    return (PatientResponsibility.objects.filter(practice_id__in=practice_ids, patient__practice_id__in=practice_ids)
+            .select_related("patient", "practice"))
+
+
+MISMATCH_SQL = """
+WITH truth AS (
+    SELECT p.id AS patient_id,
+           COALESCE((SELECT sum(COALESCE(e.remittance_pr, e.estimated_pr) - e.applied_amount - e.written_off_amount)
+                       FROM ledger_encounter e WHERE e.patient_id = p.id), 0) AS balance_owed,
+           COALESCE((SELECT sum(c.on_hand) FROM credits_credit c
+                      WHERE c.patient_id = p.id AND c.state = 'available'), 0) AS available,
+           COALESCE((SELECT sum(c.on_hand) FROM credits_credit c
+                      WHERE c.patient_id = p.id AND c.state = 'locked'), 0) AS locked
+      FROM ledger_patient p
+     WHERE %(practice)s::bigint IS NULL OR p.practice_id = %(practice)s
+)
+SELECT t.patient_id, COALESCE(r.balance_owed, 0), t.balance_owed, COALESCE(r.available, 0), t.available,
+       COALESCE(r.locked, 0), t.locked
+  FROM truth t LEFT JOIN credits_patientresponsibility r ON r.patient_id = t.patient_id
+ WHERE COALESCE(r.balance_owed, 0) <> t.balance_owed OR COALESCE(r.available, 0) <> t.available
+    OR COALESCE(r.locked, 0) <> t.locked
+ ORDER BY t.patient_id
+"""
+
+
+def patient_responsibility_mismatches(*, practice_id: int | None = None) -> list[dict]:
+    """Patients whose `PatientResponsibility` row differs from the sums of their encounters and
+    credits (none, while the triggers of credits/0004_backoffice.py are in place)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(MISMATCH_SQL, {"practice": practice_id})
+        rows = cur.fetchall()
+    return [{"patient": r[0], "balance_owed": (r[1], r[2]), "available": (r[3], r[4]), "locked": (r[5], r[6])}
+            for r in rows]

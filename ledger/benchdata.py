@@ -41,6 +41,9 @@ def build_books(*, patients: int, encounters_per_patient: int = 2, credits_per_p
                    CASE WHEN %(finalized)s THEN 20 + ((pt.id * 7 + k * 13) %% 101) END, 0, 0, now()
               FROM ledger_patient pt CROSS JOIN generate_series(1, %(e)s) k
              WHERE pt.practice_id = %(practice)s ORDER BY pt.id, k""", p)
+        # fresh statistics before the joins below: planned on an "empty" encounter table, the credits'
+        # LATERAL lookup of each patient's first visit scans every encounter per credit (hours at 1M)
+        cur.execute("ANALYZE ledger_patient; ANALYZE ledger_encounter")
         cur.execute("""
             INSERT INTO ledger_claim (practice_id, encounter_id, payer_id, claim_number, payer_claim_number, state,
                                       billed_amount, paid_amount, adjustment_amount, patient_responsibility,

@@ -69,6 +69,10 @@ def books(world):
                                       actor=clerk, claim_id=claim.pk, note="paid twice")
     credit_services.credits_import_csv(practice_id=world.practice.pk, filename="old.csv", actor=clerk,
                                        data=f"account_number,amount,note\n{pat.account_number},7.00,old\n".encode())
+    # A refund above the threshold waiting for a manager (the approvals queue); all of its credit is held.
+    big = credit_services.credit_add_manual(patient_id=pat.pk, amount="150.00", note="old system", actor=clerk)
+    credit_services.refund_request(credit_id=big.pk, amount="150.00", actor=clerk, reason="Patient asked",
+                                   method="check")
     # A remittance file: one claim posted, one unmatched, one provider-level adjustment.
     world.visit(pat, date(2026, 6, 6), number="ERA-1")
     era = generate_835(specs=[ClaimSpec("ERA-1", charge="200.00", paid="150.00",
