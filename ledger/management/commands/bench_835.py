@@ -12,7 +12,6 @@ from ledger.access import system_user
 from ledger.benchdata import build_books, peak_mb
 from ledger.models import Claim
 from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import generate_835
 from ledger.x12.reader import iter_claims
 
 PYX12_SNIPPET = """
@@ -23,6 +22,19 @@ params = pyx12.params.params()
 with open(sys.argv[1]) as fd:  # parse and validate the whole file; no 997/HTML output
     ok = pyx12.x12n_document.x12n_document(params, fd, None, None)
 print(time.perf_counter() - t0)
+"""
+
+
+GENERATE_SNIPPET = """
+import json, sys
+from ledger.x12.generator import generate_835
+ids, out, seed, payer_id = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+with open(ids) as fh:
+    numbers = json.load(fh)
+data = generate_835(claim_ids=numbers, seed=seed, payer_id=payer_id, claims_per_transaction=1000,
+                    check_number=f"BENCH{seed}")
+with open(out, "wb") as fh:
+    fh.write(data)
 """
 
 
@@ -44,8 +56,7 @@ class Command(BaseCommand):
                                       finalized=False, claim_prefix=f"B{seed}")
         numbers = list(Claim.objects.filter(practice=practice).order_by("pk").values_list("claim_number", flat=True))
         numbers = numbers[:claims]
-        data = generate_835(claim_ids=numbers, seed=seed, payer_id=payer.payer_identifier,
-                            claims_per_transaction=1000, check_number=f"BENCH{seed}")
+        data = self._generate(numbers, seed, payer.payer_identifier)
         self.stdout.write(f"built {len(numbers)} claims and a {len(data) / 1e6:.1f} MB 835 file in "
                           f"{time.perf_counter() - t0:.1f} s (practice {practice.pk})")
 
@@ -74,6 +85,18 @@ class Command(BaseCommand):
             "claims_per_s": round(len(numbers) / post_s, 1), "peak_mb": peak_mb(),
             "pyx12_s": None if pyx12_s is None else round(pyx12_s, 3),
         }))
+
+    def _generate(self, numbers, seed, payer_id) -> bytes:
+        """The synthetic file is built in a child process: building it takes several times its size in
+        memory, which is the benchmark's setup, not part of what is measured (peak_mb is this process's)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            ids, out = os.path.join(tmp, "ids.json"), os.path.join(tmp, "bench.835")
+            with open(ids, "w") as fh:
+                json.dump(numbers, fh)
+            subprocess.run([sys.executable, "-c", GENERATE_SNIPPET, ids, out, str(seed), payer_id], check=True,
+                           cwd=settings.BASE_DIR)
+            with open(out, "rb") as fh:
+                return fh.read()
 
     def _pyx12(self, data: bytes):
         try:
