@@ -22,8 +22,9 @@ from credits.admin_views import CreditImportMixin, NightlyPagesMixin, RefundPage
 from credits.backoffice_models import LockedCredit, PatientResponsibility, RefundApproval
 from credits.models import Credit, CreditApplication, CreditImport, NightlyRun, PayerCredit, Refund, WriteOff
 from ledger.access import is_manager
-from ledger.admin import (BackofficeAdminMixin, PracticeFilter, PracticeScopedAdmin, ScopedHistoryAdmin, call_service,
-                          confirm_with_reason, money_cell, report, user_practice_ids)
+from ledger.admin import (BackofficeAdminMixin, CreditsFilter, PracticeFilter, PracticeScopedAdmin,
+                          ScopedHistoryAdmin, call_service, confirm_with_reason, money_cell, report,
+                          user_practice_ids)
 from ledger.admin_views import admin_url, patient_url
 from ledger.models import Claim
 
@@ -278,29 +279,11 @@ class NightlyRunAdmin(NightlyPagesMixin, BackofficeAdminMixin, PracticeScopedAdm
 
 # --- back-office lists (issue 5) ------------------------------------------------------------------------
 
-class RuleFourteenFilter(admin.SimpleListFilter):
-    """DOMAIN rule 14: patients with available credits, locked credits, or both."""
+class RuleFourteenFilter(CreditsFilter):
+    """DOMAIN rule 14 on the patient responsibility totals table."""
 
-    title = "credits"
-    parameter_name = "credits"
-
-    def lookups(self, request, model_admin):
-        return (("available", "With available credits"), ("locked", "With locked credits"),
-                ("both", "With available and locked"), ("any", "With any credits"), ("none", "Without credits"))
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "available":
-            return queryset.filter(available__gt=0)
-        if value == "locked":
-            return queryset.filter(locked__gt=0)
-        if value == "both":
-            return queryset.filter(available__gt=0, locked__gt=0)
-        if value == "any":
-            return queryset.filter(Q(available__gt=0) | Q(locked__gt=0))
-        if value == "none":
-            return queryset.filter(available=0, locked=0)
-        return queryset
+    available_field = "available"
+    locked_field = "locked"
 
 
 class BalanceFilter(admin.SimpleListFilter):

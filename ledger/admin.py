@@ -460,28 +460,24 @@ def _credit_inline():
 
 
 class CreditsFilter(admin.SimpleListFilter):
-    """DOMAIN rule 14: patients with available credits, locked credits, or both."""
+    """DOMAIN rule 14: patients with available credits, locked credits, or both. Subclasses name
+    the columns that hold the two totals."""
 
     title = "credits"
     parameter_name = "credits"
+    available_field = "available_total"
+    locked_field = "locked_total"
 
     def lookups(self, request, model_admin):
         return (("available", "With available credits"), ("locked", "With locked credits"),
                 ("both", "With available and locked"), ("any", "With any credits"), ("none", "Without credits"))
 
     def queryset(self, request, queryset):
+        avail, locked = Q(**{f"{self.available_field}__gt": 0}), Q(**{f"{self.locked_field}__gt": 0})
+        conditions = {"available": avail, "locked": locked, "both": avail & locked, "any": avail | locked,
+                      "none": ~avail & ~locked}
         value = self.value()
-        if value == "available":
-            return queryset.filter(available_total__gt=0)
-        if value == "locked":
-            return queryset.filter(locked_total__gt=0)
-        if value == "both":
-            return queryset.filter(available_total__gt=0, locked_total__gt=0)
-        if value == "any":
-            return queryset.filter(Q(available_total__gt=0) | Q(locked_total__gt=0))
-        if value == "none":
-            return queryset.filter(available_total=0, locked_total=0)
-        return queryset
+        return queryset.filter(conditions[value]) if value in conditions else queryset
 
 
 class OwesFilter(admin.SimpleListFilter):
