@@ -57,3 +57,25 @@ def practice_ids_for(user) -> list[int]:
     if user.is_superuser:
         return list(Practice.objects.values_list("pk", flat=True))
     return list(Membership.objects.filter(user=user).values_list("practice_id", flat=True))
+
+
+def is_integration(actor) -> bool:
+    """True for the user an API token acts as when no person stands behind it (an integration):
+    it may do billing work but never approve anything (four eyes means two people)."""
+    from django.core.exceptions import ObjectDoesNotExist
+
+    try:
+        actor.api_token  # the reverse side of ApiToken.user (ledger/api_models.py)
+    except (ObjectDoesNotExist, AttributeError):
+        return False
+    return True
+
+
+def ensure_approver(actor, *, practice_id: int, requested_by_id: int | None, what: str = "request") -> None:
+    """Four eyes: the approver is a manager of the practice, a person (not an integration), and
+    someone other than whoever asked. Every approval (refunds, manual credits, imports) calls this."""
+    ensure_staff(actor, practice_id, manager=True)
+    if is_integration(actor):
+        raise PermissionDenied(f"an integration cannot approve a {what}; a manager must, in person")
+    if requested_by_id is not None and requested_by_id == actor.pk:
+        raise PermissionDenied(f"the requester cannot approve their own {what}; another manager must")

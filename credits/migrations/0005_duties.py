@@ -5,7 +5,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('credits', '0004_backoffice'), ('ledger', '0009_practice_duties'),
+        ('credits', '0004_backoffice'), ('ledger', '0010_dos_range'),
     ]
 
     operations = []
