@@ -143,6 +143,23 @@ class PracticeScopedAdmin:
         editable = set(self.editable_fields) if self.has_change_permission(request, obj) else set()
         return [f for f in self._model_fields() if f not in editable] + list(self.computed_fields)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # money and dates typed in the admin's model forms go through the one parser (ledger/amounts.py,
+        # ledger/dates.py), like every other input: Django's own fields accept "1_000", "5e-1" or "２０２６-..."
+        from ledger.admin_forms import IsoDateFormField, MoneyFormField
+
+        if isinstance(db_field, models.DecimalField) and db_field.decimal_places == 2:
+            kwargs.setdefault("form_class", MoneyFormField)
+        elif isinstance(db_field, models.DateField) and not isinstance(db_field, models.DateTimeField):
+            kind = {"date_of_birth": "birth", "date_of_service": "service"}.get(db_field.name)
+            formfield = db_field.formfield(form_class=IsoDateFormField, kind=kind, **kwargs)
+            if formfield is not None:  # the admin's calendar widget, writing ISO dates
+                from django.contrib.admin.widgets import AdminDateWidget
+
+                formfield.widget = AdminDateWidget(attrs={"placeholder": "YYYY-MM-DD"}, format="%Y-%m-%d")
+            return formfield
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if not request.user.is_superuser:
             ids = user_practice_ids(request)

@@ -12,11 +12,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from credits.models import Credit, Refund, WriteOff
+from ledger import dates
+from ledger.amounts import AmountError, check_amount
 from ledger.errors import InvalidInput
 from ledger.models import Payment, Practice
 from ledger.money import ZERO, positive_money
-
-MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
 def reason_field(label="Reason", *, required=True, initial=None, help_text="Kept in the history with your name."):
@@ -27,6 +27,74 @@ def reason_field(label="Reason", *, required=True, initial=None, help_text="Kept
 def money_input(**attrs):
     return forms.TextInput(attrs={"class": "settle-money", "inputmode": "decimal", "autocomplete": "off",
                                   "size": 10, **attrs})
+
+
+class MoneyFormField(forms.Field):
+    """Money typed by staff, read by the one money parser (ledger/amounts.py): ASCII digits, at most two
+    decimals, no exponent, "+", spaces or separators, within the money columns' range (Django's DecimalField
+    reads "１００", "1_000" or "5e-1" through Python's Decimal()). A minus sign only with `negative=True`.
+    `min_value` / `max_value` may be changed after the form is built (e.g. to a credit's amount on hand)."""
+
+    default_error_messages = {
+        "min_value": "The amount must be at least %(limit)s.",
+        "max_value": "The amount must be at most %(limit)s.",
+    }
+
+    def __init__(self, *, min_value=None, max_value=None, negative=False, max_digits=None, decimal_places=None,
+                 **kwargs):  # max_digits / decimal_places: what a model DecimalField passes; the parser's range rules
+        kwargs.setdefault("widget", money_input())
+        super().__init__(**kwargs)
+        self.min_value, self.max_value, self.negative = min_value, max_value, negative
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return check_amount(value, negative=self.negative)
+        except AmountError as exc:
+            raise ValidationError(exc.reason, code="invalid") from None
+
+    def validate(self, value):
+        super().validate(value)
+        if value is None:
+            return
+        if self.min_value is not None and value < self.min_value:
+            raise ValidationError(self.error_messages["min_value"], code="min_value",
+                                  params={"limit": self.min_value})
+        if self.max_value is not None and value > self.max_value:
+            raise ValidationError(self.error_messages["max_value"], code="max_value",
+                                  params={"limit": self.max_value})
+
+
+class IsoDateFormField(forms.DateField):
+    """A date typed as YYYY-MM-DD in ASCII digits (Django's DateField also reads "２０２６-..." and other
+    formats through strptime), checked by ledger/dates.py: `kind="service"` a date of service (1900-01-01 to
+    today + 2 years), `kind="birth"` a date of birth (1900-01-01 to today), None any calendar date."""
+
+    CHECKS = {"service": dates.service_date, "birth": dates.birth_date, None: dates.iso_date}
+
+    def __init__(self, *, kind=None, input_formats=None, **kwargs):
+        kwargs.setdefault("help_text", "YYYY-MM-DD")
+        super().__init__(**kwargs)
+        self.check = self.CHECKS[kind]
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, str):
+            try:
+                return self.check(value, field="date")
+            except InvalidInput as exc:
+                raise ValidationError(exc.message.removeprefix("date: "), code="invalid") from None
+        return super().to_python(value)
+
+    def validate(self, value):
+        super().validate(value)
+        if value is not None:
+            try:
+                self.check(value, field="date")
+            except InvalidInput as exc:
+                raise ValidationError(exc.message.removeprefix("date: "), code="invalid") from None
 
 
 def add_service_error(form, exc, *, fields: dict | None = None) -> None:
@@ -63,10 +131,10 @@ class PaymentForm(forms.Form):
     dos = forms.TypedMultipleChoiceField(label="Dates of service to pay", coerce=int, required=False,
                                          widget=forms.CheckboxSelectMultiple)
     apply_credits = forms.BooleanField(label="Apply patient credits", required=False)
-    amount = forms.DecimalField(label="Amount to charge", required=False, min_value=ZERO, widget=money_input(),
-                                help_text="Filled in with what is owed less the credits used. A different amount "
-                                          "without credits is recorded as a payment: it pays open balances, oldest "
-                                          "first, and anything beyond becomes an available credit.", **MONEY)
+    amount = MoneyFormField(label="Amount to charge", required=False, min_value=ZERO,
+                            help_text="Filled in with what is owed less the credits used. A different amount "
+                                      "without credits is recorded as a payment: it pays open balances, oldest "
+                                      "first, and anything beyond becomes an available credit.")
     hold_for = forms.TypedChoiceField(label="Or hold for a DoS waiting on the payer", coerce=int, required=False,
                                       empty_value=None,
                                       help_text="With no date of service above: the payment is held as a credit "
@@ -89,9 +157,9 @@ class PaymentForm(forms.Form):
         self.fields["hold_for"].choices = [("", "—")] + [(e.pk, f"{e.date_of_service:%m/%d/%Y} (claim waiting)")
                                                          for e in pending]
         for c in credits:
-            self.fields[f"credit_{c.pk}"] = forms.DecimalField(
+            self.fields[f"credit_{c.pk}"] = MoneyFormField(
                 label=f"Credit #{c.pk}", required=False, min_value=ZERO, max_value=c.on_hand,
-                widget=money_input(**({"disabled": True} if c.pk not in self.usable_ids else {})), **MONEY)
+                widget=money_input(**({"disabled": True} if c.pk not in self.usable_ids else {})))
 
     def credit_rows(self):
         """(credit, bound field, usable) for the breakdown table."""
@@ -157,7 +225,7 @@ def dos_choices(encounters, *, empty=None):
 
 
 class CreditAddForm(forms.Form):
-    amount = forms.DecimalField(label="Amount", min_value=Decimal("0.01"), widget=money_input(), **MONEY)
+    amount = MoneyFormField(label="Amount", min_value=Decimal("0.01"))
     encounter = forms.TypedChoiceField(label="Lock to date of service", coerce=int, required=False, empty_value=None,
                                        help_text="Leave empty for a flexible (available) credit.")
     note = reason_field("Note", help_text="Why the credit is added, e.g. 'carried over from the old system'. "
@@ -182,7 +250,7 @@ class CreditMoveForm(forms.Form):
 
 
 class CreditRemoveForm(forms.Form):
-    amount = forms.DecimalField(label="Amount to remove", min_value=Decimal("0.01"), widget=money_input(), **MONEY)
+    amount = MoneyFormField(label="Amount to remove", min_value=Decimal("0.01"))
     reason = reason_field(help_text="E.g. 'refunded outside the system, check 1042', or 'turned over as unclaimed "
                                     "property'. Kept in the history with your name.")
 
@@ -193,7 +261,7 @@ class CreditRemoveForm(forms.Form):
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label="Amount to refund", min_value=Decimal("0.01"), widget=money_input(), **MONEY)
+    amount = MoneyFormField(label="Amount to refund", min_value=Decimal("0.01"))
     method = forms.ChoiceField(label="Refund", widget=forms.RadioSelect)
     reference = forms.CharField(label="Check number / ACH trace", required=False, max_length=100,
                                 help_text="For a check or ACH refund paid out now. Leave empty to issue it later "
@@ -228,7 +296,7 @@ class RefundDecisionForm(forms.Form):
 
 
 class WriteOffForm(forms.Form):
-    amount = forms.DecimalField(label="Amount to write off", min_value=Decimal("0.01"), widget=money_input(), **MONEY)
+    amount = MoneyFormField(label="Amount to write off", min_value=Decimal("0.01"))
     reason_code = forms.ChoiceField(label="Reason code", choices=WriteOff.ReasonCode.choices,
                                     initial=WriteOff.ReasonCode.SMALL_BALANCE)
     note = reason_field("Note")

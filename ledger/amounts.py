@@ -42,11 +42,13 @@ _RANGE = "999999999999.99"
 
 
 class AmountError(ValueError):
-    """`text` is not an amount of the grammar; `reason` says why."""
+    """Not an amount; `reason` says why. `kind`: "syntax" (not of the grammar), "places" (fractions of a
+    cent), "range" (beyond the money columns), "sign" (negative where it may not be), "type"."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, kind: str = "syntax"):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 def shown(value, limit: int = 30) -> str:
@@ -98,10 +100,12 @@ def parse_amount(text: str, *, negative: bool = False) -> Decimal:
         raise AmountError(f"{shown(text)} is not text")
     m = _MONEY_RE.fullmatch(text) if len(text) <= _MAX_TEXT else None
     if m is None or (m.group(1) and not negative):
-        raise AmountError(_why(text, negative=negative))
+        reason = _why(text, negative=negative)
+        kind = "sign" if m is not None else "places" if "fractions of a cent" in reason else "syntax"
+        raise AmountError(reason, kind)
     whole = m.group(2).lstrip("0")
     if len(whole) > _INTEGER_DIGITS:
-        raise AmountError(_out_of_range(text))
+        raise AmountError(_out_of_range(text), "range")
     value = Decimal(text).quantize(CENT)
     return value if value else ZERO  # no negative zero
 
@@ -113,7 +117,7 @@ def parse_x12_number(text: str) -> Decimal:
     if len(text) > 20 or not _X12_NUMBER_RE.fullmatch(text):
         raise AmountError("is not a number")
     if sum(ch.isdigit() for ch in text) > 18:
-        raise AmountError("has more than 18 digits")
+        raise AmountError("has more than 18 digits", "range")
     return Decimal(text)
 
 
@@ -126,12 +130,12 @@ def parse_x12_amount(text: str) -> Decimal:
     point = text.find(".")
     if point >= 0:
         if len(text) - point - 1 > MONEY_PLACES:
-            raise AmountError("has fractions of a cent (at most two decimals)")
+            raise AmountError("has fractions of a cent (at most two decimals)", "places")
         whole = text[:point]
     else:
         whole = text
     if len(whole.lstrip("-").lstrip("0")) > _INTEGER_DIGITS:
-        raise AmountError(f"is out of range (at most {_RANGE} either way)")
+        raise AmountError(f"is out of range (at most {_RANGE} either way)", "range")
     return Decimal(text)
 
 
@@ -143,21 +147,22 @@ def check_amount(value, *, negative: bool = False) -> Decimal:
         return parse_amount(value, negative=negative)
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         if isinstance(value, float):
-            raise AmountError(f"{shown(value)} is a float; floats are not exact: pass a string or a Decimal")
-        raise AmountError(f"{shown(value)} is not an amount")
+            raise AmountError(f"{shown(value)} is a float; floats are not accepted for money (not exact): pass a "
+                              "string or a Decimal", "type")
+        raise AmountError(f"{shown(value)} is not an amount", "type")
     if isinstance(value, int):
         if abs(value) > MAX_AMOUNT:
-            raise AmountError(_out_of_range(str(value)))
+            raise AmountError(_out_of_range(str(value)), "range")
         value = Decimal(value)
     elif not value.is_finite():
-        raise AmountError(f"{shown(value)} is not an amount")
+        raise AmountError(f"{shown(value)} is not an amount", "type")
     elif abs(value) > MAX_AMOUNT:  # before quantize: a huge exponent would not fit its precision
-        raise AmountError(_out_of_range(str(value)))
+        raise AmountError(_out_of_range(str(value)), "range")
     cents = value.quantize(CENT)
     if cents != value:
-        raise AmountError(f"{shown(value)} has fractions of a cent (at most two decimals)")
+        raise AmountError(f"{shown(value)} has fractions of a cent (at most two decimals)", "places")
     if cents < 0 and not negative:
-        raise AmountError(f"{shown(value)} is negative; the amount must not be negative")
+        raise AmountError(f"{shown(value)} is negative; the amount must not be negative", "sign")
     return cents if cents else ZERO
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 from simple_history.models import HistoricalRecords
 
+from ledger.dates import DB_EARLIEST, DB_LATEST
 from ledger.money import ZERO, money_field
 
 
@@ -94,6 +95,9 @@ class Patient(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["practice", "account_number"], name="patient_account_unique"),
+            # the fixed outer range of ledger/dates.py (the services check the sane one: 1900-01-01..today)
+            models.CheckConstraint(condition=Q(date_of_birth__isnull=True)
+                                   | Q(date_of_birth__range=(DB_EARLIEST, DB_LATEST)), name="patient_dob_in_range"),
         ]
         indexes = [models.Index(fields=["practice", "last_name", "first_name"])]
 
@@ -151,6 +155,10 @@ class Encounter(models.Model):
             ),
             models.CheckConstraint(condition=Q(applied_amount__gte=0), name="encounter_applied_nonneg"),
             models.CheckConstraint(condition=Q(written_off_amount__gte=0), name="encounter_written_off_nonneg"),
+            # the fixed outer range of ledger/dates.py (a CHECK cannot use now(); the services check
+            # the sane range, 1900-01-01..today + 2 years)
+            models.CheckConstraint(condition=Q(date_of_service__range=(DB_EARLIEST, DB_LATEST)),
+                                   name="encounter_dos_in_range"),
             # Nothing is applied beyond a balance: money in never exceeds what the patient owes.
             models.CheckConstraint(
                 condition=Q(remittance_pr__isnull=False,

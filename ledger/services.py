@@ -14,7 +14,7 @@ from django_fsm import TransitionNotAllowed
 
 from credits import core
 from credits.models import Credit
-from ledger import journal
+from ledger import dates, journal
 from ledger.access import ensure_staff, ensure_staff_or_patient
 from ledger.bulk import bulk_update_rows
 from ledger.errors import Duplicate, InvalidInput, NotFound, RuleViolation
@@ -68,6 +68,8 @@ def patient_create(*, practice_id: int, account_number: str, first_name: str, la
         raise NotFound(f"unknown practice {practice_id}", field="practice")
     if not (account_number or "").strip():
         raise InvalidInput("account number is required", field="account_number")
+    if date_of_birth is not None:
+        date_of_birth = dates.birth_date(date_of_birth, field="date_of_birth")
     if Patient.objects.filter(practice_id=practice_id, account_number=account_number).exists():
         raise Duplicate(f"account number {account_number} already exists in this practice", field="account_number")
     p = Patient(practice_id=practice_id, account_number=account_number.strip(), first_name=first_name,
@@ -104,6 +106,7 @@ def encounter_create(*, patient_id: int, date_of_service: date, charge, estimate
                      reason: str = "Visit recorded", description: str = "") -> Encounter:
     patient = _patient_for(patient_id, actor=actor)
     ensure_staff(actor, patient.practice_id)
+    date_of_service = dates.service_date(date_of_service, field="date_of_service")
     charge, estimated_pr = to_money(charge, field="charge"), to_money(estimated_pr, field="estimated_pr")
     if charge < 0:
         raise InvalidInput("charge cannot be negative", field="charge")

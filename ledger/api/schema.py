@@ -77,10 +77,11 @@ class SettleAutoSchema(AutoSchema):
 
 # --- money in the schema: a decimal string, with the shapes the API accepts ----------------------------
 
-AMOUNT_OUT = r"^-?\d+\.\d{2}$"
-AMOUNT_SIGNED = r"^-?\d{1,12}(\.\d{1,2})?$"
-AMOUNT_NONNEG = r"^\d{1,12}(\.\d{1,2})?$"
-AMOUNT_POSITIVE = r"^(0*[1-9]\d{0,11}(\.\d{1,2})?|0*\.(0[1-9]|[1-9]\d?)|0+\.(0[1-9]|[1-9]\d?))$"  # > 0
+# the grammar of ledger/amounts.py ([0-9], not \d: \d matches other scripts' digits in some regex engines)
+AMOUNT_OUT = r"^-?[0-9]+\.[0-9]{2}$"
+AMOUNT_SIGNED = r"^-?[0-9]{1,12}(\.[0-9]{1,2})?$"
+AMOUNT_NONNEG = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+AMOUNT_POSITIVE = r"^(0*[1-9][0-9]{0,11}(\.[0-9]{1,2})?|0+\.(0[1-9]|[1-9][0-9]?))$"  # > 0
 
 
 class MoneyFieldExtension(OpenApiSerializerFieldExtension):

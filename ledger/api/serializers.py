@@ -12,7 +12,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from credits.models import Credit, CreditApplication, NightlyRun, Refund
+from ledger import dates
+from ledger.amounts import AmountError, check_amount
 from ledger.api_models import ApiToken
+from ledger.errors import InvalidInput
 from ledger.models import Claim, Encounter, Patient, Payer, Payment, Practice
 from ledger.remittance_models import RemittanceClaim, RemittanceFile
 from ledger.services import ClaimOutcome
@@ -24,7 +27,9 @@ MAX_ID = 2**63 - 1
 
 class MoneyField(serializers.DecimalField):
     """Money: a decimal string with at most two places ("50.00"), or a whole number (50). A JSON number with a
-    fraction or an exponent (50.5, 5e1) is refused: send amounts as strings."""
+    fraction or an exponent (50.5, 5e1) is refused: send amounts as strings. Strings are read by the one money
+    parser (ledger/amounts.py: ASCII digits, no exponent, "+", spaces or separators, within NUMERIC(14, 2));
+    DRF's own decimal parsing (Python's Decimal()) would take "1E2", "1_000" or "５０"."""
 
     default_error_messages = {
         "float": "Send amounts as strings (e.g. \"50.50\"); JSON numbers with a fraction are not accepted for money.",
@@ -41,7 +46,13 @@ class MoneyField(serializers.DecimalField):
             self.fail("float")
         if isinstance(data, bool) or not isinstance(data, (str, int)):
             self.fail("type")
-        return super().to_internal_value(data)
+        # the minus sign is refused outright where the field takes no negative amount
+        negative = self.min_value is None or self.min_value < 0
+        try:
+            value = check_amount(data, negative=negative)
+        except AmountError as exc:
+            raise serializers.ValidationError(exc.reason, code="invalid") from None
+        return value  # DRF then runs min_value / max_value on it
 
 
 class TextField(serializers.CharField):
@@ -96,10 +107,24 @@ class FormBooleanField(serializers.BooleanField):
 
 
 class StrictDateField(serializers.DateField):
+    """A date as the text YYYY-MM-DD in ASCII digits (DRF, through Python's date.fromisoformat, would also take
+    "20260301" or "2026-W09-1"), read by ledger/dates.py: `kind="service"` a date of service (1900-01-01 to
+    today + 2 years), `kind="birth"` a date of birth (1900-01-01 to today)."""
+
+    CHECKS = {"service": dates.service_date, "birth": dates.birth_date, None: dates.iso_date}
+
+    def __init__(self, *, kind=None, **kwargs):
+        super().__init__(**kwargs)
+        self.check = self.CHECKS[kind]
+
     def to_internal_value(self, value):
         if not isinstance(value, str):
             self.fail("invalid", format="YYYY-MM-DD")
-        return super().to_internal_value(value)
+        try:
+            return self.check(value, field=self.field_name)
+        except InvalidInput as exc:  # the message without the field: the error shape puts it in front
+            raise serializers.ValidationError(exc.message.removeprefix(f"{self.field_name}: "),
+                                              code="invalid") from None
 
 
 @extend_schema_field({"type": "string", "maxLength": 254, "pattern": r"^$|^[^@\s]+@[^@\s]+$",
@@ -199,7 +224,7 @@ class PatientCreateSerializer(serializers.Serializer):
     account_number = TextField(max_length=32, help_text="Unique within the practice (the EHR's account number).")
     first_name = TextField(max_length=100)
     last_name = TextField(max_length=100)
-    date_of_birth = StrictDateField(required=False, allow_null=True, default=None)
+    date_of_birth = StrictDateField(kind="birth", required=False, allow_null=True, default=None)
     email = EmailOrBlankField(required=False, default="")
     member_id = TextField(max_length=64, required=False, default="", allow_blank=True,
                           help_text="Insurance member id (835 NM1*QC).")
@@ -262,7 +287,7 @@ class EncounterSerializer(serializers.ModelSerializer):
 
 class EncounterCreateSerializer(serializers.Serializer):
     patient = Id()
-    date_of_service = StrictDateField()
+    date_of_service = StrictDateField(kind="service")
     charge = MoneyField(min_value=Decimal(0))
     estimated_pr = MoneyField(min_value=Decimal(0), required=False, default=Decimal("0.00"),
                               help_text="Estimated patient responsibility (until a remittance sets the real one).")

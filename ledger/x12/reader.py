@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import re
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
+from ..amounts import AmountError, in_range, parse_x12_amount, parse_x12_number
 from . import balancing
 from .errors import X12Error, X12Warning
 from .models import (
@@ -50,7 +50,6 @@ from .models import (
 )
 from .tokenizer import Segment, Tokenizer
 
-_NUMBER_RE = re.compile(r"-?[0-9]*\.?[0-9]+")  # ASCII digits only: \d also matches other scripts
 _ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE", "ST"})
 _KNOWN_VERSIONS = ("004010", "005010")
 _PAD = [""] * 20
@@ -114,7 +113,11 @@ class Reader835:
         self.skipped_transactions = 0
         self.keep_claims = keep_claims
         self.keep_transactions = keep_transactions
-        self._numbers: dict[str, Decimal] = {}
+        self._numbers: dict[str, Decimal] = {}  # money amounts read so far (checked), by their text
+        # the file's signed BPR02 and PLB sums are stored, so they must fit the money columns too
+        self._file_paid = ZERO
+        self._file_plb = ZERO
+        self._last_plb: Segment | None = None
         self._dates: dict[str, date] = {}
         self._seen_interchanges: dict[str, int] = {}
         self._seen_traces: dict[tuple[str, str, str], int] = {}
@@ -209,28 +212,41 @@ class Reader835:
                 self._claim.warnings.append(warning)
         return warning
 
-    def _number(self, seg: Segment, index: int, what: str, *, required: bool = True) -> Decimal | None:
+    def _number(
+        self, seg: Segment, index: int, what: str, *, required: bool = True, money: bool = True
+    ) -> Decimal | None:
         elements = seg.elements
         raw = elements[index] if index < len(elements) else ""
         value = self._numbers.get(raw)
         if value is not None:
             return value
-        return self._parse_number(seg, index, raw, what, required)
+        return self._parse_number(seg, index, raw, what, required, money=money)
 
-    def _parse_number(self, seg: Segment, index: int, raw: str, what: str, required: bool = True) -> Decimal | None:
-        """Strict decimal: optional minus, digits, optional decimal point; no
-        exponent, sign '+', spaces or thousands separators."""
+    def _parse_number(
+        self, seg: Segment, index: int, raw: str, what: str, required: bool = True, *, money: bool = True
+    ) -> Decimal | None:
+        """An X12 "R" number through ledger/amounts.py: optional minus, ASCII
+        digits, optional decimal point; no exponent, sign '+', spaces or
+        thousands separators. Money (`money`) has at most two decimals and fits
+        the money columns (|x| <= 999,999,999,999.99); quantities are not
+        cached with the amounts, so a cached text is always a checked amount."""
         if not raw:
             if required:
                 raise self._error(seg, f"missing {what}", index)
             return None
-        if not _NUMBER_RE.fullmatch(raw):
-            raise self._error(seg, f"invalid {what} {raw[:30]!r}", index)
-        value = Decimal(raw)
-        if len(self._numbers) > 50_000:
-            self._numbers.clear()
-        self._numbers[raw] = value
+        try:
+            value = parse_x12_amount(raw) if money else parse_x12_number(raw)
+        except AmountError as exc:
+            detail = "" if exc.kind == "syntax" else f": {exc.reason}"  # range, fractions of a cent
+            raise self._error(seg, f"invalid {what} {raw[:30]!r}{detail}", index) from None
+        if money:
+            if len(self._numbers) > 50_000:
+                self._numbers.clear()
+            self._numbers[raw] = value
         return value
+
+    def _total_error(self, seg: Segment, what: str, value: Decimal) -> X12Error:
+        return self._error(seg, f"{what} add up to {value}, more than an amount can be (999999999999.99 either way)")
 
     def _date(self, seg: Segment, index: int, what: str, *, claim: bool = False) -> date | None:
         elements = seg.elements
@@ -375,6 +391,15 @@ class Reader835:
                 segment_id=last.id,
                 position=end,
             )
+        for total, what in ((self._file_paid, "the file's payments (BPR02)"),
+                            (self._file_plb, "the file's provider adjustments (PLB)")):
+            if not in_range(total):
+                raise X12Error(
+                    f"{what} add up to {total}, more than an amount can be (999999999999.99 either way)",
+                    segment=last.number,
+                    segment_id=last.id,
+                    position=last.position,
+                )
         if not any(g.transaction_set_count - g.skipped_transactions for i in self.interchanges for g in i.groups):
             self.warnings.append(
                 X12Warning(last.number, last.id, last.position, "file holds no 835 transaction set", code="no-835")
@@ -527,6 +552,11 @@ class Reader835:
         tx = self._tx
         tx.declared_segment_count = self._check_se(seg, self._st)
         tx.segment_count = seg.number - self._st.number + 1
+        if tx.plb:
+            plb_total = tx.plb_total
+            if not in_range(plb_total):
+                raise self._total_error(self._last_plb, "the provider adjustments (PLB) of this payment", plb_total)
+            self._file_plb += plb_total
         if tx.payer is None:
             self._warn(seg, "835 transaction set has no payer (N1*PR)", "no-payer")
         if tx.payee is None:
@@ -560,6 +590,8 @@ class Reader835:
         claim = self._claim
         if claim is None:
             return
+        if claim.adjustments or claim.services:
+            self._check_adjustment_totals(claim)
         for warning in balancing.claim_warnings(claim):
             self.warnings.append(warning)
             self._tx.warnings.append(warning)
@@ -567,6 +599,24 @@ class Reader835:
         self._done.append(claim)
         self._claim = None
         self._service = None
+
+    def _check_adjustment_totals(self, claim: Claim) -> None:
+        """A claim's PR and other adjustments are stored as two sums: each must fit."""
+        pr = other = ZERO
+        for adjustment in claim.all_adjustments():
+            if adjustment.group == "PR":
+                pr += adjustment.amount
+            else:
+                other += adjustment.amount
+        for group, total in (("patient responsibility (PR)", pr), ("other", other)):
+            if not in_range(total):
+                raise X12Error(
+                    f"claim {claim.claim_id[:30]!r}: its {group} adjustments (CAS) add up to {total}, more than "
+                    "an amount can be (999999999999.99 either way)",
+                    segment=claim.segment,
+                    segment_id="CLP",
+                    position=claim.position,
+                )
 
     def _unexpected(self, seg: Segment) -> None:
         self._warn(seg, f"unexpected segment {seg.id} in an 835; ignored", "unexpected-segment", claim=True)
@@ -582,6 +632,7 @@ class Reader835:
         tx.handling_code = seg.get(1)
         tx.total_paid = self._number(seg, 2, "total payment amount")
         tx.credit_debit = seg.get(3)
+        self._file_paid += tx.signed_total_paid
         tx.payment_method = seg.get(4)
         tx.payment_format = seg.get(5)
         tx.payment_date_raw = seg.get(16)
@@ -828,7 +879,7 @@ class Reader835:
             if quantity_raw:
                 quantity = numbers.get(quantity_raw)
                 if quantity is None:
-                    quantity = self._parse_number(seg, index + 2, quantity_raw, "adjustment quantity")
+                    quantity = self._parse_number(seg, index + 2, quantity_raw, "adjustment quantity", money=False)
             target.append(Adjustment(group, reason, amount, quantity))
             count += 1
         if count == 0:
@@ -876,7 +927,7 @@ class Reader835:
             self._warn(seg, "AMT outside a claim; ignored", "misplaced")
 
     def _qty(self, seg: Segment) -> None:
-        quantity = self._number(seg, 2, f"QTY*{seg.get(1)} quantity")
+        quantity = self._number(seg, 2, f"QTY*{seg.get(1)} quantity", money=False)
         claim = self._require_claim(seg)
         if self._service is None:
             claim.quantities[seg.get(1)] = quantity
@@ -918,7 +969,7 @@ class Reader835:
         raw = elements[5]
         units = numbers.get(raw)
         if units is None:
-            units = self._parse_number(seg, 5, raw, "units of service paid", False)
+            units = self._parse_number(seg, 5, raw, "units of service paid", False, money=False)
         service = ServiceLine(
             procedure,
             parts[0],
@@ -976,6 +1027,7 @@ class Reader835:
             count += 1
         if count == 0:
             raise self._error(seg, "PLB has no adjustment (identifier and amount)", 3)
+        self._last_plb = seg
         if count > 6:
             self._warn(seg, f"PLB has {count} adjustments; at most 6 are allowed", "plb-count")
 

@@ -74,11 +74,11 @@ def available_card_credit(world, pat, amount="80.00"):
 BAD_AMOUNTS = [
     ("0", "must be greater than zero (got 0.00)"),
     ("0.00", "must be greater than zero (got 0.00)"),
-    ("-12.50", "must be greater than zero (got -12.50)"),
+    ("-12.50", "'-12.50' has a minus sign; the amount must not be negative"),
     (12.5, "floats are not accepted"),
     ("1.001", "'1.001' has fractions of a cent"),
     ("abc", "'abc' is not an amount"),
-    ("", "'' is not an amount"),
+    ("", "an amount is required"),
     ("NaN", "'NaN' is not an amount"),
 ]
 
