@@ -3,7 +3,6 @@ and application runs. Everything here is read-only: money moves only through the
 call the services (credits/services.py) after a confirmation page that asks for a reason. See
 ledger/admin.py for the tenancy and read-only rules every settle admin follows."""
 
-import csv
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -11,7 +10,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Prefetch, Q
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -483,22 +482,15 @@ class PatientResponsibilityAdmin(ReadOnlyListAdmin):
 
     @staticmethod
     def _csv(queryset):
-        class Echo:
-            def write(self, value):
-                return value
+        """Text cells neutralised against formula injection, amounts as plain numbers (ledger/exports.py)."""
+        from ledger.exports import csv_response
 
-        writer = csv.writer(Echo())
-
-        def rows():
-            yield writer.writerow(["account_number", "last_name", "first_name", "practice", "balance_owed",
-                                   "available_credit", "locked_credit"])
-            for r in queryset.select_related("patient", "practice").iterator(chunk_size=2000):
-                yield writer.writerow([r.patient.account_number, r.patient.last_name, r.patient.first_name,
-                                       r.practice.name, r.balance_owed, r.available, r.locked])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="patient-responsibility.csv"'
-        return response
+        rows = ([r.patient.account_number, r.patient.last_name, r.patient.first_name, r.practice.name,
+                 r.balance_owed, r.available, r.locked]
+                for r in queryset.select_related("patient", "practice").iterator(chunk_size=2000))
+        return csv_response("patient-responsibility.csv",
+                            ["account_number", "last_name", "first_name", "practice", "balance_owed",
+                             "available_credit", "locked_credit"], rows)
 
 
 class AgeFilter(admin.SimpleListFilter):

@@ -174,3 +174,121 @@ def test_refund_by_check_and_reject(api, manager_api, world):
     assert r.status_code == 200 and r.json()["state"] == "rejected"
     assert api.get(f"/credits/{c.pk}").json()["on_hand"] == "150.00"
     assert Refund.objects.filter(patient=pat).count() == 2
+
+
+# --- strict input (issue 9, "Found" 5): one money parser, dates of service in range --------------------
+
+def _written():
+    from credits.models import Credit, Refund
+    from ledger.models import Encounter, JournalEntry, Patient, Payment
+
+    return {m.__name__: m.objects.count() for m in (Payment, Credit, Refund, JournalEntry, Encounter, Patient)}
+
+
+LOOSE_MONEY = [  # each was accepted (stored as the number Python's Decimal() reads)
+    ("1E2", "'1E2' is in exponent notation"),
+    ("5e1", "'5e1' is in exponent notation"),
+    ("1e-2", "'1e-2' is in exponent notation"),
+    ("1_000", "'1_000' has a thousands separator"),
+    ("５０", "'５０' has digits that are not ASCII 0-9"),
+    ("٥٠", "'٥٠' has digits that are not ASCII 0-9"),
+    ("+5.00", "'+5.00' has a '+' sign"),
+    (" 5.00 ", "' 5.00 ' has spaces"),
+    ("5.", "'5.' needs digits on both sides of the decimal point"),
+    (".5", "'.5' needs digits on both sides of the decimal point"),
+    ("1000000000000.00", "'1000000000000.00' is out of range (at most 999999999999.99 either way)"),
+    ("-5.00", "'-5.00' has a minus sign; the amount must not be negative"),
+]
+
+
+@pytest.mark.parametrize("text,message", LOOSE_MONEY)
+def test_loose_money_is_refused_everywhere_and_nothing_is_written(api, world, text, message):
+    pat = world.patient()
+    enc, _ = world.visit(pat, date(2026, 1, 10), claim=False, estimated_pr="30.00")
+    credit = world.pay(pat, "80.00", channel="check").credits[0]
+    before = _written()
+    for path, body in [
+        ("/payments", {"patient": pat.pk, "amount": text, "channel": "cash"}),
+        ("/credits/manual", {"patient": pat.pk, "amount": text, "note": "Carried over"}),
+        ("/credits/purchase", {"patient": pat.pk, "amount": text, "channel": "portal", "card_token": "tok_visa"}),
+        (f"/credits/{credit.pk}/refunds", {"amount": text, "reason": "Overpaid"}),
+        (f"/credits/{credit.pk}/remove", {"amount": text, "reason": "Refunded outside settle"}),
+        ("/encounters", {"patient": pat.pk, "date_of_service": "2026-02-01", "charge": text}),
+        ("/payments/checkout", {"patient": pat.pk, "encounter_ids": [enc.pk],
+                                "credits": [{"credit": credit.pk, "amount": text}]}),
+    ]:
+        r = api.post(path, body)
+        assert r.status_code == 400, (path, r.content)
+        err = error_of(r)
+        field = "credits.0.amount" if path.endswith("checkout") else "charge" if path == "/encounters" else "amount"
+        assert (err["code"], err["field"]) == ("invalid", field), (path, err)
+        assert err["message"].startswith(f"{field}: {message}"), (path, err)
+    assert _written() == before
+
+
+def test_signed_money_takes_a_minus_but_nothing_else_loose(api, world):
+    """A payer's take-back is negative: the minus is accepted there, the rest of the grammar holds."""
+    pat = world.patient()
+    _, claim = world.visit(pat, date(2026, 1, 10))
+    before = _written()
+    for text, message in LOOSE_MONEY[:-1]:
+        r = api.post(f"/claims/{claim.pk}/result", {"outcome": "paid", "paid_amount": text, "reason": "835"})
+        assert r.status_code == 400 and error_of(r)["message"].startswith(f"paid_amount: {message}"), r.content
+    assert _written() == before
+
+
+def test_json_whole_numbers_stay_money_and_fractions_stay_refused(api, world):
+    pat = world.patient()
+    r = api.post("/credits/manual", {"patient": pat.pk, "amount": 50, "note": "Carried over"})
+    assert r.status_code == 201 and r.json()["amount"] == "50.00"
+    for amount in (50.5, 1e2, 10**13, True):
+        r = api.post("/credits/manual", {"patient": pat.pk, "amount": amount, "note": "Carried over"})
+        assert r.status_code == 400 and error_of(r)["field"] == "amount", (amount, r.content)
+    assert "out of range" in error_of(api.post("/credits/manual", {"patient": pat.pk, "amount": 10**13,
+                                                                   "note": "x"}))["message"]
+
+
+@pytest.mark.parametrize("day,message", [
+    ("0001-01-01", "date_of_service: 0001-01-01 is out of range; a date of service is between 1900-01-01 and "),
+    ("9999-12-31", "date_of_service: 9999-12-31 is out of range; a date of service is between 1900-01-01 and "),
+    ("2026-02-30", "date_of_service: '2026-02-30' is not a date of the calendar"),
+    ("20260301", "date_of_service: '20260301' is not a date; write it as YYYY-MM-DD"),
+    ("2026-W09-1", "date_of_service: '2026-W09-1' is not a date; write it as YYYY-MM-DD"),
+    ("２０２６-03-01", "date_of_service: '２０２６-03-01' is not a date; write it as YYYY-MM-DD"),
+])
+def test_dates_of_service_out_of_range_or_not_iso_are_refused(api, world, day, message):
+    pat = world.patient()
+    before = _written()
+    r = api.post("/encounters", {"patient": pat.pk, "date_of_service": day, "charge": "100.00"})
+    assert r.status_code == 400, r.content
+    err = error_of(r)
+    assert err["field"] == "date_of_service" and err["message"].startswith(message), err
+    assert _written() == before
+
+
+def test_a_date_of_birth_in_the_future_is_refused(api, world):
+    before = _written()
+    r = api.post("/patients", {"account_number": "N-1", "first_name": "A", "last_name": "B",
+                               "date_of_birth": "2999-01-01"})
+    assert r.status_code == 400 and error_of(r)["field"] == "date_of_birth", r.content
+    assert "out of range; a date of birth is between 1900-01-01 and today" in error_of(r)["message"]
+    assert _written() == before
+
+
+def test_an_835_with_an_amount_beyond_the_columns_is_refused_with_where(api, world):
+    """The same file the admin upload crashed on (DataError): refused, with segment, element and byte."""
+    from ledger.remittance_models import RemittanceClaim
+    from ledger.x12.generator import ClaimSpec, generate_835
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = generate_835(specs=[ClaimSpec("BIG-1", charge="100.00", paid="60.00")])
+    data = data.replace(b"CLP*BIG-1*1*100.00*60.00*", b"CLP*BIG-1*1*100.00*1000000000000.00*")
+    before = _written()
+    r = api.post("/remittance-files", {"file": SimpleUploadedFile("big.835", data)}, fmt="multipart")
+    assert r.status_code == 201, r.content
+    f = r.json()
+    assert f["status"] == "refused" and f["claim_count"] == 0
+    (err,) = f["errors"]
+    assert (err["segment_id"], err["element"], err["position"]) == ("CLP", 4, data.index(b"CLP*BIG-1"))
+    assert "'1000000000000.00': is out of range" in err["message"]
+    assert _written() == before and not RemittanceClaim.objects.exists()

@@ -76,6 +76,74 @@ def test_amount_forms_accepted(amount, value):
     assert claim.services[0].adjustments[0].amount == value
 
 
+@pytest.mark.parametrize("element, amount, why", [
+    (4, "1000000000000.00", "out of range (at most 999999999999.99 either way)"),  # issue 9: a DataError before
+    (4, "-1000000000000", "out of range"),
+    (3, "00001000000000000", "out of range"),
+    (4, "60.001", "fractions of a cent (at most two decimals)"),
+])
+def test_amounts_beyond_the_money_columns_refuse_the_file(element, amount, why):
+    """Money is NUMERIC(14, 2): an amount that does not fit is refused with where it is, not stored."""
+    segments = lines()
+    at = index_of(segments, "CLP*C-1")
+    parts = segments[at].split("*")
+    parts[element] = amount
+    segments[at] = "*".join(parts)
+    data = build(segments)
+    error = refused(data)
+    assert (error.segment, error.segment_id, error.element, error.position) == \
+        (at + 1, "CLP", element, data.index(b"CLP*C-1"))
+    assert f"{amount!r}: " in error.message and why in error.message, error.message
+
+
+def test_the_largest_amount_is_read():
+    segments = lines()
+    at = index_of(segments, "CLP*C-2")
+    segments[at] = "CLP*C-2*4*999999999999.99*0.00*0.00*12*PCN000000002*11*1"
+    claim = list(read_835(build(segments)).iter_claims())[1]
+    assert claim.charge == D("999999999999.99")
+
+
+def test_quantities_may_have_more_decimals_than_money():
+    segments = lines()
+    at = index_of(segments, "SVC*HC:99213*100.00")
+    segments[at] = "SVC*HC:99213*100.00*60.00**1.125"
+    claim = list(read_835(build(segments)).iter_claims())[0]
+    assert claim.services[0].units == D("1.125")
+    segments[at] = "SVC*HC:99213*1.125*60.00**1"  # SVC02 is money: at most two decimals
+    assert refused(build(segments)).element == 2
+
+
+def test_stored_sums_that_do_not_fit_refuse_the_file():
+    """The claim's PR and other adjustment sums, and the file's payment and PLB totals, are stored too."""
+    segments = lines()
+    at = index_of(segments, "CAS*CO*45")
+    segments[at] = "CAS*CO*45*999999999999.99**A1*0.01"
+    data = build(segments)
+    error = refused(data)
+    assert (error.segment_id, error.position) == ("CLP", data.index(b"CLP*C-1"))
+    assert "other adjustments (CAS) add up to 1000000000000.00" in error.message
+
+    segments = lines()
+    se = index_of(segments, "SE*")
+    segments[se:se] = ["PLB*1234567893*20241231*WO:X1*999999999999.99*WO:X2*1.00"]
+    segments[index_of(segments, "SE*")] = "SE*31*0001"
+    data = build(segments)
+    error = refused(data)
+    assert (error.segment_id, error.position) == ("PLB", data.index(b"PLB*"))
+    assert "provider adjustments (PLB) of this payment add up to 1000000000000.99" in error.message
+
+    one = generate_835(specs=SPECS).decode().split("~\n")[:-1]
+    bpr = index_of(one, "BPR*")
+    one[bpr] = one[bpr].replace("*60.00*", "*999999999999.99*")
+    tx = one[index_of(one, "ST*"):index_of(one, "SE*") + 1]
+    two = one[:index_of(one, "SE*") + 1] + [s.replace("0001", "0002") if s.startswith(("ST*", "SE*")) else s
+                                            for s in tx] + one[index_of(one, "GE*"):]
+    two[index_of(two, "GE*")] = "GE*2*1"
+    error = refused(build(two))
+    assert "the file's payments (BPR02) add up to 1999999999999.98" in error.message
+
+
 def test_invalid_cas_amount_and_quantity():
     segments = lines()
     at = index_of(segments, "CAS*CO*50")
