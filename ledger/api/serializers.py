@@ -51,7 +51,8 @@ class MoneyField(serializers.DecimalField):
         try:
             value = check_amount(data, negative=negative)
         except AmountError as exc:
-            raise serializers.ValidationError(exc.reason, code="invalid") from None
+            code = {"places": "max_decimal_places", "range": "out_of_range"}.get(exc.kind, "invalid")
+            raise serializers.ValidationError(exc.reason, code=code) from None
         return value  # DRF then runs min_value / max_value on it
 
 
