@@ -224,6 +224,44 @@ def release_if_balanced(*, encounter: Encounter, actor, reason: str) -> int:
     )
     return release_locked(credits=locked, actor=actor, reason=f"DoS {encounter.date_of_service} balanced: {reason}")
 
+def release_balanced(*, encounters, actor, reason: str) -> int:
+    """Rule 4 for many DoS at once (the 835 posting), set-based: the locked credits of those of
+    `encounters` (locked rows, already written) that are balanced and have no open claim become
+    available: one UPDATE, history rows in one statement, one unlock entry per patient. Caller
+    holds the patients' locks; the credits are locked here, ascending id. Returns how many."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from ledger.bulk import history_from_table
+
+    by_id = {e.pk: e for e in encounters if e.balance == 0}
+    if not by_id:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute("""SELECT c.id, c.practice_id, c.patient_id, c.locked_encounter_id, c.on_hand FROM credits_credit c
+                        WHERE c.locked_encounter_id = ANY(%s) AND c.state = 'locked'
+                          AND NOT EXISTS (SELECT 1 FROM ledger_claim cl
+                                           WHERE cl.encounter_id = c.locked_encounter_id AND cl.state = ANY(%s))
+                        ORDER BY c.id FOR NO KEY UPDATE""", [list(by_id), list(Claim.OPEN)])
+        rows = cur.fetchall()
+        if not rows:
+            return 0
+        cur.execute("UPDATE credits_credit SET state = 'available', locked_encounter_id = NULL WHERE id = ANY(%s)",
+                    [[r[0] for r in rows]])
+    why = {r[0]: f"DoS {by_id[r[3]].date_of_service} balanced: {reason}" for r in rows}
+    history_from_table(Credit, why.items(), user_id=actor.pk, at=timezone.now())
+    entries = {}
+    for credit_id, practice_id, patient_id, enc_id, amount in rows:
+        memo, lines = entries.setdefault(patient_id, ([], []))[0], entries[patient_id][1]
+        memo.append(why[credit_id])
+        lines += [dr(Account.CREDITS_LOCKED, amount, patient=patient_id, credit=credit_id, encounter=enc_id),
+                  cr(Account.CREDITS_AVAILABLE, amount, patient=patient_id, credit=credit_id)]
+    practice_id = rows[0][1]
+    journal.post_many(actor=actor, entries=[(practice_id, JournalEntry.Kind.UNLOCK, "; ".join(dict.fromkeys(memo)),
+                                             patient_id, lines) for patient_id, (memo, lines) in entries.items()])
+    return len(rows)
+
+
 
 def usable_credits_for(encounter: Encounter) -> list[Credit]:
     """Rule 6 order: credits locked to this DoS first, then available credits, oldest first.

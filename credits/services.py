@@ -577,9 +577,11 @@ def payer_credit_open(*, payer_id: int, amount, reason_code: str, actor, note: s
                      created_by=actor)
     core.save_with_history(pc, actor=actor, reason=note or pc.get_reason_display())
     source = Account.CASH if cash_received else Account.CONTRACTUAL
-    journal.post(practice_id=payer.practice_id, kind=JournalEntry.Kind.PAYER_CREDIT, memo=note or reason_code,
-                 actor=actor, lines=[dr(source, amount, claim=claim_id), cr(Account.PAYER_CREDITS, amount,
-                                                                             claim=claim_id)])
+    # the entry is handed back on the instance: the 835 posting names it (ledger.remittance_models.RemittanceBooking)
+    pc.opening_entry = journal.post(practice_id=payer.practice_id, kind=JournalEntry.Kind.PAYER_CREDIT,
+                                    memo=note or reason_code, actor=actor,
+                                    lines=[dr(source, amount, claim=claim_id), cr(Account.PAYER_CREDITS, amount,
+                                                                                  claim=claim_id)])
     return pc
 
 
@@ -593,9 +595,9 @@ def _resolve_payer_credit(pc: PayerCredit, *, amount: Decimal, how: str, referen
     if pc.resolved_amount == pc.amount:
         (pc.close_refunded if how == "refund" else pc.close_recouped)()
     core.save_with_history(pc, actor=actor, reason=reason)
-    journal.post(practice_id=pc.practice_id, kind=JournalEntry.Kind.PAYER_CREDIT_RESOLVED, memo=reason, actor=actor,
-                 lines=[dr(Account.PAYER_CREDITS, amount, claim=pc.claim_id), cr(Account.CASH, amount,
-                                                                                  claim=pc.claim_id)])
+    pc.resolution_entry = journal.post(  # handed back for the 835 posting, like `opening_entry`
+        practice_id=pc.practice_id, kind=JournalEntry.Kind.PAYER_CREDIT_RESOLVED, memo=reason, actor=actor,
+        lines=[dr(Account.PAYER_CREDITS, amount, claim=pc.claim_id), cr(Account.CASH, amount, claim=pc.claim_id)])
     return pc
 
 

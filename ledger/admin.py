@@ -979,6 +979,7 @@ class RemittanceClaimAdmin(RemittanceMatchMixin, BackofficeAdminMixin, PracticeS
     date_hierarchy = "service_date"
     ordering = ("-pk",)
     show_full_result_count = False
+    computed_fields = ("staff_actions",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("file__content")
@@ -991,8 +992,18 @@ class RemittanceClaimAdmin(RemittanceMatchMixin, BackofficeAdminMixin, PracticeS
     def match_link(self, obj):
         if obj.state not in RemittanceClaim.WAITING:
             return ""
-        return format_html('<a class="button" href="{}">Match…</a>',
-                           reverse("admin:ledger_remittanceclaim_match", args=[obj.pk]))
+        return format_html('<a class="button" href="{}">Match…</a> <a class="button" href="{}">Dismiss…</a>',
+                           reverse("admin:ledger_remittanceclaim_match", args=[obj.pk]),
+                           reverse("admin:ledger_remittanceclaim_dismiss", args=[obj.pk]))
+
+    @admin.display(description="done by hand (who, when, why)")
+    def staff_actions(self, obj):
+        rows = obj.actions.select_related("actor", "claim").order_by("at", "pk")
+        return format_html_join(mark_safe("<br>"), "{} · {} · {}{}: {}{}", (
+            (f"{a.at:%Y-%m-%d %H:%M}", a.actor.get_username(), a.get_action_display(),
+             f" to claim {a.claim.claim_number}" if a.claim_id else "", a.reason,
+             f" (confirmed: {', '.join(m['field'] for m in a.confirmed_mismatches)})" if a.confirmed_mismatches
+             else "") for a in rows)) or "—"
 
 
 @admin.register(RemittanceAdjustment)

@@ -401,6 +401,10 @@ def csv_line_errors(data: bytes, *, account_numbers: set[str], limit: int = 200)
 class RemittanceMatchForm(forms.Form):
     claim = forms.ModelChoiceField(label="Claim it belongs to", queryset=None)
     reason = reason_field()
+    confirm_mismatch = forms.BooleanField(
+        label="Post it even though it differs", required=False,
+        help_text="Needed when the claim's payer, patient name or date of service differs from the remittance "
+                  "claim's: you confirm you checked it is the right claim (kept with your name and reason).")
 
     def __init__(self, *args, claims, widget=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -409,6 +413,10 @@ class RemittanceMatchForm(forms.Form):
             widget.is_required = field.required
             field.widget = widget
         field.queryset = claims
+
+
+class RemittanceDismissForm(forms.Form):
+    reason = reason_field(help_text="Why this claim is not ours; kept with your name and the time. Nothing is posted.")
 
 
 class NightlyForm(PracticeChoiceMixin, forms.Form):

@@ -463,7 +463,7 @@ class RemittanceUploadMixin:
         return [path("upload/", self.admin_site.admin_view(self.upload_view), name="ledger_remittancefile_upload")]
 
     def upload_view(self, request):
-        from ledger.remittances import remittance_post_file, remittance_receive
+        from ledger.remittances import remittance_import
 
         require_member(self, request)
         form = f.RemittanceUploadForm(request.POST or None, request.FILES or None, practice_ids=practice_ids(request))
@@ -473,13 +473,9 @@ class RemittanceUploadMixin:
             for upload in form.cleaned_data["files"]:
                 row = {"filename": upload.name, "status": "", "file": None, "posted": None, "error": ""}
                 try:
-                    received = remittance_receive(practice_id=practice.pk, data=upload.read(), filename=upload.name,
-                                                  actor=request.user)
-                    row["file"], row["status"] = received.file, received.status
-                    if received.status == "received":
-                        row["posted"] = remittance_post_file(file_id=received.file.pk, actor=request.user)
-                        row["status"] = "posted"
-                        row["file"].refresh_from_db(fields=["status", "posted_at"])
+                    done = remittance_import(practice_id=practice.pk, data=upload.read(), filename=upload.name,
+                                             actor=request.user)
+                    row["file"], row["status"], row["posted"] = done.received.file, done.received.status, done.posted
                 except SettleError as exc:
                     row["status"], row["error"] = "error", exc.message
                 results.append(row)
@@ -498,55 +494,89 @@ class RemittanceUploadMixin:
 
 
 class RemittanceMatchMixin:
-    """For RemittanceClaimAdmin: /admin/ledger/remittanceclaim/<id>/match/ (the unmatched queue)."""
+    """For RemittanceClaimAdmin: the unmatched queue's pages, /admin/ledger/remittanceclaim/<id>/match/
+    (both sides side by side, likely claims first, differences shown and confirmed) and .../dismiss/."""
 
     def backoffice_urls(self):
-        return [path("<int:claim_id>/match/", self.admin_site.admin_view(self.match_view),
-                     name="ledger_remittanceclaim_match")]
+        wrap = self.admin_site.admin_view
+        return [path("<int:claim_id>/match/", wrap(self.match_view), name="ledger_remittanceclaim_match"),
+                path("<int:claim_id>/dismiss/", wrap(self.dismiss_view), name="ledger_remittanceclaim_dismiss")]
+
+    def _waiting_claim(self, request, claim_id):
+        require_member(self, request)
+        return in_scope_or_404(request, RemittanceClaim.objects.select_related("file", "transaction__payer", "claim")
+                               .defer("file__content"), pk=claim_id)
+
+    def _queue_url(self):
+        return reverse("admin:ledger_remittanceclaim_changelist") + "?waiting=yes"
 
     def match_view(self, request, claim_id):
-        from ledger.remittances import remittance_claim_match
+        from ledger.remittance_queue import remittance_claim_candidates, remittance_claim_match, \
+            remittance_claim_mismatches
 
-        require_member(self, request)
-        rc = in_scope_or_404(request, RemittanceClaim.objects.select_related("file", "transaction", "claim")
-                             .defer("file__content"), pk=claim_id)
+        rc = self._waiting_claim(request, claim_id)
         claims = Claim.objects.filter(practice_id=rc.practice_id).select_related("encounter__patient", "payer")
-        # likely matches: same claim number (another payer), or the patient's name and the service date
-        last = (rc.patient_name or "").split(",")[0].split(" ")[0].strip()
-        suggestions = claims.none()
-        if rc.claim_number or last:
-            from django.db.models import Q
-
-            q = Q(claim_number__iexact=rc.claim_number)
-            if last and rc.service_date:
-                q |= Q(encounter__patient__last_name__iexact=last, encounter__date_of_service=rc.service_date)
-            suggestions = claims.filter(q).order_by("pk")[:20]
         widget = AutocompleteSelect(RemittanceClaim._meta.get_field("claim"), self.admin_site)
         form = f.RemittanceMatchForm(request.POST or None, claims=claims, widget=widget)
         waiting = rc.state in RemittanceClaim.WAITING
+        chosen, chosen_mismatches = None, []
         if request.method == "POST" and form.is_valid() and waiting:
+            chosen = form.cleaned_data["claim"]
+            chosen_mismatches = remittance_claim_mismatches(rc, chosen)
             done = run_service(form, remittance_claim_match, fields={"remittance_claim": None},
-                               remittance_claim_id=rc.pk, claim_id=form.cleaned_data["claim"].pk,
-                               actor=request.user, reason=form.cleaned_data["reason"])
+                               remittance_claim_id=rc.pk, claim_id=chosen.pk, actor=request.user,
+                               reason=form.cleaned_data["reason"],
+                               confirm_mismatch=form.cleaned_data["confirm_mismatch"])
             if done is not None:
-                self.message_user(request, f"CLP {rc.claim_number} matched to claim {form.cleaned_data['claim']} and "
+                self.message_user(request, f"CLP {rc.claim_number} matched to claim {chosen} and "
                                            f"posted: {done.get_state_display().lower()}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:ledger_remittanceclaim_changelist") + "?waiting=yes")
+                return HttpResponseRedirect(self._queue_url())
         if not waiting:
             form.add_error(None, f"This claim is {rc.get_state_display().lower()}: nothing to match.")
+        tx = rc.transaction
         summary = [("CLP01 claim number", rc.claim_number), ("Status (CLP02)", rc.status_code),
                    ("State", f"{rc.get_state_display()}"), ("Why it waits", rc.note or "—"),
-                   ("Patient (NM1*QC)", f"{rc.patient_name} {rc.member_id}".strip() or "—"),
+                   ("Payer (TRN)", f"{tx.payer.name if tx.payer else tx.payer_name or '—'} · check "
+                                   f"{tx.trace_number}"),
+                   ("Patient (NM1*QC)", rc.patient_name or "—"), ("Member id", rc.member_id or "—"),
                    ("Service date", f"{rc.service_date:%m/%d/%Y}" if rc.service_date else "—"),
                    ("Charge / paid / PR",
                     f"{money(rc.charge)} / {money(rc.paid)} / {money(rc.patient_responsibility)}"),
-                   ("Payer (TRN)", f"{rc.transaction.payer_name} · check {rc.transaction.trace_number}"),
                    ("File", f"{rc.file.filename} (#{rc.file_id})")]
+        candidates = [{"claim": c, "mismatches": m, "fields": {x["field"] for x in m}}
+                      for c, m, _ in remittance_claim_candidates(rc)] if waiting else []
+        buttons = [("_save", "Match and post", "default")] if waiting else []
         return render_page(self, request, "admin/settle/match.html", title=f"Match remittance claim {rc.claim_number}",
-                           crumbs=[(reverse("admin:ledger_remittanceclaim_changelist") + "?waiting=yes",
-                                    "Unmatched claims")],
-                           form=form, summary=summary, suggestions=suggestions, rc=rc, waiting=waiting,
-                           media=form.media, buttons=[("_save", "Match and post", "default")] if waiting else [],
-                           cancel_url=reverse("admin:ledger_remittanceclaim_changelist") + "?waiting=yes")
+                           crumbs=[(self._queue_url(), "Unmatched claims")],
+                           form=form, summary=summary, candidates=candidates, rc=rc, waiting=waiting,
+                           chosen=chosen, chosen_mismatches=chosen_mismatches, media=form.media, buttons=buttons,
+                           dismiss_url=reverse("admin:ledger_remittanceclaim_dismiss", args=[rc.pk]),
+                           cancel_url=self._queue_url())
+
+    def dismiss_view(self, request, claim_id):
+        from ledger.remittance_queue import remittance_claim_dismiss
+
+        rc = self._waiting_claim(request, claim_id)
+        form = f.RemittanceDismissForm(request.POST or None)
+        waiting = rc.state in RemittanceClaim.WAITING
+        if request.method == "POST" and form.is_valid() and waiting:
+            done = run_service(form, remittance_claim_dismiss, fields={"remittance_claim": None},
+                               remittance_claim_id=rc.pk, actor=request.user, reason=form.cleaned_data["reason"])
+            if done is not None:
+                self.message_user(request, f"CLP {rc.claim_number} dismissed: nothing posted.", messages.SUCCESS)
+                return HttpResponseRedirect(self._queue_url())
+        if not waiting:
+            form.add_error(None, f"This claim is {rc.get_state_display().lower()}: it cannot be dismissed.")
+        tx = rc.transaction
+        summary = [("CLP01 claim number", rc.claim_number), ("State", rc.get_state_display()),
+                   ("Why it waits", rc.note or "—"), ("Patient (NM1*QC)", rc.patient_name or "—"),
+                   ("Service date", f"{rc.service_date:%m/%d/%Y}" if rc.service_date else "—"),
+                   ("Paid", money(rc.paid)), ("Payer (TRN)", f"{tx.payer_name} · check {tx.trace_number}")]
+        return render_page(self, request, "admin/settle/form_page.html",
+                           title=f"Dismiss remittance claim {rc.claim_number} (not ours)",
+                           crumbs=[(self._queue_url(), "Unmatched claims")], form=form, summary=summary,
+                           intro="The claim leaves the unmatched queue and nothing is posted. Use it for a claim "
+                                 "that is not this practice's.",
+                           buttons=[("_save", "Dismiss", "default")] if waiting else [], cancel_url=self._queue_url())
 
 

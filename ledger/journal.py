@@ -49,16 +49,20 @@ def post(*, practice_id: int, kind: str, memo: str, actor, lines: list[Line], pa
     return entry
 
 
-def post_many(*, actor, entries: list[tuple]) -> list[int]:
+def post_many(*, actor, entries: list[tuple]) -> list[int | None]:
     """Post several entries at once: `entries` are (practice_id, kind, memo, patient_id, lines).
-    Two INSERT statements whatever the count (arrays through unnest, no model instances); every
-    entry is checked as `post` checks it, and the database checks each again (the balance trigger
-    runs once for the whole statement). Returns the new entry ids."""
+    Two COPY statements whatever the count (no model instances); every entry is checked as `post`
+    checks it, and the database checks each again (the balance trigger runs once for the whole
+    statement). Returns the new entry ids, one per entry given (None where all its lines were zero
+    and nothing was written)."""
     from django.db import connection
     from django.utils import timezone
 
-    todo = []
-    for practice_id, kind, memo, patient, lines in entries:
+    from ledger.bulk import copy_rows
+
+    todo, where = [], []
+    accounts = frozenset(Account.values)  # (Account.values builds a new list at every call)
+    for n, (practice_id, kind, memo, patient, lines) in enumerate(entries):
         lines = [ln for ln in lines if ln.amount != 0]
         if not lines:
             continue
@@ -66,38 +70,32 @@ def post_many(*, actor, entries: list[tuple]) -> list[int]:
         if total != 0:
             raise AssertionError(f"unbalanced journal entry {kind}: lines sum to {total}")
         for ln in lines:
-            if ln.account not in Account.values:
+            if ln.account not in accounts:
                 raise AssertionError(f"unknown account {ln.account}")
-        todo.append((practice_id, kind, memo or kind, getattr(patient, "pk", patient), lines))
+        todo.append((practice_id, str(kind), memo or kind, getattr(patient, "pk", patient), lines))
+        where.append(n)
+    out: list[int | None] = [None] * len(entries)
     if not todo:
-        return []
+        return out
     now = timezone.now()
     with connection.cursor() as cur:
         # ids come from the sequence first, so each entry's lines know their entry for sure
         cur.execute("SELECT nextval(pg_get_serial_sequence('ledger_journalentry', 'id')) FROM generate_series(1, %s)",
                     [len(todo)])
         ids = [r[0] for r in cur.fetchall()]
-        cur.execute(
-            """INSERT INTO ledger_journalentry (id, practice_id, kind, memo, patient_id, created_by_id, created_at)
-               SELECT i, p, k, m, pt, %s, %s
-                 FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[]) AS e(i, p, k, m, pt)""",
-            [actor.pk, now, ids, [t[0] for t in todo], [str(t[1]) for t in todo], [t[2] for t in todo],
-             [t[3] for t in todo]])
-        cols = {k: [] for k in ("entry", "practice", "account", "amount", "patient", "encounter", "credit", "payment",
-                                "claim")}
+    copy_rows("ledger_journalentry", ["id", "practice_id", "kind", "memo", "patient_id", "created_by_id", "created_at"],
+              ((i, t[0], t[1], t[2], t[3], actor.pk, now) for i, t in zip(ids, todo)))
+    dim_names = ("patient", "encounter", "credit", "payment", "claim")
+
+    def line_rows():
         for entry_id, (practice_id, _, _, _, lines) in zip(ids, todo):
             for ln in lines:
-                cols["entry"].append(entry_id)
-                cols["practice"].append(practice_id)
-                cols["account"].append(str(ln.account))
-                cols["amount"].append(ln.amount)
-                for n in ("patient", "encounter", "credit", "payment", "claim"):
-                    v = ln.dims.get(n)
-                    cols[n].append(getattr(v, "pk", v))
-        cur.execute(
-            """INSERT INTO ledger_journalline (entry_id, practice_id, account, amount, patient_id, encounter_id,
-                                               credit_id, payment_id, claim_id)
-               SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::numeric[], %s::bigint[],
-                                    %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])""",
-            [cols[k] for k in cols])
-    return ids
+                dims = ln.dims
+                yield (entry_id, practice_id, str(ln.account), ln.amount,
+                       *(getattr(dims.get(n), "pk", dims.get(n)) for n in dim_names))
+
+    copy_rows("ledger_journalline", ["entry_id", "practice_id", "account", "amount", "patient_id", "encounter_id",
+                                     "credit_id", "payment_id", "claim_id"], line_rows())
+    for n, entry_id in zip(where, ids):
+        out[n] = entry_id
+    return out

@@ -428,7 +428,8 @@ class JournalLine(models.Model):
 
 # Remittance files live in their own module; imported here so Django registers them with ledger.
 from ledger.remittance_models import (  # noqa: E402,F401
-    RemittanceAdjustment, RemittanceClaim, RemittanceFile, RemittanceTransaction,
+    RemittanceAdjustment, RemittanceBooking, RemittanceClaim, RemittanceClaimAction, RemittanceFile,
+    RemittanceTransaction,
 )
 
 # API tokens and idempotency records (the REST API, ledger/api/) live in their own module too.

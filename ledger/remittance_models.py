@@ -1,6 +1,8 @@
 """What settle keeps of the payers' remittance files (X12 835): the file itself, each payment
-(transaction set), each claim and each provider-level adjustment (PLB), with what became of it.
-Imported by ledger/models.py."""
+(transaction set), each claim and each provider-level adjustment (PLB), with what became of it;
+the journal entries each posting wrote (`RemittanceBooking`, the database's guarantee that a claim
+or adjustment is booked once) and what staff did by hand in the unmatched queue
+(`RemittanceClaimAction`). Imported by ledger/models.py."""
 
 from django.conf import settings
 from django.db import models
@@ -21,7 +23,9 @@ class RemittanceFile(models.Model):
     filename = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
-    content = models.BinaryField(help_text="The file as received, byte for byte.")
+    content = models.BinaryField(help_text="The file as received, byte for byte; of a refused file only its first "
+                                           "64 KiB (ledger.remittances.REFUSED_KEEP_BYTES), of a duplicate nothing "
+                                           "(see duplicate_of). `size` is always the size received.")
     status = models.CharField(max_length=16, choices=Status.choices)
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     transaction_count = models.PositiveIntegerField(default=0)
@@ -83,8 +87,11 @@ class RemittanceClaim(models.Model):
         PAYER_CREDIT = "payer_credit", "Payer overpayment: payer credit opened"
         FAILED = "failed", "Refused by a rule: waiting for staff"
         INFORMATIONAL = "informational", "Informational (nothing to post)"
+        DISMISSED = "dismissed", "Dismissed by staff: not ours (nothing posted)"
 
     WAITING = (State.UNMATCHED, State.HELD_REVERSAL, State.FAILED)
+    # once in one of these a remittance claim never changes again (a database trigger refuses it, 0007)
+    FINAL = (State.POSTED, State.PAYER_CREDIT, State.INFORMATIONAL, State.DISMISSED)
 
     file = models.ForeignKey(RemittanceFile, on_delete=models.PROTECT, related_name="claims")
     transaction = models.ForeignKey(RemittanceTransaction, on_delete=models.PROTECT, related_name="claims")
@@ -135,3 +142,53 @@ class RemittanceAdjustment(models.Model):
     payer_credit = models.ForeignKey("credits.PayerCredit", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="remittance_adjustments")
     note = models.TextField(blank=True)
+
+
+class RemittanceBooking(models.Model):
+    """One row per journal entry an 835 posting writes, naming the remittance claim or PLB
+    adjustment it books, in the same transaction as the entry. At most one entry of each kind per
+    remittance claim and per adjustment (partial unique indexes): even code that lost track of a
+    claim's state cannot book it a second time, the database refuses the second entry."""
+
+    entry = models.OneToOneField("ledger.JournalEntry", primary_key=True, on_delete=models.PROTECT,
+                                 related_name="remittance_booking")
+    kind = models.CharField(max_length=32, help_text="The entry's kind (payer payment, payer credit, ...).")
+    file = models.ForeignKey(RemittanceFile, on_delete=models.PROTECT, related_name="bookings")
+    # no index of their own: the unique indexes below start with them
+    remittance_claim = models.ForeignKey(RemittanceClaim, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="bookings", db_index=False)
+    adjustment = models.ForeignKey(RemittanceAdjustment, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="bookings", db_index=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(remittance_claim__isnull=False, adjustment__isnull=True)
+                                   | Q(remittance_claim__isnull=True, adjustment__isnull=False),
+                                   name="remittance_booking_one_source"),
+            models.UniqueConstraint(fields=["remittance_claim", "kind"], condition=Q(remittance_claim__isnull=False),
+                                    name="remittance_booking_once_per_claim"),
+            models.UniqueConstraint(fields=["adjustment", "kind"], condition=Q(adjustment__isnull=False),
+                                    name="remittance_booking_once_per_adjustment"),
+        ]
+
+
+class RemittanceClaimAction(models.Model):
+    """What staff did by hand to a waiting remittance claim (append-only): matched it to a claim
+    (with the mismatches they confirmed) or dismissed it. Who, when, why."""
+
+    class Action(models.TextChoices):
+        MATCHED = "matched", "Matched by hand and posted"
+        DISMISSED = "dismissed", "Dismissed (not ours)"
+
+    remittance_claim = models.ForeignKey(RemittanceClaim, on_delete=models.PROTECT, related_name="actions")
+    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    claim = models.ForeignKey("ledger.Claim", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    confirmed_mismatches = models.JSONField(default=list, blank=True,
+                                            help_text="Payer, patient or DoS differences the user confirmed.")
+    reason = models.TextField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor} ({self.at:%Y-%m-%d %H:%M})"

@@ -1,46 +1,68 @@
-"""Receiving and posting payers' remittance files (X12 835), issue 3.
+"""Receiving and posting payers' remittance files (X12 835), issue 3; posted exactly once (issue 9).
 
 Receiving (`remittance_receive`) reads the whole file first (ledger/x12): a file that cannot be
-read is recorded as refused with the segment and byte position of the fault, and nothing else is
-written. A readable file is stored byte for byte with one row per payment (transaction set),
-claim and PLB adjustment, in one transaction. The same bytes again, or a payment already received
-(same sender ISA06, ISA13, ST02 and TRN02, also when repeated inside one file), post nothing and
-are reported as duplicates.
+read is recorded as refused with the segment and byte position of the fault, keeping only the
+first `REFUSED_KEEP_BYTES` of it, and nothing else is written. A readable file is stored byte for
+byte with one row per payment (transaction set), claim and PLB adjustment, in one transaction. The
+same bytes again, or a payment already received (same sender ISA06, ISA13, ST02 and TRN02, also
+when repeated inside one file), post nothing and are reported as duplicates (their bytes are not
+kept again: the duplicate points at the original).
 
-Posting (`remittance_post_file`) goes through the claim service of ledger/services.py, in
-batches of claims (one transaction per batch, the batch's patients locked first in ascending id,
-the same order as every other service). Each claim is matched by its number (CLP01) and payer
-within the practice, then posted; a claim that matches nothing, a reversal of an unknown payment
-or a claim a rule refuses waits for staff with the reason, nothing is guessed. A payer that pays
-a finalized claim again, or pays above the charge, gets a payer credit (DOMAIN rule 13); PLB WO
-recoupments and 72 returns close open payer credits they match. A crash between batches leaves
-the remaining claims "pending"; posting again (or the nightly run) finishes them.
+Posting (`remittance_post_file`) goes through `ClaimResultBatch` (ledger/services.py), in batches
+of claims, one transaction per batch. Each batch, in plain steps:
+
+1. reads the next pending remittance claims of the file and matches them (no lock yet);
+2. locks, in the global order of ledger/locks.py, their patients, encounters and claims, then the
+   remittance claims themselves, *re-checking under the lock that they are still pending*: a row
+   another posting took meanwhile (an upload racing the nightly run) is skipped, never posted
+   again;
+3. posts what it claimed, writes the batch with a few set-based statements, and names every
+   journal entry it wrote in `RemittanceBooking`, whose unique indexes refuse a second entry of
+   the same kind for the same remittance claim even if the code above were wrong.
+
+The PLB adjustments follow the same steps (payer credits, then the adjustments, re-checked), and
+the file becomes `posted` under its own row lock once nothing of it is pending. A crash between
+batches leaves the remaining claims pending; posting again (`import_835` again, or the nightly
+run) finishes them. Matching: by the claim number (CLP01) and payer within the practice; a claim
+that matches nothing, a reversal of an unknown payment or a claim a rule refuses waits for staff
+with the reason (ledger/remittance_queue.py: staff match it by hand, or dismiss it), nothing is
+guessed. A
+payer that pays a finalized claim again, or pays above the charge, gets a payer credit (DOMAIN rule
+13); PLB WO recoupments and 72 returns close open payer credits they match.
 """
 
+import json
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from ledger import journal
 from ledger.access import ensure_staff
-from ledger.bulk import bulk_update_rows
+from ledger.bulk import copy_rows, update_model_rows
+from ledger.errors import NotFound, SettleError
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
-from ledger.errors import InvalidInput, NotFound, RuleViolation, SettleError
-from ledger.locks import lock_claims, lock_encounters, lock_patients
+from ledger.locks import lock_claims, lock_encounters, lock_payer_credits
 from ledger.models import Account, Claim, JournalEntry, Payer, Practice
 from ledger.money import ZERO
-from ledger.remittance_models import RemittanceAdjustment, RemittanceClaim, RemittanceFile, RemittanceTransaction
+from ledger.remittance_models import (
+    RemittanceAdjustment,
+    RemittanceBooking,
+    RemittanceClaim,
+    RemittanceFile,
+    RemittanceTransaction,
+)
 from ledger.x12 import errors as x12_errors
 from ledger.x12.reader import Reader835
 
 log = logging.getLogger(__name__)
 
-POST_BATCH = 500
+POST_BATCH = 2000  # remittance claims per posting transaction
+REFUSED_KEEP_BYTES = 64 * 1024  # what is kept of a refused file: its hash, size, the error and these first bytes
 
 # CLP02 -> what it means for the claim
 OUTCOME_BY_STATUS = {"1": "paid", "2": "paid", "3": "paid", "4": "denied", "19": "forwarded", "20": "forwarded",
@@ -78,15 +100,23 @@ def remittance_receive(*, practice_id: int, data: bytes, filename: str, actor) -
     practice = Practice.objects.filter(pk=practice_id).first()
     if practice is None:
         raise NotFound(f"unknown practice {practice_id}", field="practice")
+    try:
+        return _receive(practice, data, filename, actor)
+    except IntegrityError:
+        # the same file or payment was being stored by another request at this very moment: the unique
+        # indexes made us wait for it and refused ours; read again, it is a duplicate now
+        return _receive(practice, data, filename, actor)
+
+
+def _receive(practice, data: bytes, filename: str, actor) -> ReceiveResult:
     reader = Reader835(data, filename=filename, keep_claims=False, keep_transactions=False)
-    base = dict(practice=practice, filename=filename[:255], sha256=reader.sha256, size=len(data), content=data,
-                received_by=actor)
+    base = dict(practice=practice, filename=filename[:255], sha256=reader.sha256, size=len(data), received_by=actor)
 
     existing = RemittanceFile.objects.filter(practice=practice, sha256=reader.sha256,
                                              status__in=[RemittanceFile.Status.RECEIVED,
-                                                         RemittanceFile.Status.POSTED]).first()
+                                                         RemittanceFile.Status.POSTED]).defer("content").first()
     if existing is not None:
-        dup = RemittanceFile.objects.create(status=RemittanceFile.Status.DUPLICATE, duplicate_of=existing,
+        dup = RemittanceFile.objects.create(status=RemittanceFile.Status.DUPLICATE, duplicate_of=existing, content=b"",
                                             transaction_count=existing.transaction_count,
                                             claim_count=existing.claim_count, paid_total=existing.paid_total,
                                             plb_total=existing.plb_total,
@@ -95,85 +125,107 @@ def remittance_receive(*, practice_id: int, data: bytes, filename: str, actor) -
                                                                   f"(#{existing.pk}); nothing posted"}], **base)
         return ReceiveResult(file=dup, status="duplicate", warnings=dup.warnings)
 
-    # pass 1: read everything; a fault refuses the whole file and nothing else is written
+    # one pass: read and store together, in a savepoint; a fault (or a file of duplicates only) rolls
+    # all of it back and only the record of the refusal (or of the duplicate) is written
     try:
-        headers = list(reader.transactions())
+        with transaction.atomic():
+            f, warnings = _store(practice, reader, data, base)
     except x12_errors.X12Error as exc:
         err = {"segment": exc.segment, "segment_id": exc.segment_id, "position": exc.position,
                "element": exc.element, "message": exc.message}
-        refused = RemittanceFile.objects.create(status=RemittanceFile.Status.REFUSED, errors=[err], **base)
+        refused = RemittanceFile.objects.create(status=RemittanceFile.Status.REFUSED, errors=[err],
+                                                content=data[:REFUSED_KEEP_BYTES], **base)
         return ReceiveResult(file=refused, status="refused", errors=[err])
-    warnings = [_warning_dict(w) for w in reader.warnings]
+    except _OnlyDuplicates as only:
+        dup = RemittanceFile.objects.create(status=RemittanceFile.Status.DUPLICATE, content=b"",
+                                            duplicate_of_id=only.original_id, warnings=only.warnings,
+                                            **only.totals, **base)
+        return ReceiveResult(file=dup, status="duplicate", warnings=only.warnings)
+    return ReceiveResult(file=f, status="received", warnings=warnings)
 
-    # which payments are new: (sender, ISA13, ST02, TRN02) seen before in this practice or earlier in this file
-    seen, new_tx, dup_count = set(), [], 0
-    known = set()
-    for t in headers:
+
+class _OnlyDuplicates(Exception):
+    def __init__(self, *, totals: dict, warnings: list, original_id):
+        self.totals, self.warnings, self.original_id = totals, warnings, original_id
+
+
+COPY_CHUNK = 5000
+
+
+def _store(practice, reader, data: bytes, base: dict):
+    """Read the file once, storing as it goes: the file, each new payment (transaction set) when
+    its first claim or its end is read, its claims (COPY, by chunks: memory stays flat as files
+    grow) and PLB rows. Payments already received are skipped with a warning. Raises X12Error
+    for an unreadable file and _OnlyDuplicates when nothing of it is new."""
+    f = RemittanceFile.objects.create(status=RemittanceFile.Status.RECEIVED, content=data, **base)
+    payers = {p.payer_identifier: p for p in Payer.objects.filter(practice=practice).exclude(payer_identifier="")}
+    rows: dict[int, RemittanceTransaction | None] = {}  # id() of the reader's payment -> its row (None: duplicate)
+    seen, headers, dup_warnings, first_dup, chunk = set(), [], [], None, []
+
+    def payment_row(t):
+        nonlocal first_dup
+        if id(t) in rows:
+            return rows[id(t)]
         sender = _sender_of(reader, t)
         key = _tx_key(sender, t.interchange_control_number, t.control_number, t.trace_number)
-        if key in seen or key in known:
-            dup_count += 1
-            warnings.append({"segment": t.segment, "segment_id": "ST", "position": t.position, "code": "duplicate",
-                             "message": f"payment {t.trace_number or '(no TRN02)'} of interchange "
-                                        f"{t.interchange_control_number or '-'} was already received; skipped"})
-            continue
-        if RemittanceTransaction.objects.filter(practice=practice, sender_id=key[0], interchange_control=key[1],
-                                                control_number=key[2], trace_number=key[3]).exists():
-            known.add(key)
-            dup_count += 1
-            warnings.append({"segment": t.segment, "segment_id": "ST", "position": t.position, "code": "duplicate",
-                             "message": f"payment {t.trace_number or '(no TRN02)'} of interchange "
-                                        f"{t.interchange_control_number or '-'} was already received in an "
-                                        "earlier file; skipped"})
-            continue
+        earlier = None if key in seen else RemittanceTransaction.objects.filter(
+            practice=practice, sender_id=key[0], interchange_control=key[1], control_number=key[2],
+            trace_number=key[3]).values_list("file_id", flat=True).first()
+        if key in seen or earlier is not None:
+            first_dup = first_dup or earlier or f.pk
+            dup_warnings.append({"segment": t.segment, "segment_id": "ST", "position": t.position, "code": "duplicate",
+                                 "message": f"payment {t.trace_number or '(no TRN02)'} of interchange "
+                                            f"{t.interchange_control_number or '-'} was already received "
+                                            f"{'earlier in this file' if key in seen else 'in an earlier file'}; "
+                                            "skipped"})
+            rows[id(t)] = None
+            return None
         seen.add(key)
-        new_tx.append((t, sender))
-    claim_total = sum(t.claim_count for t in headers)
-    totals = dict(transaction_count=len(headers), claim_count=claim_total,
+        payer_id = t.trace_payer_id or (t.payer.id if t.payer else "")
+        rows[id(t)] = RemittanceTransaction.objects.create(
+            file=f, practice=practice, sender_id=sender, interchange_control=t.interchange_control_number or "",
+            control_number=t.control_number or "", trace_number=t.trace_number or "",
+            payer_name=t.payer_name[:200], payer_identifier=payer_id[:80],
+            payer=payers.get(payer_id) or payers.get(t.payer.id if t.payer else "") or
+            Payer.objects.filter(practice=practice, name__iexact=t.payer_name).first(),
+            payment_method=t.payment_method[:8], payment_date=t.payment_date, total_paid=t.signed_total_paid,
+            plb_total=ZERO, claim_count=0, segment=t.segment)
+        return rows[id(t)]
+
+    def flush_claims():
+        copy_rows("ledger_remittanceclaim", CLAIM_COPY_COLUMNS, chunk)
+        chunk.clear()
+
+    for item in reader._run():
+        if type(item).__name__ == "Claim":
+            tx = payment_row(item.transaction)
+            if tx is not None:  # a duplicate payment's claims are not stored
+                chunk.append(_claim_row(item, f.pk, tx.pk, practice.pk))
+                if len(chunk) >= COPY_CHUNK:
+                    flush_claims()
+            continue
+        t = item  # a payment read to its SE: its counts, totals and PLB rows are known now
+        headers.append(t)
+        tx = payment_row(t)
+        if tx is not None:
+            flush_claims()  # its claims go in before anything refers to them
+            RemittanceTransaction.objects.filter(pk=tx.pk).update(total_paid=t.signed_total_paid,
+                                                                  plb_total=t.plb_total, claim_count=t.claim_count)
+            RemittanceAdjustment.objects.bulk_create([
+                RemittanceAdjustment(transaction=tx, practice=practice, code=p.code[:8], reference=p.reference[:80],
+                                     amount=p.amount, segment=p.segment) for p in t.plb])
+    flush_claims()
+    warnings = [_warning_dict(w) for w in reader.warnings] + dup_warnings
+    totals = dict(transaction_count=len(headers), claim_count=sum(t.claim_count for t in headers),
                   paid_total=sum((t.signed_total_paid for t in headers), ZERO),
                   plb_total=sum((t.plb_total for t in headers), ZERO),
-                  skipped_transactions=reader.skipped_transactions, duplicate_transactions=dup_count)
-    if headers and not new_tx:
-        first = RemittanceTransaction.objects.filter(
-            practice=practice, sender_id=_sender_of(reader, headers[0]),
-            interchange_control=headers[0].interchange_control_number or "").first()
-        dup = RemittanceFile.objects.create(status=RemittanceFile.Status.DUPLICATE,
-                                            duplicate_of=first.file if first else None, warnings=warnings,
-                                            **totals, **base)
-        return ReceiveResult(file=dup, status="duplicate", warnings=warnings)
-
-    # pass 2: store the file, its payments, claims and PLB rows in one transaction
-    with transaction.atomic():
-        f = RemittanceFile.objects.create(status=RemittanceFile.Status.RECEIVED, warnings=warnings, **totals, **base)
-        tx_rows = {}
-        payers = {p.payer_identifier: p for p in Payer.objects.filter(practice=practice).exclude(payer_identifier="")}
-        for t, sender in new_tx:
-            payer_id = t.trace_payer_id or (t.payer.id if t.payer else "")
-            tx_rows[t.segment] = RemittanceTransaction.objects.create(
-                file=f, practice=practice, sender_id=sender, interchange_control=t.interchange_control_number or "",
-                control_number=t.control_number or "", trace_number=t.trace_number or "",
-                payer_name=t.payer_name[:200], payer_identifier=payer_id[:80],
-                payer=payers.get(payer_id) or payers.get(t.payer.id if t.payer else "") or
-                Payer.objects.filter(practice=practice, name__iexact=t.payer_name).first(),
-                payment_method=t.payment_method[:8], payment_date=t.payment_date, total_paid=t.signed_total_paid,
-                plb_total=t.plb_total, claim_count=t.claim_count, segment=t.segment)
-            RemittanceAdjustment.objects.bulk_create([
-                RemittanceAdjustment(transaction=tx_rows[t.segment], practice=practice, code=p.code[:8],
-                                     reference=p.reference[:80], amount=p.amount, segment=p.segment)
-                for p in t.plb])
-        batch = []
-        for item in Reader835(data, filename=filename, keep_claims=False, keep_transactions=False)._run():
-            if type(item).__name__ != "Claim":
-                continue
-            tx = tx_rows.get(item.transaction.segment)
-            if tx is None:  # a duplicate payment: its claims are not stored
-                continue
-            batch.append(_claim_row(item, f, tx, practice))
-            if len(batch) >= 2000:
-                RemittanceClaim.objects.bulk_create(batch)
-                batch = []
-        RemittanceClaim.objects.bulk_create(batch)
-    return ReceiveResult(file=f, status="received", warnings=warnings)
+                  skipped_transactions=reader.skipped_transactions, duplicate_transactions=len(dup_warnings))
+    if headers and len(dup_warnings) == len(headers):
+        raise _OnlyDuplicates(totals=totals, warnings=warnings,
+                              original_id=first_dup if first_dup != f.pk else None)
+    RemittanceFile.objects.filter(pk=f.pk).update(warnings=warnings, **totals)
+    f.refresh_from_db(fields=["warnings", *totals])
+    return f, warnings
 
 
 def _sender_of(reader, t) -> str:
@@ -183,18 +235,65 @@ def _sender_of(reader, t) -> str:
     return ""
 
 
-def _claim_row(c, f, tx, practice) -> RemittanceClaim:
+CLAIM_COPY_COLUMNS = ["file_id", "transaction_id", "practice_id", "claim_number", "status_code", "charge", "paid",
+                      "patient_responsibility", "pr_adjustments", "other_adjustments", "payer_claim_number",
+                      "patient_name", "member_id", "service_date", "adjustments", "segment", "position", "state",
+                      "note"]
+
+
+def _claim_row(c, file_id: int, tx_id: int, practice_id: int) -> tuple:
     pr_adj = c.adjustment_total_for("PR")
     patient = c.patient
-    return RemittanceClaim(
-        file=f, transaction=tx, practice=practice, claim_number=c.claim_id[:64], status_code=c.status_code[:4],
-        charge=c.charge, paid=c.paid, patient_responsibility=c.patient_responsibility, pr_adjustments=pr_adj,
-        other_adjustments=c.adjustment_total - pr_adj, payer_claim_number=c.payer_claim_number[:64],
-        patient_name=(f"{patient.last}, {patient.first}" if patient else "")[:200],
-        member_id=(patient.id if patient else "")[:80],
-        service_date=c.statement_from or next((s.service_date for s in c.services if s.service_date), None),
-        adjustments=[{"group": a.group, "reason": a.reason, "amount": str(a.amount)} for a in c.all_adjustments()],
-        segment=c.segment, position=c.position)
+    return (file_id, tx_id, practice_id, c.claim_id[:64], c.status_code[:4], c.charge, c.paid,
+            c.patient_responsibility, pr_adj, c.adjustment_total - pr_adj, c.payer_claim_number[:64],
+            (f"{patient.last}, {patient.first}" if patient else "")[:200], (patient.id if patient else "")[:80],
+            c.statement_from or next((s.service_date for s in c.services if s.service_date), None),
+            json.dumps([{"group": a.group, "reason": a.reason, "amount": str(a.amount)} for a in c.all_adjustments()]),
+            c.segment, c.position, RemittanceClaim.State.PENDING, "")
+
+
+@dataclass
+class ImportResult:
+    received: ReceiveResult
+    posted: "PostResult | None" = None
+    resumed_file_id: int | None = None  # a duplicate of a file whose posting had not finished: finished now
+
+    def as_dict(self) -> dict:
+        out = self.received.as_dict()
+        if self.posted is not None:
+            out["posted"] = self.posted.by_state
+            out["payer_credits"] = self.posted.payer_credits
+        if self.resumed_file_id is not None:
+            out["resumed_file"] = self.resumed_file_id
+        return out
+
+
+def remittance_import(*, practice_id: int, data: bytes, filename: str, actor, post: bool = True,
+                      batch_size: int | None = None, progress=None) -> ImportResult:
+    """Receive a file and (with `post`) post it, batch by batch. The same file again while its first
+    posting never finished (a process killed mid-file) finishes that posting: nothing twice, nothing
+    left behind. The one way in for import_835, the admin upload and the API upload."""
+    received = remittance_receive(practice_id=practice_id, data=data, filename=filename, actor=actor)
+    result = ImportResult(received=received)
+    if not post:
+        return result
+    target = None
+    if received.status == "received":
+        target = received.file.pk
+    elif received.status == "duplicate" and received.file.duplicate_of_id is not None and \
+            RemittanceFile.objects.filter(pk=received.file.duplicate_of_id,
+                                          status=RemittanceFile.Status.RECEIVED).exists():
+        target = result.resumed_file_id = received.file.duplicate_of_id
+    if target is not None:
+        if progress is not None:
+            progress.total = max(1, RemittanceClaim.objects.filter(file_id=target,
+                                                                   state=RemittanceClaim.State.PENDING).count())
+        result.posted = remittance_post_file(file_id=target, actor=actor, progress=progress,
+                                             batch_size=batch_size or POST_BATCH)
+        if received.status == "received":
+            received.file.refresh_from_db(fields=["status", "posted_at"])
+            received.status = received.file.status
+    return result
 
 
 # --- posting -------------------------------------------------------------------------------------------
@@ -205,35 +304,63 @@ class PostResult:
     waiting: int = 0
     payer_credits: int = 0
     plb_posted: int = 0
+    skipped: int = 0  # rows another posting had taken meanwhile (left as they were)
     by_state: dict = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Row:
+    """A remittance claim being posted: what posting reads and what it sets (no model instance:
+    a batch holds thousands)."""
+
+    id: int
+    transaction_id: int
+    claim_number: str
+    status_code: str
+    charge: Decimal
+    paid: Decimal
+    patient_responsibility: Decimal
+    pr_adjustments: Decimal
+    other_adjustments: Decimal
+    payer_claim_number: str
+    segment: int
+    state: str = RemittanceClaim.State.PENDING
+    note: str = ""
+    claim: Claim | None = None
+    posted_at: object = None
+    posted_by_id: int | None = None
+
+    @property
+    def claim_id(self):
+        return self.claim.pk if self.claim is not None else None
+
+
+ROW_FIELDS = ["id", "transaction_id", "claim_number", "status_code", "charge", "paid", "patient_responsibility",
+              "pr_adjustments", "other_adjustments", "payer_claim_number", "segment"]
+
+
 def remittance_post_file(*, file_id: int, actor, batch_size: int = POST_BATCH, progress=None) -> PostResult:
-    """Post the pending claims and PLB adjustments of a received file."""
+    """Post the pending claims and PLB adjustments of a received file, batch by batch (one
+    transaction each). Safe to run twice at once and after a crash: see the module docstring."""
     f = RemittanceFile.objects.filter(pk=file_id).defer("content").first()
     if f is None:
         raise NotFound(f"unknown remittance file {file_id}", field="file")
     ensure_staff(actor, f.practice_id)
     result = PostResult()
+    txs = {t.pk: t for t in RemittanceTransaction.objects.filter(file=f)}
     while True:
-        ids = list(RemittanceClaim.objects.filter(file=f, state=RemittanceClaim.State.PENDING)
-                   .order_by("segment").values_list("pk", flat=True)[:batch_size])
-        if not ids:
+        # step 1 (no lock): the next pending claims of the file, in file order
+        rows = [_Row(*v) for v in RemittanceClaim.objects.filter(file=f, state=RemittanceClaim.State.PENDING)
+                .order_by("segment").values_list(*ROW_FIELDS)[:batch_size]]
+        if not rows:
             break
         with transaction.atomic():
-            _post_claim_batch(ids, actor=actor, result=result)
+            claimed = _post_claim_batch(rows, f=f, txs=txs, actor=actor, result=result)
         if progress:
-            progress(len(ids))
-    with transaction.atomic():
-        for adj in RemittanceAdjustment.objects.select_for_update(of=("self",)).filter(
-                transaction__file=f, state=RemittanceAdjustment.State.PENDING) \
-                .select_related("transaction", "transaction__file", "transaction__payer") \
-                .defer("transaction__file__content").order_by("segment"):
-            _post_plb(adj, actor=actor)
-            result.plb_posted += 1
-        RemittanceFile.objects.filter(pk=f.pk).update(status=RemittanceFile.Status.POSTED, posted_at=timezone.now())
-    for state in RemittanceClaim.objects.filter(file=f).values_list("state", flat=True):
-        result.by_state[state] = result.by_state.get(state, 0) + 1
+            progress(claimed)
+    _post_adjustments(f, actor=actor, result=result)
+    result.by_state = dict(RemittanceClaim.objects.filter(file=f).values_list("state").annotate(n=Count("pk"))
+                           .order_by("state"))
     return result
 
 
@@ -247,72 +374,125 @@ def post_pending(*, practice_id: int, actor) -> int:
     return count
 
 
-def _match_batch(rows) -> dict:
-    """Match a batch of remittance claims with one query: {remittance claim id: (claim, why)}."""
+def _match_batch(rows, *, practice_id: int, txs: dict) -> dict:
+    """Match a batch of remittance claims with one query: {row id: (claim id, patient id, encounter
+    id, why)}."""
     numbers = {rc.claim_number for rc in rows}
-    by_number: dict[str, list[Claim]] = {}
-    for c in Claim.objects.filter(practice_id=rows[0].practice_id, claim_number__in=numbers) \
-            .select_related("payer", "encounter"):
-        by_number.setdefault(c.claim_number, []).append(c)
+    by_number: dict[str, list[tuple]] = {}
+    for c in Claim.objects.filter(practice_id=practice_id, claim_number__in=numbers) \
+            .values_list("pk", "claim_number", "payer_id", "payer__name", "encounter__patient_id", "encounter_id"):
+        by_number.setdefault(c[1], []).append(c)
     out = {}
     for rc in rows:
         found = by_number.get(rc.claim_number, [])
-        tx = rc.transaction
+        tx = txs[rc.transaction_id]
         if len(found) > 1:
-            same_payer = [c for c in found if (tx.payer_id and c.payer_id == tx.payer_id) or
-                          (not tx.payer_id and c.payer.name.lower() == tx.payer_name.lower())]
+            same_payer = [c for c in found if (tx.payer_id and c[2] == tx.payer_id) or
+                          (not tx.payer_id and c[3].lower() == tx.payer_name.lower())]
             found = same_payer or found
         if not found:
-            out[rc.pk] = (None, f"no claim {rc.claim_number} in this practice")
+            out[rc.id] = (None, None, None, f"no claim {rc.claim_number} in this practice")
         elif len(found) > 1:
-            out[rc.pk] = (None, f"claim number {rc.claim_number} matches several claims (payers differ); "
-                                "match it by hand")
+            out[rc.id] = (None, None, None, f"claim number {rc.claim_number} matches several claims (payers "
+                                            "differ); match it by hand")
         else:
-            out[rc.pk] = (found[0], "")
+            out[rc.id] = (found[0][0], found[0][4], found[0][5], "")
     return out
 
 
-def _post_claim_batch(ids, *, actor, result: PostResult) -> None:
+# --- the lock steps, in the global order of ledger/locks.py -----------------------------------------------
+
+def _lock_patient_rows(ids) -> None:
+    """The first lock every money service takes (ledger.locks.lock_patients), without loading rows."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM ledger_patient WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                    [sorted(set(ids))])
+
+
+def _claim_rows(model, ids, *, states=("pending",)) -> set[int]:
+    """Lock the remittance claims (or adjustments) `ids` that are *still* in one of `states`
+    (pending, for posting), ascending id, and return those: a row another posting took while we
+    waited for the locks before it is not ours."""
+    table = model._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) AND state = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                    [sorted(ids), [str(s) for s in states]])
+        return {r[0] for r in cur.fetchall()}
+
+
+def _lock_file(file_id: int) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT status FROM ledger_remittancefile WHERE id = %s FOR NO KEY UPDATE", [file_id])
+        return cur.fetchone()[0]
+
+
+def _post_claim_batch(rows, *, f, txs, actor, result: PostResult) -> int:
+    """One transaction: match, lock (patients -> encounters -> claims -> remittance claims, the last
+    re-checked), post what is still pending, write. Returns how many rows it took."""
     from ledger.services import ClaimResultBatch
 
-    rows = list(RemittanceClaim.objects.select_for_update(of=("self",)).filter(pk__in=ids)
-                .select_related("transaction", "file").defer("file__content").order_by("segment"))
-    matches = _match_batch(rows)
-    found = [m[0] for m in matches.values() if m[0] is not None]
-    # locks in the global order: patients, then encounters, then claims, each by ascending id
-    lock_patients({c.encounter.patient_id for c in found})
-    encounters = lock_encounters({c.encounter_id for c in found})
-    claims = lock_claims({c.pk for c in found})
+    matches = _match_batch(rows, practice_id=f.practice_id, txs=txs)
+    found = [m for m in matches.values() if m[0] is not None]
+    _lock_patient_rows({m[1] for m in found})
+    encounters = lock_encounters({m[2] for m in found})
+    claims = lock_claims({m[0] for m in found})
+    mine = _claim_rows(RemittanceClaim, [rc.id for rc in rows])
+    result.skipped += len(rows) - len(mine)
+    rows = [rc for rc in rows if rc.id in mine]
+    if not rows:
+        return 0
     batch = ClaimResultBatch(actor=actor)
+    payer_credit_entries = {}
     for rc in rows:
-        claim, why = matches[rc.pk]
+        claim_id, _, _, why = matches[rc.id]
         if rc.status_code == NOT_OURS:
             _wait(rc, RemittanceClaim.State.UNMATCHED, "CLP02 23: the payer says this is not its claim")
-        elif claim is None:
+        elif claim_id is None:
             _wait(rc, RemittanceClaim.State.HELD_REVERSAL if rc.status_code == REVERSAL
                   else RemittanceClaim.State.UNMATCHED, why)
         else:
-            claim = claims[claim.pk]
+            claim = claims[claim_id]
             try:
-                _post_claim(rc, claim, encounters[claim.encounter_id], batch=batch, actor=actor, result=result)
+                entry = _post_claim(rc, claim, encounters[claim.encounter_id], tx=txs[rc.transaction_id],
+                                    filename=f.filename, batch=batch, actor=actor, result=result)
             except SettleError as exc:
                 _wait(rc, RemittanceClaim.State.FAILED, exc.message, claim=claim)
+            else:
+                if entry is not None:
+                    payer_credit_entries[rc.id] = entry
         if rc.state in RemittanceClaim.WAITING:
             result.waiting += 1
     batch.flush()
-    bulk_update_rows(RemittanceClaim, rows, ["state", "note", "claim", "posted_at", "posted_by"])
+    _book(f.pk, claims=batch.entry_ids, payer_credits=payer_credit_entries)
+    update_model_rows(RemittanceClaim, ["state", "note", "claim", "posted_at", "posted_by"],
+                      [(rc.id, rc.state, rc.note, rc.claim_id, rc.posted_at, rc.posted_by_id) for rc in rows])
+    return len(rows)
+
+
+def _book(file_id: int, *, claims: dict | None = None, payer_credits: dict | None = None,
+          adjustments: list | None = None) -> None:
+    """Name the journal entries just written after what they book (RemittanceBooking). `claims`:
+    {remittance claim id: payer-payment entry id}; `payer_credits`: {remittance claim id: payer
+    credit entry id}; `adjustments`: [(adjustment id, entry id, kind)]. The unique indexes refuse a
+    second entry of a kind for the same claim or adjustment: the transaction then rolls back."""
+    rows = [(e, JournalEntry.Kind.PAYER_PAYMENT, file_id, rc, None) for rc, e in (claims or {}).items()]
+    rows += [(e, JournalEntry.Kind.PAYER_CREDIT, file_id, rc, None) for rc, e in (payer_credits or {}).items()]
+    rows += [(e, kind, file_id, None, adj) for adj, e, kind in (adjustments or [])]
+    copy_rows(RemittanceBooking._meta.db_table, ["entry_id", "kind", "file_id", "remittance_claim_id",
+                                                 "adjustment_id"], rows)
 
 
 def _wait(rc, state, note, claim=None):
     rc.state, rc.note, rc.claim = state, note, claim
 
 
-def _post_claim(rc: RemittanceClaim, claim: Claim, enc, *, batch, actor, result: PostResult) -> None:
-    """Post one remittance claim into `batch` (claim and encounter are the locked rows)."""
+def _post_claim(rc, claim: Claim, enc, *, tx, filename: str, batch, actor, result: PostResult) -> int | None:
+    """Post one remittance claim into `batch` (claim and encounter are the locked rows). Its payer
+    payment entry is tagged with the row id (batch.entry_ids); returns the id of the payer credit
+    entry it wrote at once, if any."""
     from credits.services import payer_credit_open
 
-    reason = f"Remittance {rc.transaction.trace_number} (835 {rc.file.filename} segment {rc.segment}, " \
-             f"CLP {rc.claim_number})"
+    reason = f"Remittance {tx.trace_number} (835 {filename} segment {rc.segment}, CLP {rc.claim_number})"
     if rc.pr_adjustments != rc.patient_responsibility and rc.status_code != REVERSAL:
         rc.note = f"CLP05 {rc.patient_responsibility} differs from the PR adjustments {rc.pr_adjustments}; " \
                   "CLP05 was used"
@@ -322,131 +502,146 @@ def _post_claim(rc: RemittanceClaim, claim: Claim, enc, *, batch, actor, result:
             _wait(rc, RemittanceClaim.State.HELD_REVERSAL,
                   f"reversal of a payment settle never posted (claim is {claim.get_state_display().lower()})",
                   claim=claim)
-            return
+            return None
         batch.record(claim=claim, encounter=enc, outcome="reversed", paid_amount=rc.paid,
-                     adjustment_amount=rc.other_adjustments, patient_responsibility=None, reason=f"Reversal: {reason}")
+                     adjustment_amount=rc.other_adjustments, patient_responsibility=None, reason=f"Reversal: {reason}",
+                     tag=rc.id)
         _done(rc, claim, actor, RemittanceClaim.State.POSTED, result)
-        return
+        return None
     outcome = OUTCOME_BY_STATUS.get(rc.status_code)
     if outcome is None:
         _done(rc, claim, actor, RemittanceClaim.State.INFORMATIONAL, result,
               note=f"CLP02 {rc.status_code}: nothing to post")
-        return
+        return None
     # the payer pays a finalized, paid claim again without reversing it first: paid twice
     if claim.state == Claim.State.PAID and claim.paid_amount > 0 and rc.paid > 0:
-        payer_credit_open(payer_id=claim.payer_id, amount=rc.paid, reason_code="duplicate_payment", actor=actor,
-                          note=f"Paid twice: {reason}", claim_id=claim.pk,
-                          payer_claim_number=rc.payer_claim_number, cash_received=True)
+        pc = payer_credit_open(payer_id=claim.payer_id, amount=rc.paid, reason_code="duplicate_payment", actor=actor,
+                               note=f"Paid twice: {reason}", claim_id=claim.pk,
+                               payer_claim_number=rc.payer_claim_number, cash_received=True)
         result.payer_credits += 1
         _done(rc, claim, actor, RemittanceClaim.State.PAYER_CREDIT, result,
               note=f"claim was already paid {claim.paid_amount}; {rc.paid} is due back to the payer")
-        return
+        return pc.opening_entry.pk
     paid, adjustment = rc.paid, rc.other_adjustments
     excess = rc.paid - rc.charge if rc.paid > rc.charge > 0 else ZERO
     if excess > 0:  # paid above the charge: the excess is the payer's money
-        payer_credit_open(payer_id=claim.payer_id, amount=excess, reason_code="above_allowed", actor=actor,
-                          note=f"Paid {rc.paid} on a charge of {rc.charge}: {reason}", claim_id=claim.pk,
-                          payer_claim_number=rc.payer_claim_number, cash_received=True)
-        result.payer_credits += 1
         paid, adjustment = rc.paid - excess, rc.other_adjustments + excess
     batch.record(claim=claim, encounter=enc, outcome=outcome, paid_amount=paid, adjustment_amount=adjustment,
                  patient_responsibility=rc.patient_responsibility, reason=reason,
-                 payer_claim_number=rc.payer_claim_number)
+                 payer_claim_number=rc.payer_claim_number, tag=rc.id)
+    entry = None
+    if excess > 0:  # opened after the decision was accepted: a refused decision leaves no payer credit behind
+        pc = payer_credit_open(payer_id=claim.payer_id, amount=excess, reason_code="above_allowed", actor=actor,
+                               note=f"Paid {rc.paid} on a charge of {rc.charge}: {reason}", claim_id=claim.pk,
+                               payer_claim_number=rc.payer_claim_number, cash_received=True)
+        result.payer_credits += 1
+        entry = pc.opening_entry.pk
     _done(rc, claim, actor, RemittanceClaim.State.POSTED, result)
+    return entry
 
 
 def _done(rc, claim, actor, state, result, note=None):
-    rc.state, rc.claim, rc.posted_at, rc.posted_by = state, claim, timezone.now(), actor
+    rc.state, rc.claim, rc.posted_at, rc.posted_by_id = state, claim, timezone.now(), actor.pk
     if note:
         rc.note = note
     if state == RemittanceClaim.State.POSTED:
         result.posted += 1
 
 
-def _post_plb(adj: RemittanceAdjustment, *, actor) -> None:
+# --- PLB adjustments and the file's status ----------------------------------------------------------------
+
+def _post_adjustments(f, *, actor, result: PostResult) -> None:
+    """One transaction: the pending PLB rows of the file (payer credits they may close, then the
+    rows themselves, re-checked under the lock), then the file's status under its own lock."""
+    with transaction.atomic():
+        adjs = list(RemittanceAdjustment.objects.filter(transaction__file=f, state=RemittanceAdjustment.State.PENDING)
+                    .select_related("transaction__payer").order_by("segment"))
+        if adjs:
+            candidates = {adj.pk: _plb_candidates(adj) for adj in adjs}
+            payer_credits = lock_payer_credits({pc for ids in candidates.values() for pc in ids})
+            mine = _claim_rows(RemittanceAdjustment, [a.pk for a in adjs])
+            result.skipped += len(adjs) - len(mine)
+            booked = []
+            for adj in adjs:
+                if adj.pk in mine:
+                    booked += _post_plb(adj, [payer_credits[i] for i in candidates[adj.pk]], filename=f.filename,
+                                        actor=actor)
+                    result.plb_posted += 1
+            _book(f.pk, adjustments=booked)
+        if _lock_file(f.pk) == RemittanceFile.Status.RECEIVED and not (
+                RemittanceClaim.objects.filter(file=f, state=RemittanceClaim.State.PENDING).exists()
+                or RemittanceAdjustment.objects.filter(transaction__file=f,
+                                                       state=RemittanceAdjustment.State.PENDING).exists()):
+            RemittanceFile.objects.filter(pk=f.pk).update(status=RemittanceFile.Status.POSTED,
+                                                          posted_at=timezone.now())
+
+
+def _plb_candidates(adj) -> list[int]:
+    """The open payer credits a WO recovery or 72 return may close: its reference is the payer's or
+    our claim number (oldest first). Read before the locks; re-checked after."""
+    ref = adj.reference.strip()
+    if adj.code not in ("WO", "72") or adj.amount <= 0 or not ref:
+        return []
+    from credits.models import PayerCredit
+
+    qs = PayerCredit.objects.filter(practice_id=adj.practice_id, state=PayerCredit.State.OPEN)
+    if adj.transaction.payer_id:
+        qs = qs.filter(payer_id=adj.transaction.payer_id)
+    return list(qs.filter(Q(payer_claim_number=ref) | Q(claim__claim_number=ref) | Q(claim__payer_claim_number=ref))
+                .order_by("pk").values_list("pk", flat=True))
+
+
+def _post_plb(adj: RemittanceAdjustment, candidates: list, *, filename: str, actor) -> list[tuple]:
     """PLB: WO recoupment or 72 return closes a matching open payer credit; a negative WO is a
     deferred recoupment (a new payer credit); anything else is booked as a payer adjustment so
-    the cash booked equals the check (BPR02 = sum CLP04 - sum PLB)."""
+    the cash booked equals the check (BPR02 = sum CLP04 - sum PLB). `candidates` are locked.
+    Returns the (adjustment id, entry id, kind) of the entries written."""
     from credits.models import PayerCredit
     from credits.services import _resolve_payer_credit, payer_credit_open
-    from ledger.locks import lock_payer_credits
 
     tx = adj.transaction
-    memo = f"PLB {adj.code} {adj.reference} {adj.amount} (835 {tx.file.filename} segment {adj.segment})"
+    memo = f"PLB {adj.code} {adj.reference} {adj.amount} (835 {filename} segment {adj.segment})"
+    booked = []
     if adj.code in ("WO", "72") and adj.amount > 0:
-        candidates = PayerCredit.objects.filter(practice_id=adj.practice_id, state=PayerCredit.State.OPEN)
-        if tx.payer_id:
-            candidates = candidates.filter(payer_id=tx.payer_id)
         ref = adj.reference.strip()
-        match = candidates.filter(Q(payer_claim_number=ref) | Q(claim__claim_number=ref) |
-                                  Q(claim__payer_claim_number=ref)).order_by("pk").first() if ref else None
+        match = next((pc for pc in candidates if pc.state == PayerCredit.State.OPEN and pc.outstanding > 0), None)
         if match is not None:
-            pc = lock_payer_credits([match.pk])[match.pk]
-            take = min(adj.amount, pc.outstanding)
-            _resolve_payer_credit(pc, amount=take, how="refund" if adj.code == "72" else "recoup",
+            take = min(adj.amount, match.outstanding)
+            _resolve_payer_credit(match, amount=take, how="refund" if adj.code == "72" else "recoup",
                                   reference=f"{tx.trace_number} PLB {adj.code} {ref}", actor=actor, reason=memo)
-            adj.payer_credit = pc
+            booked.append((adj.pk, match.resolution_entry.pk, JournalEntry.Kind.PAYER_CREDIT_RESOLVED))
+            adj.payer_credit = match
             rest = adj.amount - take
-            adj.note = f"closed payer credit #{pc.pk}" if pc.state != PayerCredit.State.OPEN else \
-                f"recouped {take} of payer credit #{pc.pk}"
+            adj.note = f"closed payer credit #{match.pk}" if match.state != PayerCredit.State.OPEN else \
+                f"recouped {take} of payer credit #{match.pk}"
             if rest > 0:
-                _book_plb(adj, rest, memo, actor)
+                booked.append(_book_plb(adj, rest, memo, actor))
                 adj.note += f"; {rest} beyond it booked as a payer adjustment"
         else:
-            _book_plb(adj, adj.amount, memo, actor)
+            booked.append(_book_plb(adj, adj.amount, memo, actor))
             adj.note = "no open payer credit matches the reference; booked as a payer adjustment"
     elif adj.code == "WO" and adj.amount < 0:
         payer = tx.payer
         if payer is None:
-            _book_plb(adj, adj.amount, memo, actor)
+            booked.append(_book_plb(adj, adj.amount, memo, actor))
             adj.note = "deferred recoupment from an unknown payer; booked as a payer adjustment"
         else:
             pc = payer_credit_open(payer_id=payer.pk, amount=-adj.amount, reason_code="other", actor=actor,
                                    note=f"Recoupment deferred: {memo}", payer_claim_number=adj.reference,
                                    cash_received=True)
+            booked.append((adj.pk, pc.opening_entry.pk, JournalEntry.Kind.PAYER_CREDIT))
             adj.payer_credit = pc
             adj.note = f"opened payer credit #{pc.pk} (the payer will recoup it later)"
     else:
-        _book_plb(adj, adj.amount, memo, actor)
+        booked.append(_book_plb(adj, adj.amount, memo, actor))
         adj.note = "booked as a payer adjustment"
     adj.state = RemittanceAdjustment.State.POSTED
     adj.save(update_fields=["state", "payer_credit", "note"])
+    return [b for b in booked if b is not None]  # a PLB of 0.00 books nothing
 
 
-def _book_plb(adj, amount: Decimal, memo: str, actor) -> None:
-    journal.post(practice_id=adj.practice_id, kind=JournalEntry.Kind.PAYER_ADJUSTMENT, memo=memo, actor=actor,
-                 lines=[dr(Account.CONTRACTUAL, amount), cr(Account.CASH, amount)])
+def _book_plb(adj, amount: Decimal, memo: str, actor) -> tuple | None:
+    entry = journal.post(practice_id=adj.practice_id, kind=JournalEntry.Kind.PAYER_ADJUSTMENT, memo=memo, actor=actor,
+                         lines=[dr(Account.CONTRACTUAL, amount), cr(Account.CASH, amount)])
+    return None if entry is None else (adj.pk, entry.pk, JournalEntry.Kind.PAYER_ADJUSTMENT)
 
-
-# --- staff: the unmatched queue ----------------------------------------------------------------------
-
-def remittance_claim_match(*, remittance_claim_id: int, claim_id: int, actor, reason: str) -> RemittanceClaim:
-    """Staff match a waiting remittance claim to one of the practice's claims by hand, and post it."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("a reason is required", field="reason")
-    rc = RemittanceClaim.objects.filter(pk=remittance_claim_id).select_related("transaction", "file") \
-        .defer("file__content").first()
-    if rc is None:
-        raise NotFound(f"unknown remittance claim {remittance_claim_id}", field="remittance_claim")
-    ensure_staff(actor, rc.practice_id)
-    claim = Claim.objects.filter(pk=claim_id, practice_id=rc.practice_id).select_related("encounter").first()
-    if claim is None:
-        raise NotFound(f"unknown claim {claim_id} in this practice", field="claim")
-    result = PostResult()
-    with transaction.atomic():
-        rc = RemittanceClaim.objects.select_for_update(of=("self",)).select_related("transaction", "file") \
-            .defer("file__content").get(pk=rc.pk)
-        if rc.state not in RemittanceClaim.WAITING:
-            raise RuleViolation(f"remittance claim {rc.pk} is {rc.get_state_display().lower()}; nothing to match")
-        from ledger.services import ClaimResultBatch
-
-        lock_patients([claim.encounter.patient_id])
-        enc = lock_encounters([claim.encounter_id])[claim.encounter_id]
-        claim = lock_claims([claim.pk])[claim.pk]
-        rc.note = f"Matched by hand by {actor.get_username()}: {reason}"
-        batch = ClaimResultBatch(actor=actor)
-        _post_claim(rc, claim, enc, batch=batch, actor=actor, result=result)
-        batch.flush()
-        rc.save(update_fields=["state", "note", "claim", "posted_at", "posted_by"])
-    return rc

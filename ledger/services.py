@@ -10,13 +10,14 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from credits import core
 from credits.models import Credit
 from ledger import dates, journal
 from ledger.access import ensure_staff, ensure_staff_or_patient
-from ledger.bulk import bulk_update_rows
+from ledger.bulk import bulk_update_rows, copy_history, history_snapshot
 from ledger.errors import Duplicate, InvalidInput, NotFound, RuleViolation
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
@@ -177,25 +178,26 @@ class ClaimResultBatch:
     CLAIM_FIELDS = ["state", "paid_amount", "adjustment_amount", "patient_responsibility", "payer_claim_number",
                     "remittance_count", "finalized_at"]
 
+    ENCOUNTER_FIELDS = ["remittance_pr", "applied_amount", "written_off_amount"]
+
     def __init__(self, *, actor):
         self.actor = actor
         self.claims, self.encounters = {}, {}
-        self.claim_snaps, self.encounter_snaps, self.entries = [], [], []
+        self.claim_snaps, self.encounter_snaps, self.entries, self.tags = [], [], [], []
+        self.entry_ids = {}  # after flush: {tag: id of the journal entry of that decision}
 
     def _snap(self, obj, reason, snaps):
-        import copy
-
-        snap = copy.copy(obj)
-        snap._history_user, snap._change_reason = self.actor, reason
-        snaps.append(snap)
+        snaps.append((history_snapshot(obj), reason))  # the row as it is after this decision
 
     def record(self, *, claim: Claim, encounter: Encounter, outcome: str, paid_amount: Decimal,
                adjustment_amount: Decimal, patient_responsibility: Decimal | None, reason: str,
-               payer_claim_number: str = "") -> "ClaimResult":
+               payer_claim_number: str = "", tag=None) -> "ClaimResult":
         """The payer's decision on one claim (DOMAIN rules 3 and 9). `paid_amount` and
         `adjustment_amount` are this remittance's amounts (negative for a take-back);
         `patient_responsibility` the DoS's new PR (None: unchanged, e.g. a reversal).
-        Outcome "reversed": the payer took its payment back and a correction will follow."""
+        Outcome "reversed": the payer took its payment back and a correction will follow.
+        `tag`: any key the caller wants the decision's journal entry id under (`entry_ids`; the
+        835 posting passes its remittance claim, to name the entry it books)."""
         transitions = {ClaimOutcome.PAID: claim.finalize_paid, ClaimOutcome.DENIED: claim.finalize_denied,
                        ClaimOutcome.FORWARDED: claim.forward, ClaimOutcome.PENDING: claim.mark_pending,
                        ClaimOutcome.REVERSED: claim.reverse}
@@ -236,29 +238,26 @@ class ClaimResultBatch:
             self._snap(encounter, reason, self.encounter_snaps)
         self.entries.append((claim.practice_id, JournalEntry.Kind.PAYER_PAYMENT, reason, encounter.patient_id,
                              lines))
+        self.tags.append(tag)
         return result
 
     def flush(self) -> int:
-        """Write everything recorded; release the locked credits of encounters now balanced (rule 4).
+        """Write everything recorded, set-based (one UPDATE per table, history rows and journal
+        entries by COPY); release the locked credits of encounters now balanced (rule 4).
         Returns how many credits were released."""
+        now = timezone.now()
         if self.claims:
             bulk_update_rows(Claim, self.claims.values(), self.CLAIM_FIELDS)
-            Claim.history.bulk_history_create(self.claim_snaps, update=True)
+            copy_history(Claim, self.claim_snaps, user_id=self.actor.pk, at=now)
         if self.encounter_snaps:
-            bulk_update_rows(Encounter, self.encounters.values(), ["remittance_pr", "applied_amount",
-                                                                   "written_off_amount"])
-            Encounter.history.bulk_history_create(self.encounter_snaps, update=True)
-        journal.post_many(actor=self.actor, entries=self.entries)
-        released = 0
-        settled = [e for e in self.encounters.values() if e.balance == 0]
-        if settled:
-            still_open = set(Claim.objects.filter(encounter__in=settled, state__in=Claim.OPEN)
-                             .values_list("encounter_id", flat=True))
-            for enc in settled:
-                if enc.pk not in still_open:
-                    released += core.release_if_balanced(encounter=enc, actor=self.actor,
-                                                         reason=f"Remittance: DoS {enc.date_of_service} balanced")
+            bulk_update_rows(Encounter, self.encounters.values(), self.ENCOUNTER_FIELDS)
+            copy_history(Encounter, self.encounter_snaps, user_id=self.actor.pk, at=now)
+        ids = journal.post_many(actor=self.actor, entries=self.entries)
+        entry_ids = {tag: i for tag, i in zip(self.tags, ids) if tag is not None and i is not None}
+        released = core.release_balanced(encounters=[e for e in self.encounters.values() if e.balance == 0],
+                                         actor=self.actor, reason="remittance posted")
         self.__init__(actor=self.actor)
+        self.entry_ids = entry_ids
         return released
 
 

@@ -578,6 +578,14 @@ class RemittanceClaimSerializer(serializers.ModelSerializer):
 class RemittanceMatchSerializer(serializers.Serializer):
     claim = Id(help_text="The practice's claim this remittance claim is for.")
     reason = Reason(required=True)
+    confirm_mismatch = StrictBooleanField(
+        required=False, default=False,
+        help_text="True: post it even though the claim's payer, patient name or date of service differs from the "
+                  "remittance claim's (the differences and this confirmation are recorded).")
+
+
+class RemittanceDismissSerializer(serializers.Serializer):
+    reason = Reason(required=True, help_text="Why the claim is not ours (kept with the user and the time).")
 
 
 # --- nightly runs -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """835 remittance files and the nightly application through the API. Uploads go through
-`remittance_receive` + `remittance_post_file` (ledger/remittances.py), runs through
-`run_nightly` (credits/nightly.py): the same code as the admin, import_835 and run_nightly."""
+`remittance_import` (ledger/remittances.py), the unmatched queue through ledger/remittance_queue.py,
+runs through `run_nightly` (credits/nightly.py): the same code as the admin, import_835 and
+run_nightly."""
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -17,11 +18,8 @@ from ledger.api import serializers as s
 from ledger.api.base import SettleViewSet
 from ledger.models import Claim
 from ledger.remittance_models import RemittanceClaim, RemittanceFile
-from ledger.remittances import (
-    remittance_claim_match,
-    remittance_post_file,
-    remittance_receive,
-)
+from ledger.remittance_queue import remittance_claim_dismiss, remittance_claim_match
+from ledger.remittances import remittance_import
 
 MAX_835_BYTES = 100 * 1024 * 1024
 
@@ -64,11 +62,10 @@ class RemittanceFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Se
         if upload.size > limit:
             raise serializers.ValidationError(
                 {"file": [serializers.ErrorDetail(f"the file is larger than {limit} bytes", code="too_large")]})
-        received = remittance_receive(practice_id=self.practice_id, data=upload.read(),
-                                      filename=upload.name or "upload.835", actor=self.actor)
-        if received.status == "received" and data["post"]:
-            remittance_post_file(file_id=received.file.pk, actor=self.actor)
-        return Response(s.RemittanceFileSerializer(self.own(received.file.pk)).data, status=status.HTTP_201_CREATED)
+        result = remittance_import(practice_id=self.practice_id, data=upload.read(),
+                                   filename=upload.name or "upload.835", actor=self.actor, post=data["post"])
+        return Response(s.RemittanceFileSerializer(self.own(result.received.file.pk)).data,
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="The claims of an 835 file and what became of each",
                    filters=True, responses={200: s.RemittanceClaimSerializer(many=True)})
@@ -94,6 +91,9 @@ class RemittanceClaimViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
         return RemittanceClaim.objects.filter(practice_id=self.practice_id)
 
     @extend_schema(summary="Match a waiting remittance claim to a claim, and post it",
+                   description="When the claim's payer, patient name or date of service differs from the remittance "
+                               "claim's, the match is refused (409, code `mismatch`, the differences in the message) "
+                               "unless `confirm_mismatch` is true; the confirmation is recorded with the reason.",
                    request=s.RemittanceMatchSerializer, responses={200: s.RemittanceClaimSerializer})
     @action(detail=True, methods=["post"])
     def match(self, request, pk=None):
@@ -101,7 +101,19 @@ class RemittanceClaimViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
         data = self.input(s.RemittanceMatchSerializer)
         claim = self.scoped(Claim, data["claim"], field="claim")
         rc = remittance_claim_match(remittance_claim_id=rc.pk, claim_id=claim.pk, actor=self.actor,
-                                    reason=data["reason"])
+                                    reason=data["reason"], confirm_mismatch=data["confirm_mismatch"])
+        return Response(s.RemittanceClaimSerializer(self.own(rc.pk)).data)
+
+    @extend_schema(summary="Dismiss a waiting remittance claim (not ours)",
+                   description="Takes the claim off the unmatched queue without posting anything (state "
+                               "`dismissed`); who, when and why are recorded. A claim already posted cannot be "
+                               "dismissed (409).",
+                   request=s.RemittanceDismissSerializer, responses={200: s.RemittanceClaimSerializer})
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request, pk=None):
+        rc = self.own(pk)
+        data = self.input(s.RemittanceDismissSerializer)
+        rc = remittance_claim_dismiss(remittance_claim_id=rc.pk, actor=self.actor, reason=data["reason"])
         return Response(s.RemittanceClaimSerializer(self.own(rc.pk)).data)
 
 

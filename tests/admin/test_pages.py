@@ -375,13 +375,22 @@ def test_unmatched_claim_matched_by_hand(client, office, world):
     assert page.status_code == 200 and "NOPE-9" in page.content.decode()
     response = client.post(url("ledger_remittanceclaim_match", waiting.pk), {"claim": claim.pk, "reason": ""})
     assert response.status_code == 200 and "reason" in response.context["form"].errors
+    # the 835 is from another payer, for DOE, JANE on 01/02/2024; the claim is Ana Avila's of 07/07/2026: shown,
+    # and refused unless confirmed
     response = client.post(url("ledger_remittanceclaim_match", waiting.pk),
                            {"claim": claim.pk, "reason": "Payer mistyped the claim number"})
+    assert response.status_code == 200
+    assert [m["field"] for m in response.context["chosen_mismatches"]] == ["payer", "patient", "date_of_service"]
+    assert "does not look like this remittance claim" in str(response.context["form"].errors["confirm_mismatch"])
+    waiting.refresh_from_db()
+    assert waiting.state == RemittanceClaim.State.UNMATCHED
+    response = client.post(url("ledger_remittanceclaim_match", waiting.pk),
+                           {"claim": claim.pk, "reason": "Payer mistyped the claim number", "confirm_mismatch": "on"})
     assert response.status_code == 302
     waiting.refresh_from_db()
     claim.refresh_from_db()
     assert (waiting.state, waiting.claim, claim.state) == (RemittanceClaim.State.POSTED, claim, "paid")
-    assert "Payer mistyped the claim number" in waiting.note
+    assert "Payer mistyped the claim number" in waiting.note and "confirmed by clerk" in waiting.note
 
 
 # --- nightly runs (item 7) -----------------------------------------------------------------------------------

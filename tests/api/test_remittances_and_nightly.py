@@ -51,6 +51,9 @@ def test_upload_posts_matches_and_queues_the_unmatched(api, w):
     # staff find the claim under another number and match it by hand
     _, claim2 = w.visit(pat, date(2026, 3, 4), charge="80.00", number="M-2")
     r = api.post(f"/remittance-claims/{queue[0]['id']}/match", {"claim": claim2.pk, "reason": "Typo in CLP01"})
+    assert r.status_code == 409 and error_of(r)["code"] == "mismatch"  # the 835's patient and DoS differ
+    r = api.post(f"/remittance-claims/{queue[0]['id']}/match", {"claim": claim2.pk, "reason": "Typo in CLP01",
+                                                                 "confirm_mismatch": True})
     assert r.status_code == 200, r.content
     assert (r.json()["state"], r.json()["claim"]) == ("posted", claim2.pk)
     r = api.post(f"/remittance-claims/{queue[0]['id']}/match", {"claim": claim2.pk, "reason": "again"})

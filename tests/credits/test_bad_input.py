@@ -12,12 +12,13 @@ from credits import services as credit_services
 from credits.models import Credit, CreditApplication, CreditImport, Refund, WriteOff
 from ledger import services as ledger_services
 from ledger.errors import Duplicate, InvalidInput, NotFound, PermissionDenied, RuleViolation
-from ledger.models import JournalEntry, JournalLine, Membership, Payment, SandboxCharge
+from ledger.models import Encounter, JournalEntry, JournalLine, Membership, Patient, Payment, SandboxCharge
 from tests.factories import MembershipFactory, PatientFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-WRITTEN = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff, CreditImport)
+WRITTEN = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff, CreditImport, Encounter,
+           Patient)
 
 
 def snapshot() -> dict:
@@ -146,6 +147,66 @@ def test_visit_amounts_are_refused(world, pat, field, kwargs, message):
     with refused(InvalidInput, field=field, names=message):
         ledger_services.encounter_create(patient_id=pat.pk, date_of_service=date(2025, 2, 1), actor=world.clerk,
                                          **args)
+
+
+@pytest.mark.parametrize("value,message", [
+    ("1E2", "'1E2' is in exponent notation"), ("1_000", "'1_000' has a thousands separator"),
+    ("５０", "'５０' has digits that are not ASCII 0-9"), (" 5.00 ", "' 5.00 ' has spaces"),
+    ("5.", "needs digits on both sides"), (".5", "needs digits on both sides"), ("+5.00", "'+5.00' has a '+' sign"),
+    ("1000000000000.00", "out of range"), (D("1E+12"), "out of range"), (10**12, "out of range"),
+    (True, "is not an amount"),
+])
+def test_loose_amounts_are_refused_by_every_money_service(world, pat, value, message):
+    """Python callers (jobs, the shell) get the same grammar and range as the API and the forms."""
+    enc, claim = world.visit(pat, date(2025, 1, 10), estimated_pr="20.00")
+    card = available_card_credit(world, pat)
+    for field, call in [
+        ("amount", lambda: world.pay(pat, value, channel="cash")),
+        ("amount", lambda: credit_services.credit_add_manual(patient_id=pat.pk, amount=value, note="old",
+                                                             actor=world.clerk)),
+        ("amount", lambda: credit_services.refund_request(credit_id=card.pk, amount=value, actor=world.clerk,
+                                                          reason="Refund")),
+        ("amount", lambda: credit_services.credit_remove(credit_id=card.pk, amount=value, actor=world.clerk,
+                                                         reason="By hand")),
+        ("charge", lambda: ledger_services.encounter_create(patient_id=pat.pk, date_of_service=date(2025, 2, 1),
+                                                            charge=value, estimated_pr="0", actor=world.clerk)),
+        ("paid_amount", lambda: ledger_services.claim_record_result(
+            claim_id=claim.pk, outcome="paid", paid_amount=value, adjustment_amount="0.00",
+            patient_responsibility="5.00", actor=world.clerk, reason="835")),
+    ]:
+        with refused(InvalidInput, field=field, names=[f"{field}:", message]):
+            call()
+
+
+@pytest.mark.parametrize("day,message", [
+    (date(1, 1, 1), "0001-01-01 is out of range; a date of service is between 1900-01-01 and "),
+    (date(9999, 12, 31), "9999-12-31 is out of range"),
+    ("2025-02-30", "'2025-02-30' is not a date of the calendar"),
+    ("02/01/2025", "is not a date; write it as YYYY-MM-DD"),
+])
+def test_dates_of_service_outside_the_sane_range_are_refused(world, pat, day, message):
+    with refused(InvalidInput, field="date_of_service", names=["date_of_service: ", message]):
+        ledger_services.encounter_create(patient_id=pat.pk, date_of_service=day, charge="100.00",
+                                         estimated_pr="0.00", actor=world.clerk)
+    enc = ledger_services.encounter_create(patient_id=pat.pk, date_of_service="2025-02-01", charge="100.00",
+                                           estimated_pr="0.00", actor=world.clerk)
+    assert enc.date_of_service == date(2025, 2, 1)  # an ISO text is read as the date
+
+
+@time_machine.travel(datetime(2026, 3, 1, 15, tzinfo=dt_timezone.utc), tick=False)
+def test_a_date_of_service_more_than_two_years_ahead_is_refused(world, pat):
+    ledger_services.encounter_create(patient_id=pat.pk, date_of_service=date(2028, 3, 1), charge="10.00",
+                                     estimated_pr="0.00", actor=world.clerk)  # booked ahead: fine
+    with refused(InvalidInput, field="date_of_service", names="2028-03-02 is out of range"):
+        ledger_services.encounter_create(patient_id=pat.pk, date_of_service=date(2028, 3, 2), charge="10.00",
+                                         estimated_pr="0.00", actor=world.clerk)
+
+
+def test_a_date_of_birth_outside_the_range_is_refused(world):
+    for day in (date(1, 1, 1), date(2999, 1, 1), "1850-06-01"):
+        with refused(InvalidInput, field="date_of_birth", names=["date_of_birth: ", "is out of range"]):
+            ledger_services.patient_create(practice_id=world.practice.pk, account_number="DOB-1", first_name="A",
+                                           last_name="B", date_of_birth=day, actor=world.clerk)
 
 
 def test_checkout_credit_amount_with_fractions_of_a_cent_is_refused(world, pat):

@@ -11,9 +11,11 @@ import pytest
 
 from credits.models import Credit, PayerCredit
 from credits.nightly import run_nightly
+from ledger.errors import RuleViolation
 from ledger.models import Account, Claim, JournalLine
 from ledger.remittance_models import RemittanceClaim, RemittanceFile
-from ledger.remittances import remittance_claim_match, remittance_post_file, remittance_receive
+from ledger.remittance_queue import remittance_claim_match
+from ledger.remittances import remittance_post_file, remittance_receive
 from ledger.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
@@ -133,8 +135,15 @@ def test_reversal_of_unknown_payment_is_held_then_matched_by_hand(w):
                                      patient_responsibility=[("2", "40.00")]), icn=3))
     (queued,) = RemittanceClaim.objects.filter(file=r2.file)
     assert (queued.state, queued.note) == ("unmatched", "no claim UNKNOWN-9 in this practice")
+    # the 835 names another patient and date than the claim: refused until confirmed
+    with pytest.raises(RuleViolation) as refused:
+        remittance_claim_match(remittance_claim_id=queued.pk, claim_id=claim.pk, actor=w.clerk,
+                               reason="Payer used the old claim number")
+    assert "patient: the 835 says DOE, JANE" in refused.value.message and "date of service" in refused.value.message
+    queued.refresh_from_db()
+    assert queued.state == "unmatched"
     remittance_claim_match(remittance_claim_id=queued.pk, claim_id=claim.pk, actor=w.clerk,
-                           reason="Payer used the old claim number")
+                           reason="Payer used the old claim number", confirm_mismatch=True)
     queued.refresh_from_db()
     claim.refresh_from_db()
     enc.refresh_from_db()

@@ -7,7 +7,7 @@ from django.db import transaction
 from ledger.access import system_user
 from ledger.errors import SettleError
 from ledger.models import Practice
-from ledger.remittances import remittance_post_file, remittance_receive
+from ledger.remittances import POST_BATCH, remittance_import
 
 
 class _DryRun(Exception):
@@ -19,11 +19,10 @@ class Progress:
 
     def __init__(self, total: int, label: str, stream=sys.stderr):
         self.total, self.done, self.label, self.stream = max(total, 1), 0, label, stream
-        self.enabled = stream.isatty() and total >= 1000
 
     def __call__(self, n: int) -> None:
         self.done += n
-        if self.enabled:
+        if self.stream.isatty() and self.total >= 1000:
             width = 30
             filled = int(width * self.done / self.total)
             self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
@@ -33,9 +32,10 @@ class Progress:
 
 
 class Command(BaseCommand):
-    help = ("Import payer remittance files (X12 835): read each file, store it, and post its claims. "
-            "A file that cannot be read is refused whole with the segment and position of the fault; the same "
-            "file or payment twice posts nothing.")
+    help = ("Import payer remittance files (X12 835): read each file, store it, and post its claims, one "
+            "transaction per batch of claims. A file that cannot be read is refused whole with the segment and "
+            "position of the fault; the same file or payment twice posts nothing; the same file again after an "
+            "import that was killed mid-file finishes posting it.")
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", help="835 files")
@@ -43,8 +43,12 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="read, match and post, then roll everything back")
         parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
         parser.add_argument("--user", help="username to act as (default: the system user)")
+        parser.add_argument("--batch-size", type=int, default=POST_BATCH,
+                            help=f"claims per posting transaction (default {POST_BATCH})")
 
-    def handle(self, *args, files, practice, dry_run, json: bool, user, **options):
+    def handle(self, *args, files, practice, dry_run, json: bool, user, batch_size, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
         if not Practice.objects.filter(pk=practice).exists():
             raise CommandError(f"unknown practice {practice}")
         actor = system_user()
@@ -62,7 +66,7 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"{name}: {exc.strerror}") from None
             try:
-                out = self._one(data, path.name, practice, actor, dry_run)
+                out = self._one(data, path.name, practice, actor, dry_run, batch_size)
             except SettleError as exc:
                 raise CommandError(f"{name}: {exc.message}") from None
             out["file"] = str(name)
@@ -76,19 +80,20 @@ class Command(BaseCommand):
         if failed:
             sys.exit(1)
 
-    def _one(self, data, filename, practice, actor, dry_run) -> dict:
+    def _one(self, data, filename, practice, actor, dry_run, batch_size) -> dict:
+        def run():
+            return remittance_import(practice_id=practice, data=data, filename=filename, actor=actor,
+                                     batch_size=batch_size, progress=Progress(0, filename)).as_dict()
+
+        if not dry_run:
+            # each batch of claims commits on its own (patients are locked one batch at a time); killed
+            # mid-file, running the same command again finishes the file and posts nothing twice
+            return run()
         out = {}
         try:
-            with transaction.atomic():
-                received = remittance_receive(practice_id=practice, data=data, filename=filename, actor=actor)
-                out = received.as_dict()
-                if received.status == "received":
-                    progress = Progress(received.file.claim_count, filename)
-                    posted = remittance_post_file(file_id=received.file.pk, actor=actor, progress=progress)
-                    out["posted"] = posted.by_state
-                    out["payer_credits"] = posted.payer_credits
-                if dry_run:
-                    raise _DryRun
+            with transaction.atomic():  # a dry run: everything in one transaction, rolled back
+                out = run()
+                raise _DryRun
         except _DryRun:
             out["dry_run"] = True
         return out
@@ -97,6 +102,9 @@ class Command(BaseCommand):
         prefix = "(dry run) " if dry_run else ""
         self.stdout.write(f"{prefix}{out['file']}: {out['status']}; {out['transactions']} payments, {out['claims']} "
                           f"claims, paid {out['paid_total']}, PLB {out['plb_total']}")
+        if out.get("resumed_file"):
+            self.stdout.write(f"  finished posting file #{out['resumed_file']}: the same file was received before and "
+                              "its posting had stopped mid-file")
         for state, n in sorted(out.get("posted", {}).items()):
             self.stdout.write(f"  {state}: {n}")
         for w in out["warnings"]:
