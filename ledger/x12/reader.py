@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
-from ..amounts import AmountError, in_range, parse_x12_amount, parse_x12_number
+from ..amounts import X12_MONEY_RE, AmountError, in_range, parse_x12_amount, parse_x12_number
 from . import balancing
 from .errors import X12Error, X12Warning
 from .models import (
@@ -51,6 +51,11 @@ from .models import (
 from .tokenizer import Segment, Tokenizer
 
 _ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE", "ST"})
+_money_match = X12_MONEY_RE.fullmatch
+# a claim's stored adjustment sums can only leave the money range when one adjustment is this
+# large or there are this many: only then are they added up (ledger/amounts.py MAX_AMOUNT)
+_BIG_ADJUSTMENT = Decimal("1000000000")
+_MANY_ADJUSTMENTS = 999
 _KNOWN_VERSIONS = ("004010", "005010")
 _PAD = [""] * 20
 
@@ -114,10 +119,13 @@ class Reader835:
         self.keep_claims = keep_claims
         self.keep_transactions = keep_transactions
         self._numbers: dict[str, Decimal] = {}  # money amounts read so far (checked), by their text
+        self._quantities: dict[str, Decimal] = {}  # quantities (more decimals allowed), apart from money
         # the file's signed BPR02 and PLB sums are stored, so they must fit the money columns too
         self._file_paid = ZERO
         self._file_plb = ZERO
         self._last_plb: Segment | None = None
+        self._adjustment_count = 0  # of the current claim (CAS triplets)
+        self._big_adjustments = False
         self._dates: dict[str, date] = {}
         self._seen_interchanges: dict[str, int] = {}
         self._seen_traces: dict[tuple[str, str, str], int] = {}
@@ -234,15 +242,27 @@ class Reader835:
             if required:
                 raise self._error(seg, f"missing {what}", index)
             return None
+        if money:
+            cache = self._numbers
+            if _money_match(raw) is not None:  # the common case, inline: a valid amount
+                value = Decimal(raw)
+                if len(cache) > 50_000:
+                    cache.clear()
+                cache[raw] = value
+                return value
+        else:
+            cache = self._quantities
+            value = cache.get(raw)
+            if value is not None:
+                return value
         try:
             value = parse_x12_amount(raw) if money else parse_x12_number(raw)
         except AmountError as exc:
             detail = "" if exc.kind == "syntax" else f": {exc.reason}"  # range, fractions of a cent
             raise self._error(seg, f"invalid {what} {raw[:30]!r}{detail}", index) from None
-        if money:
-            if len(self._numbers) > 50_000:
-                self._numbers.clear()
-            self._numbers[raw] = value
+        if len(cache) > 50_000:
+            cache.clear()
+        cache[raw] = value
         return value
 
     def _total_error(self, seg: Segment, what: str, value: Decimal) -> X12Error:
@@ -590,7 +610,7 @@ class Reader835:
         claim = self._claim
         if claim is None:
             return
-        if claim.adjustments or claim.services:
+        if self._big_adjustments or self._adjustment_count >= _MANY_ADJUSTMENTS:
             self._check_adjustment_totals(claim)
         for warning in balancing.claim_warnings(claim):
             self.warnings.append(warning)
@@ -824,6 +844,8 @@ class Reader835:
         )
         self._claim = claim
         self._service = None
+        self._adjustment_count = 0
+        self._big_adjustments = False
         tx.claim_count += 1
         tx.claims_charge_total += charge
         tx.claims_paid_total += paid
@@ -882,8 +904,11 @@ class Reader835:
                     quantity = self._parse_number(seg, index + 2, quantity_raw, "adjustment quantity", money=False)
             target.append(Adjustment(group, reason, amount, quantity))
             count += 1
+            if amount >= _BIG_ADJUSTMENT or amount <= -_BIG_ADJUSTMENT:
+                self._big_adjustments = True
         if count == 0:
             raise self._error(seg, "CAS has no adjustment (reason and amount)", 2)
+        self._adjustment_count += count
         if count > 6:
             self._warn(seg, f"CAS has {count} adjustments; at most 6 are allowed", "cas-count", claim=True)
 
@@ -967,7 +992,7 @@ class Reader835:
                         seg, f"SVC{index:02d} line {what} is empty; read as 0", "svc-empty-amount", index, claim=True
                     )
         raw = elements[5]
-        units = numbers.get(raw)
+        units = self._quantities.get(raw)
         if units is None:
             units = self._parse_number(seg, 5, raw, "units of service paid", False, money=False)
         service = ServiceLine(

@@ -124,6 +124,15 @@ def test_stored_sums_that_do_not_fit_refuse_the_file():
     assert (error.segment_id, error.position) == ("CLP", data.index(b"CLP*C-1"))
     assert "other adjustments (CAS) add up to 1000000000000.00" in error.message
 
+    # many adjustments below a billion each can still overflow the stored sum
+    segments = lines()
+    at = index_of(segments, "CAS*CO*45")
+    segments[at:at + 1] = ["CAS*CO*45" + "*999999999.99**45" * 5 + "*999999999.99"] * 170  # 1,020 triplets
+    error = refused(build(segments))
+    assert error.segment_id == "CLP" and "other adjustments (CAS) add up to 1019999999989.80" in error.message
+    segments[at:at + 170] = ["CAS*CO*45" + "*999999999.99**45" * 5 + "*999999999.99"] * 150  # 900: fits
+    assert list(read_835(build(segments)).iter_claims())[0].adjustment_total_for("CO") == D("899999999991.00")
+
     segments = lines()
     se = index_of(segments, "SE*")
     segments[se:se] = ["PLB*1234567893*20241231*WO:X1*999999999999.99*WO:X2*1.00"]
