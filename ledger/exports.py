@@ -1,5 +1,6 @@
-"""Exports that are safe to open in a spreadsheet: every CSV (and any later XLSX) export writes its
-cells through `export_cell`, and CSV files through `csv_response`.
+"""Exports that are safe to open in a spreadsheet: every CSV export writes its cells through
+`export_cell` (`csv_response` does it for a whole file); an XLSX export (none yet) writes its text
+cells through `safe_text` and its amounts and counts as numeric cells.
 
 Text cells follow the OWASP CSV-injection rule: a cell that starts with "=", "+", "-", "@", a tab
 or a carriage return (or a line feed, or the full-width "＝＋－＠" some spreadsheets also read as a
