@@ -226,3 +226,16 @@ SPECTACULAR_SETTINGS.update({
 SETTLE_API_RATE = env("SETTLE_API_RATE", "600/minute")
 # How long a POST waits for another request with the same Idempotency-Key to finish (seconds).
 SETTLE_API_IDEMPOTENCY_WAIT = float(env("SETTLE_API_IDEMPOTENCY_WAIT", "10"))
+
+# --- REST API: limits and failures (issue 9; docs/api.md "Errors", "Idempotency-Key") ---------------
+
+# Every error under /api/ in the JSON shape, also what escapes DRF (a 404 no route matches, an
+# exception after the view or in a middleware, a database outage): first, so it sees everything.
+MIDDLEWARE.insert(0, "ledger.api.exceptions.ApiErrorMiddleware")
+# A JSON body over this many bytes is refused with 413 (before it is read, from its Content-Length).
+SETTLE_API_MAX_JSON_BYTES = int(env("SETTLE_API_MAX_JSON_BYTES", str(1024 * 1024)))
+# An 835 upload (POST /api/v1/remittance-files) over this many bytes is refused with 413.
+SETTLE_API_MAX_835_BYTES = int(env("SETTLE_API_MAX_835_BYTES", str(100 * 1024 * 1024)))
+# Seconds an Idempotency-Key stays claimed by a request that stopped renewing it (it died): then a
+# retry with the key runs. A running request renews its claim every third of this.
+SETTLE_API_IDEMPOTENCY_LEASE = float(env("SETTLE_API_IDEMPOTENCY_LEASE", "60"))

@@ -61,21 +61,28 @@ def practice_ids_for(user) -> list[int]:
 
 def is_integration(actor) -> bool:
     """True for the user an API token acts as when no person stands behind it (an integration):
-    it may do billing work but never approve anything (four eyes means two people)."""
+    it may do billing work but never approve anything (four eyes means two people). A person's
+    token acts as the person (ledger/api_models.py), so its user is never an integration's."""
     from django.core.exceptions import ObjectDoesNotExist
 
+    if actor is None or not getattr(actor, "pk", None):
+        return False
     try:
-        actor.api_token  # the reverse side of ApiToken.user (ledger/api_models.py)
+        actor.api_token  # the reverse side of ApiToken.user, set only for integration tokens
     except (ObjectDoesNotExist, AttributeError):
         return False
     return True
 
 
 def ensure_approver(actor, *, practice_id: int, requested_by_id: int | None, what: str = "request") -> None:
-    """Four eyes: the approver is a manager of the practice, a person (not an integration), and
-    someone other than whoever asked. Every approval (refunds, manual credits, imports) calls this."""
+    """Four eyes: the approver is a manager of the practice, an active person (not an integration,
+    not the system user), and someone other than whoever asked. Every approval (refunds, manual
+    credits, imports) calls this. API tokens act for the person who made them, so a second token
+    of the requester is the requester, and an integration's request needs a person to approve it."""
     ensure_staff(actor, practice_id, manager=True)
-    if is_integration(actor):
+    if is_system(actor) or is_integration(actor):
         raise PermissionDenied(f"an integration cannot approve a {what}; a manager must, in person")
+    if not actor.is_active:
+        raise PermissionDenied(f"user {actor.get_username()} is not active; another manager must approve the {what}")
     if requested_by_id is not None and requested_by_id == actor.pk:
         raise PermissionDenied(f"the requester cannot approve their own {what}; another manager must")

@@ -1,5 +1,11 @@
-"""`Authorization: Bearer <token>`. The request's user is the token's own user (the acting user
-for services); `request.auth` is the ApiToken, whose practice scopes everything."""
+"""`Authorization: Bearer <token>`. `request.auth` is the ApiToken, whose practice scopes
+everything; the request's user (the acting user for services and history) is the person the token
+acts for, or an integration token's own user (ledger/api_models.py). What the token may do is
+checked on every request (`token_power`): a revoked token, or one whose person was removed from the
+practice or deactivated, is a 401; a person demoted to billing makes their manager token a billing
+one (`request.auth.effective_role`)."""
+
+import logging
 
 from datetime import timedelta
 
@@ -8,8 +14,11 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from ledger.api.tokens import find_token
+from ledger.api.tokens import find_token, token_power
 from ledger.api_models import ApiToken
+from ledger.errors import PermissionDenied
+
+log = logging.getLogger("ledger.api")
 
 LAST_USED_PRECISION = timedelta(minutes=1)  # write last_used_at at most once a minute per token
 
@@ -30,13 +39,18 @@ class ApiTokenAuthentication(BaseAuthentication):
         token = find_token(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("The token is not valid.")
-        if token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("The token was revoked.")
+        try:
+            actor, token.effective_role = token_power(token)
+        except PermissionDenied as exc:
+            raise exceptions.AuthenticationFailed(exc.message) from None
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
-        return token.user, token
+        if request.method not in ("GET", "HEAD", "OPTIONS"):  # which token acted for whom, next to the history
+            log.info("API %s %s: token %s (%s) acting for %s as %s", request.method, request.path, token.prefix,
+                     token.name, actor.get_username(), token.effective_role)
+        return actor, token
 
     def authenticate_header(self, request):
         # a 401 (not 403) with WWW-Authenticate when the token is missing or wrong

@@ -10,6 +10,7 @@ from rest_framework import generics, viewsets
 from ledger.api import idempotency
 from ledger.api.authentication import ApiTokenAuthentication
 from ledger.api.pagination import IdCursorPagination
+from ledger.api.parsers import RequestTooLarge, content_length, max_json_bytes
 from ledger.api.permissions import HasApiToken
 from ledger.api.throttling import TokenRateThrottle
 from ledger.errors import InvalidInput, NotFound
@@ -45,6 +46,8 @@ class SettleMixin:
         if method not in self.http_method_names or not hasattr(self, method):
             self.http_method_not_allowed(request)  # 405 before looking at parameters
         self.refuse_unknown_query_params(request)
+        if not (request.content_type or "").startswith("multipart/") and content_length(request) > max_json_bytes():
+            raise RequestTooLarge(max_json_bytes(), "the JSON body")  # 413 before a byte of it is read
         if request.method == "POST":
             self._idempotency = idempotency.begin(request)
 
@@ -56,8 +59,8 @@ class SettleMixin:
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if self._idempotency is not None:
-            record, self._idempotency = self._idempotency, None
-            idempotency.finish(record, response)
+            claim, self._idempotency = self._idempotency, None
+            idempotency.finish(claim, response)  # never raises: a database error here is logged, not answered
         return response
 
     def allowed_query_params(self) -> set[str]:

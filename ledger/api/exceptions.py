@@ -9,15 +9,30 @@ Status codes: 400 invalid input (DRF validation, ledger InvalidInput, unreadable
 401 no or bad token, 402 card declined, 403 not allowed (e.g. a manager's action with a billing
 token), 404 not found (also: another practice's object), 405 method not allowed, 409 a DOMAIN
 rule or the current state forbids it (ledger RuleViolation), a duplicate (Duplicate), a database
-rule, or the same Idempotency-Key still in progress, 415 unsupported media type, 422 an
-Idempotency-Key reused with another request, 429 rate limited (with Retry-After), 500 a bug.
+rule, or the same Idempotency-Key still in progress, 413 a body over the limits
+(ledger/api/parsers.py), 415 unsupported media type, 422 an Idempotency-Key reused with another
+request, 429 rate limited (with Retry-After), 500 a bug, 503 the database unavailable or busy (an
+outage, a connection cut, a timeout: nothing was kept, retry after Retry-After with the same key).
+
+Errors that never reach DRF's handler (a path no route matches, an exception raised after the view
+or by a middleware, Django's own 400/403/404/500 pages) are answered in the same shape by
+ApiErrorMiddleware, first in settings.MIDDLEWARE, for every path under /api/.
 """
 
 import logging
+import sys
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError
+from django.core.signals import got_request_exception
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_fsm import TransitionNotAllowed
@@ -63,6 +78,23 @@ class IdempotencyError(exceptions.APIException):
 
 def body(code: str, message: str, field: str | None = None) -> dict:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+UNAVAILABLE = (OperationalError, InterfaceError)  # the database went away, cut the connection, or timed out
+RETRY_AFTER_UNAVAILABLE = "5"
+
+
+def unavailable_body() -> dict:
+    return body("unavailable", "The database is unavailable or busy, so the request did not complete. Retry after "
+                               "Retry-After seconds (with the same Idempotency-Key).")
+
+
+def _too_large_body(request) -> dict:
+    from ledger.api.parsers import max_json_bytes
+
+    json_body = "json" in (getattr(request, "content_type", None) or request.META.get("CONTENT_TYPE", "")).lower()
+    limit = max_json_bytes() if json_body else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return body("too_large", f"the {'JSON' if json_body else 'request'} body is larger than the {limit} bytes allowed")
 
 
 def _first_error(detail, path=()):
@@ -126,6 +158,8 @@ def error_response(exc, context=None) -> Response | None:
         status_code, data = status.HTTP_404_NOT_FOUND, body("not_found", "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         status_code, data = status.HTTP_403_FORBIDDEN, body("permission_denied", "Permission denied.")
+    elif isinstance(exc, exceptions.APIException) and getattr(exc, "default_code", None) == "too_large":
+        status_code, data = exc.status_code, body("too_large", str(exc.detail), getattr(exc, "field", None))
     elif isinstance(exc, exceptions.APIException):
         status_code = exc.status_code
         code = DRF_CODES.get(type(exc)) or next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), None) \
@@ -142,15 +176,133 @@ def error_response(exc, context=None) -> Response | None:
     elif isinstance(exc, DataError):  # a value the database cannot hold (out of range, too long...)
         log.warning("API input refused by the database: %s", exc)
         status_code, data = status.HTTP_400_BAD_REQUEST, body("invalid", "A value is out of range.")
+    elif isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, SuspiciousOperation)):
+        status_code, data = _suspicious(exc, (context or {}).get("request"))
+    elif isinstance(exc, UNAVAILABLE):
+        log.error("API request cut off by the database: %s", exc, exc_info=exc)
+        status_code, data = status.HTTP_503_SERVICE_UNAVAILABLE, unavailable_body()
+        headers["Retry-After"] = RETRY_AFTER_UNAVAILABLE
     else:
         log.exception("API request failed", exc_info=exc)
         status_code, data = status.HTTP_500_INTERNAL_SERVER_ERROR, body(
             "server_error", "Something went wrong on our side; it was logged. Nothing you sent was wrong.")
     set_rollback()
-    return Response(data, status=status_code, headers=headers)
+    response = Response(data, status=status_code, headers=headers)
+    # a request the database cut off kept nothing: its Idempotency-Key is released, not answered (idempotency.py)
+    response.settle_release_key = isinstance(exc, UNAVAILABLE)
+    return response
+
+
+def _suspicious(exc, request) -> tuple[int, dict]:
+    """Django's refusals of a body it will not read (RequestDataTooBig when the body passes
+    DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields or files), as 413 / 400 instead of a 500 or an HTML 400."""
+    if isinstance(exc, RequestDataTooBig):
+        return status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, _too_large_body(request) if request is not None else \
+            body("too_large", "the request body is too large")
+    if isinstance(exc, TooManyFilesSent):
+        return status.HTTP_400_BAD_REQUEST, body("too_many_files", "too many files in one request; send one file",
+                                                 "file")
+    if isinstance(exc, TooManyFieldsSent):
+        return status.HTTP_400_BAD_REQUEST, body("too_many_fields", "too many form fields in one request")
+    log.warning("API request refused as suspicious: %s", exc)
+    return status.HTTP_400_BAD_REQUEST, body("bad_request", "The request cannot be read.")
 
 
 @csrf_exempt  # any method may land here; the answer is a JSON 404, never a CSRF page
 def not_found_view(request, *args, **kwargs):
     """Any path under /api/ that names no endpoint."""
     return JsonResponse(body("not_found", f"No endpoint at {request.path}; see /api/docs/."), status=404)
+
+
+# --- what never reaches DRF's handler ----------------------------------------------------------------
+
+CODE_BY_STATUS = {400: "bad_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
+                  405: "method_not_allowed", 413: "too_large", 429: "throttled", 500: "server_error",
+                  503: "unavailable"}
+MESSAGE_BY_STATUS = {
+    400: "The request cannot be read.", 403: "Permission denied.", 404: "Not found.",
+    405: "Method not allowed.", 413: "the request body is too large",
+    500: "Something went wrong on our side; it was logged. Nothing you sent was wrong.",
+}
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def _json_error(status_code: int, data: dict, **headers) -> JsonResponse:
+    response = JsonResponse(data, status=status_code)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _remember_exception(sender, request=None, **kwargs):
+    """Django sends this while it handles an exception no view caught (a middleware's, say): keep it on the
+    request so ApiErrorMiddleware can tell an outage (503) from a bug (500)."""
+    if request is not None:
+        request.settle_exception = sys.exc_info()[1]
+
+
+got_request_exception.connect(_remember_exception, dispatch_uid="settle-api-remember-exception")
+
+
+class ApiErrorMiddleware:
+    """Under /api/, every error leaves in the one JSON shape: an exception that escaped DRF's handler
+    (raised after the view, e.g. while storing an idempotent answer, or by a middleware), and Django's own
+    HTML pages (404 of a path no route matches, 400 / 403 / 500). First in MIDDLEWARE, so it sees them all,
+    with DEBUG on too (no debug page under /api/). Other paths are untouched."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not is_api_path(request.path_info):
+            return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code >= 400 and "json" not in response.get("Content-Type", ""):
+            response = self._replace(request, response)
+        return response
+
+    def process_exception(self, request, exception):
+        if not is_api_path(request.path_info):
+            return None
+        from ledger.api import idempotency
+
+        response = self._response_for(request, exception)
+        idempotency.abandon(request, response, release_key=isinstance(exception, UNAVAILABLE))
+        return response
+
+    @staticmethod
+    def _response_for(request, exception):
+        if isinstance(exception, UNAVAILABLE):
+            log.error("API request cut off by the database: %s %s: %s", request.method, request.path, exception,
+                      exc_info=exception)
+            return _json_error(503, unavailable_body(), Retry_After=RETRY_AFTER_UNAVAILABLE)
+        if isinstance(exception, SuspiciousOperation):
+            status_code, data = _suspicious(exception, request)
+            return _json_error(status_code, data)
+        if isinstance(exception, Http404):
+            return _json_error(404, body("not_found", "Not found."))
+        if isinstance(exception, DjangoPermissionDenied):
+            return _json_error(403, body("permission_denied", "Permission denied."))
+        log.error("API request failed: %s %s", request.method, request.path, exc_info=exception)
+        return _json_error(500, body("server_error", MESSAGE_BY_STATUS[500]))
+
+    @staticmethod
+    def _replace(request, response):
+        exc = getattr(request, "settle_exception", None)
+        if isinstance(exc, UNAVAILABLE):
+            return _json_error(503, unavailable_body(), Retry_After=RETRY_AFTER_UNAVAILABLE)
+        if isinstance(exc, RequestDataTooBig) or response.status_code == 413:
+            return _json_error(413, _too_large_body(request))
+        status_code = response.status_code
+        code = CODE_BY_STATUS.get(status_code, "server_error" if status_code >= 500 else "bad_request")
+        message = MESSAGE_BY_STATUS.get(status_code) or MESSAGE_BY_STATUS[500 if status_code >= 500 else 400]
+        if status_code == 404:
+            message = f"No endpoint at {request.path}; see /api/docs/."
+        replaced = _json_error(status_code, body(code, message))
+        for name in ("Retry-After", "Allow", "WWW-Authenticate"):
+            if name in response:
+                replaced[name] = response[name]
+        return replaced

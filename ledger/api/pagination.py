@@ -1,8 +1,20 @@
 """Cursor pagination, newest first by id: stable under concurrent writes (a page never repeats or
-skips a row because rows were added meanwhile)."""
+skips a row because rows were added meanwhile).
 
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
+A cursor is what an earlier page's `next` / `previous` gave, nothing else: strict base64 of
+`o=<offset>&r=<0|1>&p=<id>`, each at most once. Anything else (`zzz`, `%ff`, base64 of junk, a
+position that is not an id) is a 400 naming the field `cursor`, never a 500 from the query."""
+
+import binascii
+import re
+from base64 import b64decode
+from urllib import parse
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
+
+MAX_ID = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class IdCursorPagination(CursorPagination):
@@ -14,10 +26,29 @@ class IdCursorPagination(CursorPagination):
     max_page_size = 200
 
     def decode_cursor(self, request):
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return None
+        cursor = self._parse_cursor(encoded)
+        if cursor is None:  # DRF would say "Invalid cursor" with a 404, or pass the junk on to the query
+            raise ValidationError({self.cursor_query_param: [
+                "Invalid cursor: pass the `next` or `previous` link of an earlier page as it is."]}, code="invalid")
+        return cursor
+
+    def _parse_cursor(self, encoded: str) -> Cursor | None:
         try:
-            return super().decode_cursor(request)
-        except NotFound:  # DRF says "Invalid cursor" with a 404: a bad cursor is bad input, not a missing object
-            raise ValidationError({self.cursor_query_param: ["Invalid cursor."]}, code="invalid") from None
+            text = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+            tokens = parse.parse_qs(text, keep_blank_values=True, strict_parsing=True) if text else {}
+        except (UnicodeError, binascii.Error, ValueError):
+            return None
+        if set(tokens) - {"o", "r", "p"} or any(len(v) != 1 for v in tokens.values()):
+            return None
+        offset, reverse, position = tokens.get("o", ["0"])[0], tokens.get("r", ["0"])[0], tokens.get("p", [None])[0]
+        if not _DIGITS.fullmatch(offset) or int(offset) > self.offset_cutoff or reverse not in ("0", "1"):
+            return None
+        if position is not None and not (_DIGITS.fullmatch(position) and int(position) <= MAX_ID):
+            return None  # the position is an id (ordering "-id"): anything else would fail in the query
+        return Cursor(offset=int(offset), reverse=reverse == "1", position=position)
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)

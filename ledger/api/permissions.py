@@ -1,4 +1,5 @@
-"""Who may call what: any valid token of a practice; some actions need a manager's token."""
+"""Who may call what: any valid token of a practice; some actions need a manager's token, whose
+person is a manager of the practice now (`effective_role`, set by the authentication)."""
 
 from rest_framework.permissions import BasePermission
 
@@ -13,7 +14,8 @@ class HasApiToken(BasePermission):
 
 
 class IsManagerToken(BasePermission):
-    message = "This action needs a token with the manager role."
+    message = "This action needs a manager's token: the manager role, made by a manager who still is one."
 
     def has_permission(self, request, view):
-        return isinstance(request.auth, ApiToken) and request.auth.role == ApiToken.Role.MANAGER
+        token = request.auth
+        return isinstance(token, ApiToken) and getattr(token, "effective_role", None) == ApiToken.Role.MANAGER

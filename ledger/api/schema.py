@@ -19,7 +19,11 @@ ERROR_DESCRIPTIONS = {
            "exists (`duplicate`), a database rule refused it (`constraint_violation`), or a request with the "
            "same Idempotency-Key is still running (`idempotency_in_progress`, retry after Retry-After seconds).",
     "422": "The Idempotency-Key was already used with a different request (`idempotency_key_reused`).",
+    "413": "The body is larger than allowed (`too_large`): JSON bodies 1 MB (SETTLE_API_MAX_JSON_BYTES), 835 "
+           "uploads SETTLE_API_MAX_835_BYTES.",
     "429": "Rate limited: too many requests for this token; retry after Retry-After seconds.",
+    "503": "The database is unavailable or busy (`unavailable`); nothing was kept. Retry after Retry-After "
+           "seconds, with the same Idempotency-Key.",
 }
 
 
@@ -35,9 +39,9 @@ class ErrorSerializer(serializers.Serializer):
 
 class SettleAutoSchema(AutoSchema):
     def _error_codes(self) -> list[str]:
-        codes = ["400", "401", "429"]
+        codes = ["400", "401", "429", "503"]
         if self.method in ("POST", "PATCH", "PUT", "DELETE"):
-            codes += ["403", "404", "409"]
+            codes += ["403", "404", "409", "413"]
         elif "{" in self.path:
             codes.append("404")
         if self.method == "POST":
@@ -58,7 +62,7 @@ class SettleAutoSchema(AutoSchema):
     def get_override_parameters(self):
         params = list(super().get_override_parameters())
         params.append(OpenApiParameter(
-            "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=["429", "409"],
+            "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=["429", "409", "503"],
             description="Seconds to wait before retrying."))
         if self.method == "POST":
             params.append(OpenApiParameter(

@@ -181,11 +181,31 @@ class PracticeUpdateSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.ModelSerializer):
     practice = PracticeSerializer(read_only=True)
+    effective_role = serializers.SerializerMethodField(
+        help_text="What the token may do now: its role, lowered to its person's current role in the practice "
+                  "(an integration token is always billing).")
+    acts_for = serializers.SerializerMethodField(
+        help_text="The username services act as (history names it): the person who made the token, or an "
+                  "integration token's own user.")
+    integration = serializers.SerializerMethodField(
+        help_text="True for a token with no person behind it: it does billing work and never approves.")
 
     class Meta:
         model = ApiToken
-        fields = ["name", "role", "prefix", "practice", "created_at", "last_used_at"]
+        fields = ["name", "role", "effective_role", "acts_for", "integration", "prefix", "practice", "created_at",
+                  "last_used_at"]
         read_only_fields = fields
+
+    def get_effective_role(self, token) -> str:
+        from ledger.api.tokens import token_power
+
+        return getattr(token, "effective_role", None) or token_power(token)[1]
+
+    def get_acts_for(self, token) -> str:
+        return token.acting_user.get_username()
+
+    def get_integration(self, token) -> bool:
+        return token.is_integration
 
 
 class PayerSerializer(serializers.ModelSerializer):

@@ -1,5 +1,7 @@
 """/api/v1/... (the API), /api/schema/ (OpenAPI 3), /api/docs/ (Swagger UI), /api/redoc/.
-Paths have no trailing slash; anything else under /api/ is a JSON 404."""
+Paths have no trailing slash; anything else under /api/ is a JSON 404 (the catch-all matches any
+character, a newline too: `.` alone does not, and a path such as "remittance-files/e\n" then fell
+through to Django's HTML 404)."""
 
 from django.urls import include, path, re_path
 from drf_spectacular.views import (
@@ -36,5 +38,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
-    re_path(r"^.*$", not_found_view),
+    re_path(r"^[\s\S]*$", not_found_view),  # any character, a newline too
 ]

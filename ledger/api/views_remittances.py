@@ -3,12 +3,10 @@
 runs through `run_nightly` (credits/nightly.py): the same code as the admin, import_835 and
 run_nightly."""
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from credits.models import NightlyRun
@@ -16,13 +14,11 @@ from credits.nightly import PREVIEW_LINE_CAP, run_nightly
 from ledger.api import filters
 from ledger.api import serializers as s
 from ledger.api.base import SettleViewSet
+from ledger.api.parsers import RequestTooLarge, UploadParser, max_835_bytes
 from ledger.models import Claim
 from ledger.remittance_models import RemittanceClaim, RemittanceFile
 from ledger.remittance_queue import remittance_claim_dismiss, remittance_claim_match
 from ledger.remittances import remittance_import
-
-MAX_835_BYTES = 100 * 1024 * 1024
-
 
 @extend_schema_view(
     list=extend_schema(summary="List received 835 files"),
@@ -32,7 +28,7 @@ MAX_835_BYTES = 100 * 1024 * 1024
 class RemittanceFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleViewSet):
     serializer_class = s.RemittanceFileSerializer
     filterset_class = filters.RemittanceFileFilter
-    parser_classes = [MultiPartParser]  # uploads only; nothing else is POSTed here
+    parser_classes = [UploadParser]  # uploads only (multipart); nothing else is POSTed here
     list_actions = ("list", "claims")
 
     def get_queryset(self):
@@ -58,10 +54,9 @@ class RemittanceFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Se
     def create(self, request):
         data = self.input(s.RemittanceUploadSerializer)
         upload = data["file"]
-        limit = getattr(settings, "SETTLE_API_MAX_835_BYTES", MAX_835_BYTES)
+        limit = max_835_bytes()  # also refused from the Content-Length, before reading (UploadParser)
         if upload.size > limit:
-            raise serializers.ValidationError(
-                {"file": [serializers.ErrorDetail(f"the file is larger than {limit} bytes", code="too_large")]})
+            raise RequestTooLarge(limit, "the file", field="file")  # 413 in the error shape
         result = remittance_import(practice_id=self.practice_id, data=upload.read(),
                                    filename=upload.name or "upload.835", actor=self.actor, post=data["post"])
         return Response(s.RemittanceFileSerializer(self.own(result.received.file.pk)).data,

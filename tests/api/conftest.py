@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from ledger.api.tokens import api_token_create
 from ledger.models import Membership
-from tests.factories import PayerFactory, PracticeFactory
+from tests.factories import MembershipFactory, PayerFactory, PracticeFactory, UserFactory
 
 V1 = "/api/v1"
 
@@ -39,8 +39,13 @@ class Api:
         return self.client.patch(V1 + path, data or {}, format="json", **extra)
 
 
-def make_api(practice, *, role=Membership.Role.BILLING, name="ehr") -> Api:
-    token, raw = api_token_create(practice_id=practice.pk, role=role, name=name)
+def make_api(practice, *, role=Membership.Role.BILLING, name="ehr", person=None) -> Api:
+    """A token of `practice`: acting for `person` when given; without one, a billing token is an integration's,
+    and a manager token gets a manager of its own (an integration can never be a manager)."""
+    if person is None and role == Membership.Role.MANAGER:
+        person = MembershipFactory(practice=practice, user=UserFactory(username=f"person-{practice.pk}-{name}"),
+                                   role=Membership.Role.MANAGER).user
+    token, raw = api_token_create(practice_id=practice.pk, role=role, name=name, created_by=person)
     return Api(token=token, raw=raw)
 
 
@@ -58,7 +63,8 @@ def api(world):
 
 @pytest.fixture
 def manager_api(world):
-    return make_api(world.practice, role=Membership.Role.MANAGER, name="ehr-manager")
+    """A manager's token: it acts for `world.manager` (boss)."""
+    return make_api(world.practice, role=Membership.Role.MANAGER, name="ehr-manager", person=world.manager)
 
 
 @pytest.fixture

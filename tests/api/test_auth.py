@@ -1,5 +1,6 @@
 """Tokens: made by the management command (shown once, only a hash stored), sent as a Bearer
-token, refused when missing, wrong or revoked; roles; the token's user as the acting user."""
+token, refused when missing, wrong or revoked; roles; whom a token acts as (the person behind it,
+or an integration's own user). Four eyes between tokens: tests/api/test_four_eyes.py."""
 
 import hashlib
 from io import StringIO
@@ -12,36 +13,71 @@ from ledger.api.tokens import api_token_revoke
 from ledger.api_models import ApiToken
 from ledger.models import Membership, Practice
 from tests.api.conftest import V1, Api, error_of
+from tests.factories import MembershipFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_create_api_token_prints_the_token_once_and_stores_only_its_hash(world):
     out, err = StringIO(), StringIO()
-    call_command("create_api_token", practice=world.practice.pk, role="manager", name="EHR-Sync", stdout=out,
+    call_command("create_api_token", practice=world.practice.pk, role="billing", name="EHR-Sync", stdout=out,
                  stderr=err)
     raw = out.getvalue().strip()
     token = ApiToken.objects.get(practice=world.practice, name="ehr-sync")
     assert raw.startswith(f"stl_{token.prefix}_") and "shown only now" in err.getvalue()
     assert token.key_hash == hashlib.sha256(raw.encode()).hexdigest()
     assert raw not in {getattr(token, f.attname) for f in ApiToken._meta.concrete_fields}
+    # no person behind it: an integration, acting as its own user (no password, no admin), billing staff
     user = token.user
+    assert token.created_by is None and "an integration" in err.getvalue()
     assert (user.username, user.is_staff, user.has_usable_password()) == (f"api-{world.practice.pk}-ehr-sync",
                                                                          False, False)
-    assert Membership.objects.get(user=user).role == "manager"
+    assert Membership.objects.get(user=user).role == "billing"
     r = Api(token=token, raw=raw).get("/token")
-    assert r.status_code == 200 and r.json()["role"] == "manager"
+    assert r.status_code == 200
+    assert {k: r.json()[k] for k in ("role", "effective_role", "acts_for", "integration")} == {
+        "role": "billing", "effective_role": "billing", "acts_for": user.username, "integration": True}
     assert r.json()["practice"]["id"] == world.practice.pk
 
 
+def test_create_api_token_for_a_person_acts_for_them(world):
+    out, err = StringIO(), StringIO()
+    call_command("create_api_token", practice=world.practice.pk, role="manager", name="boss-laptop",
+                 created_by="boss", stdout=out, stderr=err)
+    token = ApiToken.objects.get(name="boss-laptop")
+    assert (token.created_by, token.user) == (world.manager, None)  # no user of its own
+    assert "acting for boss" in err.getvalue()
+    r = Api(token=token, raw=out.getvalue().strip()).get("/token")
+    assert {k: r.json()[k] for k in ("role", "effective_role", "acts_for", "integration")} == {
+        "role": "manager", "effective_role": "manager", "acts_for": "boss", "integration": False}
+
+
 def test_create_api_token_refuses_bad_input(world):
+    def make(**kw):
+        call_command("create_api_token", **{"practice": world.practice.pk, "name": "x", **kw}, stdout=StringIO(),
+                     stderr=StringIO())
+
     with pytest.raises(CommandError, match="unknown practice"):
-        call_command("create_api_token", practice=99999, role="billing", name="x", stdout=StringIO(),
-                     stderr=StringIO())
-    call_command("create_api_token", practice=world.practice.pk, name="dup", stdout=StringIO(), stderr=StringIO())
+        make(practice=99999, role="billing")
+    make(name="dup")
     with pytest.raises(CommandError, match="already has a token named dup"):
-        call_command("create_api_token", practice=world.practice.pk, name="dup", stdout=StringIO(),
-                     stderr=StringIO())
+        make(name="dup")
+    # an integration can never approve, so a token with no person behind it is never a manager
+    with pytest.raises(CommandError, match="never approve"):
+        make(role="manager", name="ehr-admin")
+    # a token never has more power than its person, who must be staff of the practice
+    with pytest.raises(CommandError, match="clerk is billing staff .* cannot have the manager role"):
+        make(role="manager", name="clerk-mgr", created_by="clerk")
+    stranger = MembershipFactory(practice=PracticeFactory(name="Elsewhere"), user=UserFactory(username="stranger"),
+                                 role=Membership.Role.MANAGER).user
+    with pytest.raises(CommandError, match="stranger is not active staff of practice"):
+        make(name="stranger", created_by=stranger.username)
+    with pytest.raises(CommandError, match="no user named nobody"):
+        make(name="nobody", created_by="nobody")
+    integration = ApiToken.objects.get(name="dup").user
+    with pytest.raises(CommandError, match="is not a person"):
+        make(name="token-of-a-token", created_by=integration.username)
+    assert set(ApiToken.objects.values_list("name", flat=True)) == {"dup"}
 
 
 @pytest.mark.parametrize("header, code", [
@@ -88,7 +124,8 @@ def test_practice_settings_need_a_manager_token(api, manager_api, world):
     assert (r.json()["auto_apply"], r.json()["refund_approval_threshold"]) == (False, "250.00")
     world.practice.refresh_from_db()
     last = world.practice.history.latest()
-    assert (last.history_user, last.history_change_reason) == (manager_api.token.user, "Board decision")
+    # the token acts for its person: the history names boss, not the token
+    assert (last.history_user, last.history_change_reason) == (world.manager, "Board decision")
     assert api.get("/practice").json()["auto_apply"] is False
 
 

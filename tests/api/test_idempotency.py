@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
@@ -168,3 +169,90 @@ def test_two_threads_with_one_key_and_no_wait_post_once_and_the_loser_gets_409(a
     assert error_of(loser)["code"] == "idempotency_in_progress"
     assert Payment.objects.filter(patient=pat).count() == 1
     assert SandboxCharge.objects.count() == 1
+
+
+# --- leases: a request that died does not hold its key for 24 hours (issue 9) -------------------------
+
+def claim_of(api, body, key, path="/api/v1/payments"):
+    """What a request with `key` holds after idempotency.begin (as the view does), without running it."""
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from ledger.api.parsers import DecimalJSONParser
+
+    raw = APIRequestFactory().post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    request = Request(raw, parsers=[DecimalJSONParser()])
+    request._authenticator, request._user, request._auth = None, api.token.user, api.token
+    return idempotency.begin(request)
+
+
+@override_settings(SETTLE_API_IDEMPOTENCY_WAIT=0)
+def test_a_key_left_by_a_request_that_died_runs_again_after_the_lease(api, world):
+    pat = world.patient()
+    with time_machine.travel("2026-05-04 10:00 +0000", tick=False) as clock:
+        dead = claim_of(api, pay_body(pat), "died-1")  # the process serving it was killed: nothing renews it
+        dead.heartbeat.stop()
+        clock.shift(timedelta(seconds=59))
+        r = api.post("/payments", pay_body(pat), key="died-1")
+        assert r.status_code == 409 and error_of(r)["code"] == "idempotency_in_progress"
+        clock.shift(timedelta(seconds=2))  # the 60-second lease is over
+        r = api.post("/payments", pay_body(pat), key="died-1")
+        assert r.status_code == 201, r.content
+        again = api.post("/payments", pay_body(pat), key="died-1")
+        assert again["Idempotent-Replayed"] == "true" and again.content == r.content
+    rec = IdempotencyRecord.objects.get(key="died-1")
+    assert (rec.state, rec.attempt, rec.response_status) == ("done", 2, 201)
+    assert Payment.objects.filter(patient=pat).count() == 1
+
+
+@override_settings(SETTLE_API_IDEMPOTENCY_WAIT=0)
+def test_a_claim_taken_over_can_no_longer_store_its_answer(api, world):
+    """The first request was only slow, not dead: when it finishes after the second took its key over, its
+    answer is not stored over the second's."""
+    from rest_framework.response import Response
+
+    pat = world.patient()
+    with time_machine.travel("2026-05-04 10:00 +0000", tick=False) as clock:
+        slow = claim_of(api, pay_body(pat), "slow-1")
+        slow.heartbeat.stop()  # e.g. stuck in a lock wait while its renewals failed
+        clock.shift(timedelta(seconds=61))
+        r = api.post("/payments", pay_body(pat), key="slow-1")
+        assert r.status_code == 201
+        idempotency.finish(slow, Response({"late": True}, status=201))
+    rec = IdempotencyRecord.objects.get(key="slow-1")
+    assert (rec.attempt, rec.response_body) == (2, r.content.decode())
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(SETTLE_API_IDEMPOTENCY_LEASE=0.6, SETTLE_API_IDEMPOTENCY_WAIT=0)
+def test_a_long_request_keeps_its_key_past_the_lease_and_runs_once(api, world, monkeypatch):
+    """Two threads: the first request takes 2 s (more than three leases); the second, sent after 1 s with the
+    same key, must not run it again: the first renews its lease while it works."""
+    import time
+
+    real = SandboxProcessor.charge
+
+    def slow(self, **kwargs):
+        time.sleep(2)
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(SandboxProcessor, "charge", slow)
+    pat = world.patient()
+    results = {}
+
+    def first():
+        try:
+            results["first"] = Api(token=None, raw=api.raw).post("/payments", pay_body(pat), key="long-1")
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=first)
+    t.start()
+    time.sleep(1.0)
+    second = Api(token=None, raw=api.raw).post("/payments", pay_body(pat), key="long-1")
+    t.join(timeout=30)
+    assert second.status_code == 409 and error_of(second)["code"] == "idempotency_in_progress"
+    assert results["first"].status_code == 201
+    rec = IdempotencyRecord.objects.get(key="long-1")
+    assert (rec.state, rec.attempt) == ("done", 1)
+    assert Payment.objects.filter(patient=pat).count() == 1 and SandboxCharge.objects.count() == 1

@@ -14,5 +14,9 @@ class Command(BaseCommand):
         token = ApiToken.objects.filter(prefix=prefix.removeprefix("stl_").split("_")[0]).first()
         if token is None:
             raise CommandError(f"no API token with prefix {prefix}")
+        if token.revoked_at is not None:
+            self.stdout.write(f"API token '{token.name}' of practice {token.practice_id} was already revoked "
+                              f"({token.revoked_at:%Y-%m-%d %H:%M} UTC)")
+            return
         api_token_revoke(token_id=token.pk)
         self.stdout.write(f"revoked API token '{token.name}' of practice {token.practice_id}")
