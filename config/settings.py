@@ -239,3 +239,27 @@ SETTLE_API_MAX_835_BYTES = int(env("SETTLE_API_MAX_835_BYTES", str(100 * 1024 * 
 # Seconds an Idempotency-Key stays claimed by a request that stopped renewing it (it died): then a
 # retry with the key runs. A running request renews its claim every third of this.
 SETTLE_API_IDEMPOTENCY_LEASE = float(env("SETTLE_API_IDEMPOTENCY_LEASE", "60"))
+
+# --- Login throttling (issue 9; django-axes; ledger/login.py, docs/operations.md) -----------------
+
+# Every login through django.contrib.auth.authenticate(request, ...) is counted: the admin's now, the
+# patient portal's later (AXES_ONLY_ADMIN_SITE stays off). After SETTLE_LOGIN_FAILURE_LIMIT failures
+# for one username from one address, that pair is locked for SETTLE_LOGIN_LOCKOUT_MINUTES (each
+# further try restarts the clock); the right password is refused meanwhile. API tokens and
+# client.force_login in tests never go through authenticate(), so they are not counted.
+from datetime import timedelta  # noqa: E402
+
+INSTALLED_APPS += ["axes"]
+# AxesStandaloneBackend first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks: it answers a lockout
+AXES_FAILURE_LIMIT = int(env("SETTLE_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(env("SETTLE_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a pair: an attacker cannot lock a person out everywhere
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets that pair's earlier failures
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure kept (axes' AccessFailureLog), successes in AccessLog
+AXES_LOCKOUT_CALLABLE = "ledger.login.lockout_response"  # logs the refusal, answers 429 with the lockout page
+# Behind a reverse proxy, the client's address comes from X-Forwarded-For: set how many proxies are trusted.
+if env("SETTLE_LOGIN_PROXY_COUNT"):
+    AXES_IPWARE_PROXY_COUNT = int(env("SETTLE_LOGIN_PROXY_COUNT"))
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
