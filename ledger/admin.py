@@ -1017,3 +1017,6 @@ class RemittanceAdjustmentAdmin(PracticeScopedAdmin, admin.ModelAdmin):
     @admin.display(description="note")
     def short_note(self, obj):
         return Truncator(obj.note).chars(60)
+
+
+from ledger import admin_tokens  # noqa: E402,F401  API tokens (issue 9), kept in their own module

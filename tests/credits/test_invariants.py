@@ -141,6 +141,38 @@ def check_invariants(practice_id: int | None = None) -> None:
         assert 0 <= p.refunded_amount <= p.amount, f"payment {p.pk} over-refunded"
         assert p.refunded_amount == issued_by_payment[p.pk], f"payment {p.pk}: refunded cache is off"
 
+    # (f) per 835 file: the payments booked equal the file's payments (issue 9)
+    check_remittances(practice_id)
+
+
+def check_remittances(practice_id: int | None = None) -> None:
+    """Per remittance file, the cash its postings booked (the journal's cash lines of the entries
+    named in RemittanceBooking) equals what its booked claims paid (CLP04) minus its posted PLB
+    amounts; once none of it is pending, waiting, dismissed or informational with money, that is
+    the file's total, the sum of its payments' BPR02. A claim posted twice books its payment twice."""
+    from ledger.remittance_models import RemittanceAdjustment, RemittanceBooking, RemittanceClaim, RemittanceFile
+
+    files = RemittanceFile.objects.filter(status__in=["received", "posted"])
+    if practice_id is not None:
+        files = files.filter(practice_id=practice_id)
+    for f in files.defer("content"):
+        booked = JournalLine.objects.filter(account=Account.CASH, entry__remittance_booking__file=f) \
+            .values_list("amount", flat=True)
+        booked = sum(booked, ZERO)
+        claims = list(RemittanceClaim.objects.filter(file=f).values_list("state", "paid"))
+        adjustments = list(RemittanceAdjustment.objects.filter(transaction__file=f).values_list("state", "amount"))
+        expected = sum((paid for state, paid in claims if state in ("posted", "payer_credit")), ZERO) \
+            - sum((amount for state, amount in adjustments if state == "posted"), ZERO)
+        assert booked == expected, f"835 file {f.pk}: cash booked {booked} != claims paid less PLB {expected}"
+        settled = all(state in ("posted", "payer_credit") or (state == "informational" and paid == 0)
+                      for state, paid in claims) and all(state == "posted" for state, _ in adjustments)
+        if settled:
+            total = sum(f.transactions.values_list("total_paid", flat=True), ZERO)
+            assert booked == total, f"835 file {f.pk}: cash booked {booked} != its payments (BPR02) {total}"
+        per_claim = RemittanceBooking.objects.filter(file=f, remittance_claim__isnull=False) \
+            .values_list("remittance_claim_id", "kind")
+        assert len(per_claim) == len(set(per_claim)), f"835 file {f.pk}: a claim booked twice"
+
 
 COUNTED = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff)
 
@@ -471,6 +503,40 @@ class LedgerMachine(RuleBasedStateMachine):
             for e in Encounter.objects.filter(pk__in=chosen):
                 assert e.balance == 0
             self.assert_released(chosen)
+
+    remittance_files_posted = 0  # how many 835 files the rule below posted (tests/ledger/test_remittance_invariant.py)
+
+    @precondition(lambda self: self.has["claim"])
+    @rule(data=st.data(), status=st.sampled_from(["1", "1", "2", "4", "19", "22"]), pr_pct=st.integers(0, 100),
+          paid_pct=st.integers(0, 100), plb=st.sampled_from([None, "L6", "WO"]))
+    def remittance_835(self, data, status, pr_pct, paid_pct, plb):
+        """A payer's 835 for one to three of the practice's claims (a reversal repeats what the claim
+        was paid, negated), sometimes with a PLB adjustment; received and posted like an upload."""
+        from ledger.remittances import remittance_import
+        from ledger.x12.generator import ClaimSpec, generate_835
+
+        ids = list(Claim.objects.filter(practice=self.practice).order_by("pk").values_list("pk", flat=True))
+        picked = Claim.objects.filter(pk__in=data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3,
+                                                                unique=True)))
+        specs = []
+        for c in picked:
+            if status == "22":
+                pr = c.patient_responsibility or ZERO
+                specs.append(ClaimSpec(c.claim_number, status="22", charge=-c.billed_amount, paid=-c.paid_amount,
+                                       patient_responsibility=[("2", -pr)] if pr else []))
+                continue
+            pr = (c.billed_amount * pr_pct / 100).quantize(CENTS)
+            paid = ZERO if status == "4" else ((c.billed_amount - pr) * paid_pct / 100).quantize(CENTS)
+            specs.append(ClaimSpec(c.claim_number, status=status, charge=c.billed_amount, paid=paid,
+                                   patient_responsibility=[("2", pr)] if pr else []))
+        self.icn = getattr(self, "icn", 0) + 1
+        adjustments = {None: None, "L6": [("L6", "INTEREST", "-1.25")],
+                       "WO": [("WO", picked[0].payer_claim_number or "PCN", "5.00")]}[plb]
+        done = remittance_import(practice_id=self.practice.pk, actor=self.clerk, filename=f"era{self.icn}.835",
+                                 data=generate_835(specs=specs, interchange_control_number=self.icn, plb=adjustments,
+                                                   check_number=f"EFT{self.icn}"))
+        assert done.received.status == "posted", done.received.errors
+        type(self).remittance_files_posted += 1
 
     @invariant()
     def processor_matches_the_books(self):
