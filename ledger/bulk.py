@@ -17,8 +17,10 @@ def copy_rows(table: str, columns: list[str], rows) -> int:
     """COPY `rows` (tuples in `columns` order; Python values, None for NULL) into `table`."""
     count = 0
     cols = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cur, cur.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({cols}) FROM STDIN") \
-            as copy:
+    # the psycopg cursor itself (Django's wrapper has no copy()): its errors are turned into Django's
+    # (IntegrityError, DataError...) like those of any other statement
+    with connection.cursor() as cur, connection.wrap_database_errors, \
+            cur.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({cols}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
             count += 1

@@ -288,8 +288,7 @@ def remittance_import(*, practice_id: int, data: bytes, filename: str, actor, po
         if progress is not None:
             progress.total = max(1, RemittanceClaim.objects.filter(file_id=target,
                                                                    state=RemittanceClaim.State.PENDING).count())
-        result.posted = remittance_post_file(file_id=target, actor=actor, progress=progress,
-                                             batch_size=batch_size or POST_BATCH)
+        result.posted = remittance_post_file(file_id=target, actor=actor, progress=progress, batch_size=batch_size)
         if received.status == "received":
             received.file.refresh_from_db(fields=["status", "posted_at"])
             received.status = received.file.status
@@ -339,9 +338,11 @@ ROW_FIELDS = ["id", "transaction_id", "claim_number", "status_code", "charge", "
               "pr_adjustments", "other_adjustments", "payer_claim_number", "segment"]
 
 
-def remittance_post_file(*, file_id: int, actor, batch_size: int = POST_BATCH, progress=None) -> PostResult:
+def remittance_post_file(*, file_id: int, actor, batch_size: int | None = None, progress=None) -> PostResult:
     """Post the pending claims and PLB adjustments of a received file, batch by batch (one
-    transaction each). Safe to run twice at once and after a crash: see the module docstring."""
+    transaction each, `batch_size` claims, default POST_BATCH). Safe to run twice at once and
+    after a crash: see the module docstring."""
+    batch_size = batch_size or POST_BATCH
     f = RemittanceFile.objects.filter(pk=file_id).defer("content").first()
     if f is None:
         raise NotFound(f"unknown remittance file {file_id}", field="file")

@@ -236,3 +236,38 @@ def test_sample_file_imported_exactly_or_refused(w, name):
     again = import_835(w, data, name=name)
     assert again.status == "duplicate"
     assert Claim.objects.filter(remittance_count__gt=0).count() == 0  # none of these claims are ours
+
+
+def test_a_refused_file_keeps_its_hash_size_error_and_first_64_kib_only(w):
+    import hashlib
+
+    from ledger.remittances import REFUSED_KEEP_BYTES
+
+    good = era(ClaimSpec("Z-1", charge="100.00", paid="80.00"))
+    data = good.replace(b"CLP*Z-1*1*100.00*80.00", b"CLP*Z-1*1*100.00*8O.00") + b"\n" + b"X" * (3 * 1024 * 1024)
+    r = import_835(w, data, name="big-bad.835")
+    assert r.status == "refused"
+    (err,) = r.errors
+    assert err["segment_id"] == "CLP" and err["position"] > 0 and "8O.00" in err["message"]
+    f = RemittanceFile.objects.get(pk=r.file.pk)
+    assert (f.size, f.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert REFUSED_KEEP_BYTES == 64 * 1024 and bytes(f.content) == data[:REFUSED_KEEP_BYTES]
+    assert f.errors == [err] and not RemittanceClaim.objects.exists()
+    # a small refused file is kept whole (it is its own first 64 KiB)
+    small = import_835(w, b"ISA*00*garbage~", name="small.835")
+    assert bytes(RemittanceFile.objects.get(pk=small.file.pk).content) == b"ISA*00*garbage~"
+
+
+def test_a_duplicate_keeps_no_bytes_only_the_reference(w):
+    import hashlib
+
+    w.visit(w.patient(), date(2026, 5, 1), charge="100.00", number="DUP-1")
+    data = era(ClaimSpec("DUP-1", charge="100.00", paid="70.00", patient_responsibility=[("3", "30.00")]))
+    first = import_835(w, data)
+    again = import_835(w, data, name="again.835")
+    payment_again = import_835(w, data.replace(b"\n", b"\r\n"), name="crlf.835")  # same payment, other bytes
+    for dup, received in ((again, data), (payment_again, data.replace(b"\n", b"\r\n"))):
+        f = RemittanceFile.objects.get(pk=dup.file.pk)
+        assert (f.status, f.duplicate_of_id, bytes(f.content)) == ("duplicate", first.file.pk, b"")
+        assert (f.sha256, f.size) == (hashlib.sha256(received).hexdigest(), len(received))
+    assert bytes(RemittanceFile.objects.get(pk=first.file.pk).content) == data  # the original, byte for byte
