@@ -181,6 +181,11 @@ LOGGING = {
 # Dotted path of the card processor class used for refunds to cards.
 SETTLE_CARD_PROCESSOR = env("SETTLE_CARD_PROCESSOR", "ledger.processors.SandboxProcessor")
 
+# Credit CSV imports (credits/csv_import.py): the most lines of credits one file may hold and its
+# largest size; a file beyond either is refused at once, with nothing written.
+SETTLE_CSV_IMPORT_MAX_ROWS = int(env("SETTLE_CSV_IMPORT_MAX_ROWS", "100000"))
+SETTLE_CSV_IMPORT_MAX_BYTES = int(env("SETTLE_CSV_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
+
 # --- REST API (issue 6; ledger/api/, docs/api.md) ----------------------------------------
 
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI / Redoc assets served from here, not a CDN
@@ -219,6 +224,8 @@ SPECTACULAR_SETTINGS.update({
         "RemittanceClaimStateEnum": "ledger.remittance_models.RemittanceClaim.State",
         "RemittanceFileStatusEnum": "ledger.remittance_models.RemittanceFile.Status",
         "NightlyRunStatusEnum": "credits.models.NightlyRun.Status",
+        "ManualCreditStateEnum": "credits.models.ManualCreditRequest.State",
+        "CreditImportStateEnum": "credits.models.CreditImport.State",
     },
 })
 

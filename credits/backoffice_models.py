@@ -25,9 +25,12 @@ class PatientResponsibility(models.Model):
     patient = models.OneToOneField("ledger.Patient", primary_key=True, on_delete=models.CASCADE,
                                    related_name="responsibility")
     practice = models.ForeignKey("ledger.Practice", on_delete=models.CASCADE, related_name="+", db_index=False)
-    balance_owed = money_field(default=ZERO, help_text="Sum of the PR balances of the patient's dates of service.")
-    available = money_field(default=ZERO, help_text="Credits available (on hand).")
-    locked = money_field(default=ZERO, help_text="Credits locked to a date of service (on hand).")
+    # sums of NUMERIC(14,2) amounts: six more digits, so no total of a patient's rows can overflow
+    # (one credit of 999,999,999,999.99 once made every later write for its patient fail)
+    balance_owed = money_field(default=ZERO, max_digits=20,
+                               help_text="Sum of the PR balances of the patient's dates of service.")
+    available = money_field(default=ZERO, max_digits=20, help_text="Credits available (on hand).")
+    locked = money_field(default=ZERO, max_digits=20, help_text="Credits locked to a date of service (on hand).")
 
     class Meta:
         verbose_name = "patient responsibility"

@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from ledger.models import history
+from ledger.models import AMOUNT_CEILING, history
 from ledger.money import ZERO, money_field
 
 
@@ -70,6 +70,7 @@ class Credit(FSMModelMixin, models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="credit_amount_positive"),
+            models.CheckConstraint(condition=Q(amount__lte=AMOUNT_CEILING), name="credit_amount_ceiling"),
             models.CheckConstraint(
                 condition=Q(on_hand__gte=0, refund_hold__gte=0, applied_amount__gte=0, refunded_amount__gte=0,
                             removed_amount__gte=0),
@@ -221,6 +222,7 @@ class Refund(FSMModelMixin, models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(amount__lte=AMOUNT_CEILING), name="refund_amount_ceiling"),
             models.CheckConstraint(
                 condition=~Q(method="original_payment") | Q(payment__isnull=False), name="refund_system_has_payment"
             ),
@@ -279,7 +281,8 @@ class WriteOff(FSMModelMixin, models.Model):
     history = history()
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="writeoff_amount_positive")]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="writeoff_amount_positive"),
+                       models.CheckConstraint(condition=Q(amount__lte=AMOUNT_CEILING), name="writeoff_amount_ceiling")]
 
     @transition(field=state, source=State.ACTIVE, target=State.UNDONE)
     def undo(self, *, by, reason):
@@ -341,19 +344,150 @@ class PayerCredit(FSMModelMixin, models.Model):
         self.resolved_at = timezone.now()
 
 
-class CreditImport(models.Model):
-    """One CSV import of credits; the file's hash refuses a second submission of the same file."""
+class ManualCreditRequest(FSMModelMixin, models.Model):
+    """A manual credit asked for by staff (DOMAIN rule 3, issue 9: separation of duties). Within the
+    practice's limit (the patient's manual and imported credits over the approval window, this one
+    included) it is approved at once and its credit created in the same transaction; above it, it
+    waits for a manager other than the requester, and the credit exists only once approved: nothing
+    (the nightly run, checkout, refunds) can use money that is not there yet."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for a manager's approval"
+        APPROVED = "approved", "Approved (credit created)"
+        REJECTED = "rejected", "Rejected"
+
+    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+", db_index=False)
+    patient = models.ForeignKey("ledger.Patient", on_delete=models.PROTECT, related_name="manual_credit_requests")
+    encounter = models.ForeignKey("ledger.Encounter", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+", db_index=False, help_text="Lock the credit to this DoS.")
+    amount = money_field()
+    note = models.TextField(help_text="Why the credit is added; kept on the credit.")
+    state = FSMField(choices=State.choices, default=State.PENDING, protected=True)
+    needs_approval = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                     db_index=False)
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", db_index=False)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    credit = models.OneToOneField(Credit, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="manual_request", help_text="The credit created at approval.")
+    history = history(no_db_index=["practice", "patient", "encounter", "requested_by", "decided_by", "credit"])
+
+    class Meta:
+        verbose_name = "manual credit"
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0, amount__lte=AMOUNT_CEILING),
+                                   name="manual_request_amount_range"),
+            # four eyes: above the limit the approver is someone other than the requester
+            models.CheckConstraint(
+                condition=Q(needs_approval=False) | Q(decided_by__isnull=True) | ~Q(decided_by=F("requested_by")),
+                name="manual_request_four_eyes"),
+            models.CheckConstraint(condition=Q(state="approved", credit__isnull=False)
+                                   | (~Q(state="approved") & Q(credit__isnull=True)),
+                                   name="manual_request_approved_iff_credit"),
+            models.CheckConstraint(condition=Q(state="pending", decided_at__isnull=True)
+                                   | (~Q(state="pending") & Q(decided_at__isnull=False, decided_by__isnull=False)),
+                                   name="manual_request_decided_has_who_and_when"),
+        ]
+        indexes = [
+            models.Index(fields=["patient", "requested_at"], name="manual_request_window_idx"),  # window sums
+            models.Index(fields=["practice", "requested_at"], condition=Q(state="pending"),
+                         name="manual_request_pending_idx"),  # the managers' queue
+        ]
+
+    def __str__(self) -> str:
+        return f"Manual credit #{self.pk} {self.amount} ({self.get_state_display()})"
+
+    @transition(field=state, source=State.PENDING, target=State.APPROVED)
+    def approve(self, *, by, note, credit):
+        self.decided_by, self.decided_at, self.decision_note, self.credit = by, timezone.now(), note, credit
+
+    approve.alters_data = True
+
+    @transition(field=state, source=State.PENDING, target=State.REJECTED)
+    def reject(self, *, by, note):
+        self.decided_by, self.decided_at, self.decision_note = by, timezone.now(), note
+
+    reject.alters_data = True
+
+
+class CreditImport(FSMModelMixin, models.Model):
+    """One CSV import of credits; the file's hash refuses a second submission of the same file.
+    Its lines (`CreditImportRow`) are stored first; their credits are created at once when the
+    import is within the practice's limit, or when a manager other than the importer approves it
+    (issue 9): until then none of them exists."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for a manager's approval"
+        IMPORTED = "imported", "Imported"
+        REJECTED = "rejected", "Rejected"
 
     practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="credit_imports")
     filename = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     rows = models.PositiveIntegerField()
-    total = money_field()
+    total = money_field(max_digits=20)  # a sum of up to the row limit of amounts: wider than one amount
+    state = FSMField(choices=State.choices, default=State.PENDING, protected=True)
+    reason = models.TextField(blank=True, help_text="The importer's reason, kept in the credits' history.")
+    needs_approval = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", db_index=False)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    history = history(no_db_index=["practice", "created_by", "decided_by"])
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["practice", "sha256"], name="credit_import_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "sha256"], name="credit_import_once"),
+            models.CheckConstraint(
+                condition=Q(needs_approval=False) | Q(decided_by__isnull=True) | ~Q(decided_by=F("created_by")),
+                name="credit_import_four_eyes"),
+        ]
+        indexes = [models.Index(fields=["practice", "created_at"], condition=Q(state="pending"),
+                                name="credit_import_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} {self.filename} ({self.get_state_display()})"
+
+    @transition(field=state, source=State.PENDING, target=State.IMPORTED)
+    def approve(self, *, by, note):
+        self.decided_by, self.decided_at, self.decision_note = by, timezone.now(), note
+
+    approve.alters_data = True
+
+    @transition(field=state, source=State.PENDING, target=State.REJECTED)
+    def reject(self, *, by, note):
+        self.decided_by, self.decided_at, self.decision_note = by, timezone.now(), note
+
+    reject.alters_data = True
+
+
+class CreditImportRow(models.Model):
+    """One line of a credit import, validated: kept from the upload on, and linked to its credit
+    once that is created. Written and read set-based (credits/csv_import.py)."""
+
+    credit_import = models.ForeignKey(CreditImport, on_delete=models.PROTECT, related_name="lines", db_index=False)
+    line = models.PositiveIntegerField(help_text="Line number in the file (the header is line 1).")
+    patient = models.ForeignKey("ledger.Patient", on_delete=models.PROTECT, related_name="+")
+    encounter = models.ForeignKey("ledger.Encounter", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+", db_index=False)
+    amount = money_field()
+    note = models.TextField()
+    credit = models.OneToOneField(Credit, null=True, blank=True, on_delete=models.PROTECT, related_name="import_row")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["credit_import", "line"], name="credit_import_row_line_unique"),
+            models.CheckConstraint(condition=Q(amount__gt=0, amount__lte=AMOUNT_CEILING),
+                                   name="credit_import_row_amount_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.amount}"
 
 
 class NightlyRun(models.Model):
@@ -374,7 +508,7 @@ class NightlyRun(models.Model):
                                      related_name="+")
     patients_seen = models.PositiveIntegerField(default=0)
     application_count = models.PositiveIntegerField(default=0)
-    applied_total = money_field(default=ZERO)
+    applied_total = money_field(default=ZERO, max_digits=20)  # a sum over a whole practice
     released_credits = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
 

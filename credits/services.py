@@ -2,31 +2,31 @@
 operation: keyword-only arguments, the acting user and a reason, one transaction, row locks in
 the order of ledger/locks.py, balanced journal lines and history rows."""
 
-import csv
-import hashlib
-import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from credits import core
-from credits.models import Credit, CreditImport, PayerCredit, Refund, WriteOff
+from credits.csv_import import (NOTE_MAX, ImportResult, credit_import_approve, credit_import_reject,  # noqa: F401
+                                credits_import_csv, manual_credit_window_total)
+from credits.models import Credit, ManualCreditRequest, PayerCredit, Refund, WriteOff
 from credits.selectors import plan
 from ledger import journal
-from ledger.access import ensure_staff, ensure_staff_or_patient, is_manager
-from ledger.errors import Duplicate, InvalidInput, NotFound, PermissionDenied, RuleViolation
+from ledger.access import ensure_approver, ensure_staff, ensure_staff_or_patient, is_manager
+from ledger.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation, SettleError
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.locks import (lock_credits, lock_encounters, lock_patient, lock_patients, lock_payer_credits,
                           lock_payments, lock_refunds, lock_writeoffs)
-from ledger.models import Account, Encounter, JournalEntry, Patient, Payer, Practice
+from ledger.models import Account, Encounter, JournalEntry, Patient, Payer
 from ledger.money import ZERO, positive_money
 from ledger.processors import ProcessorError, get_processor
-from ledger.services import _reason
+from ledger.services import _reason, amount_within_limit
 
 
 def _credit(credit_id) -> Credit:
@@ -203,25 +203,98 @@ def _manual_credit(*, patient, amount, note, actor, reason, source, lock_to=None
 
 
 @transaction.atomic(durable=True)
-def credit_add_manual(*, patient_id: int, amount, note: str, actor, encounter_id: int | None = None) -> Credit:
+def credit_add_manual(*, patient_id: int, amount, note: str, actor,
+                      encounter_id: int | None = None) -> Credit | ManualCreditRequest:
     """Rule 3 (manual): staff add a credit with a required note; it has no payment trail, so it
-    can only be refunded by check or ACH (example F)."""
+    can only be refunded by check or ACH (example F).
+
+    Separation of duties (issue 9): the request is recorded first (`ManualCreditRequest`). When
+    what the patient was credited by hand over the practice's approval window (manual credits and
+    imports, this one included) stays within `manual_credit_approval_limit`, it is approved at once
+    and the new Credit is returned. Above it, the waiting request is returned and no credit exists
+    until a manager other than the requester approves it (`manual_credit_approve`): the nightly
+    run, checkout and refunds cannot use it before. Splitting does not escape the limit: requests
+    for one patient are serialised by the patient's lock and added up."""
     amount = positive_money(amount)
-    note = (note or "").strip()
-    if not note:
-        raise InvalidInput("a note is required for a manual credit", field="note")
-    patient = Patient.objects.filter(pk=patient_id).first()
+    note = _note(note)
+    patient = Patient.objects.select_related("practice").filter(pk=patient_id).first()
     if patient is None:
         raise NotFound(f"unknown patient {patient_id}", field="patient")
     ensure_staff(actor, patient.practice_id)
+    practice = patient.practice
+    amount_within_limit(amount, practice=practice)
     patient = lock_patient(patient.pk)
     enc = None
     if encounter_id is not None:
         enc = Encounter.objects.filter(pk=encounter_id, patient=patient).first()
         if enc is None:
             raise NotFound(f"unknown date of service {encounter_id} for this patient", field="encounter")
-    return _manual_credit(patient=patient, amount=amount, note=note, actor=actor, reason=note,
-                          source=Credit.Source.MANUAL, lock_to=enc)
+    window = manual_credit_window_total(practice=practice, patient_id=patient.pk)
+    needs = window + amount > practice.manual_credit_approval_limit
+    req = ManualCreditRequest(practice_id=practice.pk, patient=patient, encounter=enc, amount=amount, note=note,
+                              needs_approval=needs, requested_by=actor)
+    if needs:
+        core.save_with_history(req, actor=actor, reason=f"Manual credit requested: {note}")
+        return req
+    c = _manual_credit(patient=patient, amount=amount, note=note, actor=actor, reason=note,
+                       source=Credit.Source.MANUAL, lock_to=enc)
+    req.approve(by=actor, note="within the practice's limit", credit=c)
+    core.save_with_history(req, actor=actor, reason=note)
+    return c
+
+
+def _note(note) -> str:
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("a note is required for a manual credit", field="note")
+    if len(note) > NOTE_MAX:
+        raise InvalidInput(f"the note has {len(note):,} characters; at most {NOTE_MAX:,}", field="note")
+    return note
+
+
+def _manual_request(request_id) -> ManualCreditRequest:
+    req = ManualCreditRequest.objects.filter(pk=request_id).first()
+    if req is None:
+        raise NotFound(f"unknown manual credit {request_id}", field="manual_credit")
+    return req
+
+
+@transaction.atomic(durable=True)
+def manual_credit_approve(*, request_id: int, actor, note: str = "") -> ManualCreditRequest:
+    """A manager other than the requester approves a waiting manual credit: the credit is created
+    now (its history names both: who asked, who approved)."""
+    req = _manual_request(request_id)
+    ensure_approver(actor, practice_id=req.practice_id, requested_by_id=req.requested_by_id, what="manual credit")
+    patient = lock_patient(req.patient_id)
+    req = ManualCreditRequest.objects.select_for_update(no_key=True).select_related("requested_by").get(pk=req.pk)
+    if req.state != ManualCreditRequest.State.PENDING:
+        raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
+                            "approved", field="manual_credit")
+    note = (note or "").strip()
+    enc = Encounter.objects.get(pk=req.encounter_id) if req.encounter_id else None
+    c = _manual_credit(patient=patient, amount=req.amount, note=req.note, actor=actor,
+                       reason=f"{req.note} (manual credit #{req.pk} asked by {req.requested_by.get_username()}, "
+                              f"approved by {actor.get_username()}{': ' + note if note else ''})",
+                       source=Credit.Source.MANUAL, lock_to=enc)
+    req.approve(by=actor, note=note, credit=c)
+    core.save_with_history(req, actor=actor, reason=f"Approved: {note}" if note else "Approved")
+    return req
+
+
+@transaction.atomic(durable=True)
+def manual_credit_reject(*, request_id: int, actor, note: str) -> ManualCreditRequest:
+    """A manager other than the requester rejects a waiting manual credit: no credit is created."""
+    note = _reason(note)
+    req = _manual_request(request_id)
+    ensure_approver(actor, practice_id=req.practice_id, requested_by_id=req.requested_by_id, what="manual credit")
+    lock_patient(req.patient_id)
+    req = ManualCreditRequest.objects.select_for_update(no_key=True).get(pk=req.pk)
+    if req.state != ManualCreditRequest.State.PENDING:
+        raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
+                            "rejected", field="manual_credit")
+    req.reject(by=actor, note=note)
+    core.save_with_history(req, actor=actor, reason=f"Rejected: {note}")
+    return req
 
 
 @transaction.atomic(durable=True)
@@ -247,92 +320,9 @@ def credit_remove(*, credit_id: int, actor, reason: str, amount=None) -> Credit:
     return c
 
 
-# --- CSV import --------------------------------------------------------------------------------------
-
-CSV_COLUMNS = ("account_number", "amount", "note")
-
-
-@dataclass
-class ImportResult:
-    batch: CreditImport
-    credits: list
-
-
-def credits_import_csv(*, practice_id: int, data: bytes, filename: str, actor,
-                       reason: str = "Credits imported from CSV") -> ImportResult:
-    """Import credits in bulk. Columns: account_number, amount, note, and optionally
-    date_of_service (YYYY-MM-DD: lock the credit to that DoS). Every row is validated before
-    anything is written; one bad row refuses the whole file with its line number. The same file
-    twice is refused as a duplicate."""
-    ensure_staff(actor, practice_id)
-    if not Practice.objects.filter(pk=practice_id).exists():
-        raise NotFound(f"unknown practice {practice_id}", field="practice")
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{filename}: not UTF-8 text (byte {exc.start})", field="file") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        raise InvalidInput(f"{filename} line 1: missing column(s) {', '.join(missing)}; expected "
-                           f"{', '.join(CSV_COLUMNS)}[, date_of_service]", field="file")
-    patients = dict(Patient.objects.filter(practice_id=practice_id).values_list("account_number", "pk"))
-    rows = []
-    for raw in reader:
-        line = reader.line_num
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-        if None in raw:
-            raise InvalidInput(f"{filename} line {line}: more fields than columns", field="file")
-        if not any(row.values()):
-            continue
-        acct = row.get("account_number", "")
-        if acct not in patients:
-            raise InvalidInput(f"{filename} line {line}: unknown patient account number '{acct}'", field="file")
-        try:
-            amount = positive_money(row.get("amount", ""))
-        except InvalidInput as exc:
-            raise InvalidInput(f"{filename} line {line}: {exc.message}", field="file") from None
-        if not row.get("note"):
-            raise InvalidInput(f"{filename} line {line}: a note is required", field="file")
-        dos = None
-        if row.get("date_of_service"):
-            try:
-                dos = date.fromisoformat(row["date_of_service"])
-            except ValueError:
-                raise InvalidInput(f"{filename} line {line}: date_of_service '{row['date_of_service']}' is not "
-                                   "YYYY-MM-DD", field="file") from None
-        rows.append((line, patients[acct], amount, row["note"], dos))
-    if not rows:
-        raise InvalidInput(f"{filename}: no credits in the file", field="file")
-    return _import_tx(practice_id=practice_id, rows=rows, digest=digest, filename=filename, actor=actor,
-                      reason=reason)
-
-
-@transaction.atomic(durable=True)
-def _import_tx(*, practice_id, rows, digest, filename, actor, reason):
-    if CreditImport.objects.filter(practice_id=practice_id, sha256=digest).exists():
-        raise Duplicate(f"{filename} was already imported", field="file")
-    patients = lock_patients({r[1] for r in rows})
-    created = []
-    for line, patient_id, amount, note, dos in rows:
-        enc = None
-        if dos is not None:
-            enc = Encounter.objects.filter(patient_id=patient_id, date_of_service=dos).order_by("pk").first()
-            if enc is None:
-                raise InvalidInput(f"{filename} line {line}: the patient has no visit on {dos}", field="file")
-        created.append(_manual_credit(patient=patients[patient_id], amount=amount, note=note, actor=actor,
-                                      reason=f"{reason} ({filename} line {line})", source=Credit.Source.IMPORT,
-                                      lock_to=enc))
-    try:
-        with transaction.atomic():
-            batch = CreditImport.objects.create(practice_id=practice_id, filename=filename, sha256=digest,
-                                                rows=len(created), total=sum((c.amount for c in created), ZERO),
-                                                created_by=actor)
-    except IntegrityError:
-        raise Duplicate(f"{filename} was already imported", field="file") from None
-    return ImportResult(batch=batch, credits=created)
+# --- CSV import: credits/csv_import.py (the one parser; set-based writes) ----------------------------------------
+# credits_import_csv, credit_import_approve and credit_import_reject are imported above and are
+# part of this module's services.
 
 
 # --- refunds (rules 8 and 12) ----------------------------------------------------------------------
@@ -359,17 +349,62 @@ def refund_options(c: Credit, *, as_of=None) -> dict:
     return out
 
 
-@transaction.atomic(durable=True)
-def refund_request(*, credit_id: int, amount, actor, reason: str, method: str | None = None) -> Refund:
+def refund_request(*, credit_id: int, amount, actor, reason: str, method: str | None = None,
+                   reference: str = "") -> Refund:
     """Ask for a refund of an available credit. Without a method: back through the original
     payment when the rules allow it, otherwise by check. The amount is held on the credit until
-    the refund is issued or rejected. Above the practice's threshold a manager other than the
-    requester must approve; below it the request is approved at once."""
+    the refund is issued or rejected.
+
+    Whether a manager must approve is decided here, for the admin, the API and the portal alike
+    (issue 9): when the patient's refunds over the practice's approval window (asked for,
+    approved or issued; not rejected), this one included, add up to more than the practice's
+    threshold, a manager other than the requester must approve (`refund_approve`), so splitting a
+    refund does not escape it; two requests for one patient are serialised by the patient's lock.
+    Otherwise the refund is approved at once and issued in the same call (issue 10): back through
+    the card processor when it goes to the original payment, by check or ACH when staff give the
+    `reference` (check number or trace); without one it stays approved until `refund_issue`. If the
+    processor refuses, the refund stays approved and `issue_error` on the returned refund says why
+    (issue it later, or reject it and refund by check)."""
+    reference = (reference or "").strip()
+    if len(reference) > REFERENCE_MAX:
+        raise InvalidInput(f"the reference has {len(reference)} characters; at most {REFERENCE_MAX}",
+                           field="reference")
+    r = _refund_request_tx(credit_id=credit_id, amount=amount, actor=actor, reason=reason, method=method,
+                           reference=reference)
+    r.issue_error = ""
+    if r.state == Refund.State.APPROVED and (r.method == Refund.Method.ORIGINAL_PAYMENT or reference):
+        try:
+            r = _refund_pay_out(r, actor=actor, reference=reference)
+        except SettleError as exc:
+            r.refresh_from_db()
+            r.issue_error = exc.message
+        else:
+            r.issue_error = ""
+    return r
+
+
+REFERENCE_MAX = 100  # Refund.reference
+
+
+def refund_window_total(*, practice, patient_id: int) -> Decimal:
+    """The patient's refunds over the practice's approval window that count against the threshold:
+    asked for, approved or issued (a rejected one moved no money). The caller holds the patient's
+    lock, so concurrent requests for one patient add up."""
+    since = timezone.now() - timedelta(days=practice.approval_window_days)
+    return Refund.objects.filter(patient_id=patient_id, requested_at__gte=since, state__in=[
+        Refund.State.REQUESTED, Refund.State.APPROVED, Refund.State.ISSUED]).aggregate(s=Sum("amount"))["s"] or ZERO
+
+
+@transaction.atomic(durable=True)
+def _refund_request_tx(*, credit_id, amount, actor, reason, method, reference) -> Refund:
     reason = _reason(reason)
     amount = positive_money(amount)
     c = _credit(credit_id)
     patient = Patient.objects.get(pk=c.patient_id)
     ensure_staff_or_patient(actor, patient)
+    if reference:  # a check or ACH paid out now: staff record it, never the patient
+        ensure_staff(actor, c.practice_id)
+    amount_within_limit(amount, practice=c.practice)
     lock_patient(c.patient_id)
     if c.payment_id:
         lock_payments([c.payment_id])
@@ -394,10 +429,11 @@ def refund_request(*, credit_id: int, amount, actor, reason: str, method: str | 
         if amount > opts["system_limit"]:
             raise RuleViolation(f"refund of {amount} exceeds the {opts['system_limit']} left on the original "
                                 "payment; refund the rest by check or ACH", field="amount")
+    window = refund_window_total(practice=c.practice, patient_id=c.patient_id)
     c.on_hand -= amount
     c.refund_hold += amount
     core.save_with_history(c, actor=actor, reason=f"Refund requested: {reason}")
-    needs_approval = amount > c.practice.refund_approval_threshold
+    needs_approval = window + amount > c.practice.refund_approval_threshold
     r = Refund(practice_id=c.practice_id, patient_id=c.patient_id, credit=c, amount=amount, method=method,
                payment=c.payment if method == Refund.Method.ORIGINAL_PAYMENT else None, reason=reason,
                needs_approval=needs_approval, requested_by=actor)
@@ -417,11 +453,9 @@ def _refund_for_decision(refund_id):
 @transaction.atomic(durable=True)
 def refund_approve(*, refund_id: int, actor, note: str = "") -> Refund:
     r = _refund_for_decision(refund_id)
-    ensure_staff(actor, r.practice_id, manager=True)
+    ensure_approver(actor, practice_id=r.practice_id, requested_by_id=r.requested_by_id, what="refund")
     lock_patient(r.patient_id)
     r = lock_refunds([r.pk])[r.pk]
-    if r.requested_by_id == actor.pk:
-        raise PermissionDenied("the requester cannot approve their own refund")
     try:
         r.approve(by=actor, note=note)
     except TransitionNotAllowed:
@@ -434,12 +468,16 @@ def refund_approve(*, refund_id: int, actor, note: str = "") -> Refund:
 def refund_reject(*, refund_id: int, actor, note: str) -> Refund:
     note = _reason(note)
     r = _refund_for_decision(refund_id)
-    ensure_staff(actor, r.practice_id, manager=r.needs_approval)
+    if r.needs_approval:  # four eyes: the database refuses it too
+        ensure_staff(actor, r.practice_id, manager=True)
+        if r.requested_by_id == actor.pk:
+            raise PermissionDenied("the requester cannot decide their own refund; another manager must reject it")
+        ensure_approver(actor, practice_id=r.practice_id, requested_by_id=r.requested_by_id, what="refund")
+    else:
+        ensure_staff(actor, r.practice_id)
     lock_patient(r.patient_id)
     c = lock_credits([r.credit_id])[r.credit_id]
     r = lock_refunds([r.pk])[r.pk]
-    if r.needs_approval and r.requested_by_id == actor.pk:  # four eyes: the database refuses it too
-        raise PermissionDenied("the requester cannot decide their own refund; another manager must reject it")
     try:
         r.reject(by=actor, note=note)
     except TransitionNotAllowed:
@@ -458,6 +496,16 @@ def refund_issue(*, refund_id: int, actor, reference: str = "") -> Refund:
     lowered and the journal booked (rule 12: no phantom balance or credit remains)."""
     r = _refund_for_decision(refund_id)
     ensure_staff(actor, r.practice_id)
+    reference = (reference or "").strip()
+    if len(reference) > REFERENCE_MAX:
+        raise InvalidInput(f"the reference has {len(reference)} characters; at most {REFERENCE_MAX}",
+                           field="reference")
+    return _refund_pay_out(r, actor=actor, reference=reference)
+
+
+def _refund_pay_out(r: Refund, *, actor, reference: str) -> Refund:
+    """The processor call (outside any transaction: no remote call under row locks), then the
+    booking. The caller checked who may do it."""
     if r.state != Refund.State.APPROVED:
         raise RuleViolation(f"refund {r.pk} is {r.get_state_display().lower()}; only approved refunds are issued")
     if r.method == Refund.Method.ORIGINAL_PAYMENT:
@@ -468,9 +516,9 @@ def refund_issue(*, refund_id: int, actor, reference: str = "") -> Refund:
         except ProcessorError as exc:
             raise RuleViolation(f"the processor refused the refund: {exc.message}; refund by check or ACH instead",
                                 code=exc.code) from None
-    elif not (reference or "").strip():
+    elif not reference:
         raise InvalidInput(f"a {r.get_method_display().lower()} reference (number) is required", field="reference")
-    return _refund_issue_tx(refund_id=r.pk, actor=actor, reference=reference.strip())
+    return _refund_issue_tx(refund_id=r.pk, actor=actor, reference=reference)
 
 
 @transaction.atomic(durable=True)
@@ -514,6 +562,7 @@ def writeoff_create(*, encounter_id: int, amount, reason_code: str, note: str, a
         raise NotFound(f"unknown date of service {encounter_id}", field="encounter")
     ensure_staff(actor, enc.practice_id)
     practice = enc.practice
+    amount_within_limit(amount, practice=practice)
     age = ((as_of or timezone.localdate()) - enc.date_of_service).days
     if not is_manager(actor, practice.pk):
         if amount > practice.writeoff_max_amount:

@@ -7,6 +7,7 @@ the constraints that make the database refuse a bad one.
 """
 
 from datetime import time
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -22,6 +23,13 @@ from ledger.money import ZERO, money_field
 def history(**kwargs) -> HistoricalRecords:
     # The default change-reason column is CharField(100); reasons staff write are longer.
     return HistoricalRecords(history_change_reason_field=models.TextField(null=True), **kwargs)
+
+
+# The hard ceiling of any single money operation (a payment, a credit, a refund, a write-off, a
+# claim result): a practice's own maximum (`Practice.max_operation_amount`) can be set up to it,
+# never beyond (a CHECK). It keeps single amounts far below what the money columns hold, so the
+# totals summed from them (NUMERIC(20,2)) cannot overflow.
+AMOUNT_CEILING = Decimal("10000000.00")
 
 
 class Practice(models.Model):
@@ -42,6 +50,19 @@ class Practice(models.Model):
     writeoff_min_age_days = models.PositiveIntegerField(
         default=30, help_text="A balance must be this many days old before billing staff write it off."
     )
+    # separation of duties (issue 9): what one person may do alone
+    approval_window_days = models.PositiveIntegerField(
+        default=30, help_text="A patient's refunds, and their manual and imported credits, over this many days are "
+                              "added up against the approval thresholds, so splitting an amount does not escape them."
+    )
+    manual_credit_approval_limit = money_field(
+        default="1000.00", help_text="Manual credits of a patient above this (added up over the approval window), and "
+                                     "CSV imports whose total is above it, wait for a manager's approval."
+    )
+    max_operation_amount = money_field(
+        default="100000.00", help_text="No single payment, credit, refund, write-off or claim result may exceed "
+                                       f"this (at most {AMOUNT_CEILING:,})."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     history = history()
 
@@ -49,6 +70,11 @@ class Practice(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(refund_approval_threshold__gte=0), name="practice_threshold_nonneg"),
             models.CheckConstraint(condition=Q(writeoff_max_amount__gte=0), name="practice_writeoff_max_nonneg"),
+            models.CheckConstraint(condition=Q(manual_credit_approval_limit__gte=0),
+                                   name="practice_manual_credit_limit_nonneg"),
+            models.CheckConstraint(condition=Q(approval_window_days__lte=3650), name="practice_approval_window_range"),
+            models.CheckConstraint(condition=Q(max_operation_amount__gt=0, max_operation_amount__lte=AMOUNT_CEILING),
+                                   name="practice_max_operation_amount_range"),
         ]
 
     def __str__(self) -> str:
@@ -283,6 +309,7 @@ class Payment(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(condition=Q(amount__lte=AMOUNT_CEILING), name="payment_amount_ceiling"),
             models.CheckConstraint(
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
                 name="payment_refund_within_amount",

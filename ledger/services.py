@@ -47,6 +47,17 @@ def _id(value, *, field: str) -> int:
     return out
 
 
+def amount_within_limit(amount: Decimal, *, practice: Practice, field: str = "amount") -> Decimal:
+    """The most one money operation may move (issue 9): the practice's `max_operation_amount`
+    (at most ledger.models.AMOUNT_CEILING, a CHECK). Every staff and API money operation checks its
+    amounts here before anything is written; a take-back (negative) is measured by its size."""
+    limit = practice.max_operation_amount
+    if abs(amount) > limit:
+        raise InvalidInput(f"{field}: {amount:,} is more than the {limit:,} one operation may move in this practice",
+                           field=field, code="above_maximum")
+    return amount
+
+
 def _patient_for(patient_id, *, actor, practice_id=None) -> Patient:
     try:
         patient = Patient.objects.get(pk=patient_id)
@@ -292,6 +303,10 @@ def claim_record_result(*, claim_id: int, outcome: str, actor, reason: str, paid
     pr = None if patient_responsibility is None else to_money(patient_responsibility, field="patient_responsibility")
     if pr is not None and pr < 0:
         raise InvalidInput("patient responsibility cannot be negative", field="patient_responsibility")
+    practice = Practice.objects.get(pk=claim.practice_id)
+    for name, value in (("paid_amount", paid), ("adjustment_amount", adj), ("patient_responsibility", pr)):
+        if value is not None:
+            amount_within_limit(value, practice=practice, field=name)
     lock_patient(claim.encounter.patient_id)
     enc = lock_encounters([claim.encounter_id])[claim.encounter_id]
     claim = lock_claims([claim.pk])[claim.pk]
@@ -452,6 +467,7 @@ def payment_record(*, patient_id: int, amount, channel: str, actor, reason: str 
     amount = positive_money(amount)
     _validate_channel(channel, check_number)
     patient = _patient_for(patient_id, actor=actor)
+    amount_within_limit(amount, practice=patient.practice)
     if encounter_id is not None and not Encounter.objects.filter(pk=encounter_id, patient=patient).exists():
         raise NotFound(f"unknown date of service {encounter_id} for this patient", field="encounter")
     reference = _charge_card(channel=channel, amount=amount, card_token=card_token,
@@ -479,6 +495,7 @@ def credit_purchase(*, patient_id: int, amount, channel: str, actor, reason: str
     amount = positive_money(amount)
     _validate_channel(channel, "")
     patient = _patient_for(patient_id, actor=actor)
+    amount_within_limit(amount, practice=patient.practice)
     reference = _charge_card(channel=channel, amount=amount, card_token=card_token,
                              processor_reference=processor_reference)
     with _void_charge_if_not_booked(patient=patient, channel=channel, reference=reference,
@@ -548,12 +565,14 @@ def payment_checkout(*, patient_id: int, encounter_ids: list[int], credit_amount
             raise RuleViolation(f"DoS {e.date_of_service} still waits on the payer; its PR is not known",
                                 field="encounter_ids")
     owed = sum((e.balance for e in encs), ZERO)
-    chosen = {_id(k, field="credit_amounts"): positive_money(v, field=f"credit {k}")
+    chosen = {_id(k, field="credit_amounts"): amount_within_limit(positive_money(v, field=f"credit {k}"),
+                                                                  practice=patient.practice, field="credit_amounts")
               for k, v in (credit_amounts or {}).items()}
     credit_total = sum(chosen.values(), ZERO)
     if credit_total > owed:
         raise InvalidInput(f"the chosen credits ({credit_total}) exceed what is owed ({owed})", field="credit_amounts")
     rest = owed - credit_total
+    amount_within_limit(rest, practice=patient.practice)
     reference = ""
     if rest > 0:
         _validate_channel(channel, check_number)
