@@ -19,7 +19,8 @@ from django.utils.text import Truncator
 
 from credits.admin_views import CreditImportMixin, NightlyPagesMixin, RefundPagesMixin
 from credits.backoffice_models import LockedCredit, PatientResponsibility, RefundApproval
-from credits.models import Credit, CreditApplication, CreditImport, NightlyRun, PayerCredit, Refund, WriteOff
+from credits.models import (Credit, CreditApplication, CreditImport, ManualCreditRequest, NightlyRun, PayerCredit,
+                            Refund, WriteOff)
 from ledger.access import is_manager
 from ledger.admin import (BackofficeAdminMixin, CreditsFilter, PracticeFilter, PracticeScopedAdmin,
                           ScopedHistoryAdmin, call_service, confirm_with_reason, money_cell, report,
@@ -219,27 +220,156 @@ class PayerCreditAdmin(ScopedHistoryAdmin):
         return obj.outstanding
 
 
+class ApprovalActions:
+    """Approve / reject waiting manual credits or credit imports from a list, after a confirmation
+    page with a note (issue 9). The services decide who may (`ensure_approver`: a manager of the
+    practice, a person, not the requester) and refuse anything else; refusals are shown per row."""
+
+    approval_what = ""  # e.g. "Manual credits"
+    approval_id = ""  # the services' id argument
+
+    def approval_services(self):  # (approve, reject)
+        raise NotImplementedError
+
+    def has_approve_permission(self, request):
+        return self.is_member(request) and any(is_manager(request.user, pid) for pid in user_practice_ids(request))
+
+    def _decide(self, request, queryset, *, service, verb: str):
+        def perform(note):
+            done, errors = 0, []
+            for obj in queryset.order_by("pk"):
+                _, error = call_service(service, **{self.approval_id: obj.pk}, actor=request.user, note=note)
+                if error:
+                    errors.append(f"#{obj.pk}: {error}")
+                else:
+                    done += 1
+            report(self, request, done=done, what=f"{self.approval_what} {verb}", errors=errors)
+
+        return perform
+
+    @admin.action(description="Approve selected", permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        approve, _ = self.approval_services()
+        return confirm_with_reason(
+            self, request, queryset, action="approve_selected", title=f"Approve: {self.approval_what.lower()}",
+            question="Approve these: their credits are created now. The approver must be a manager other than "
+                     "the requester (four eyes).",
+            perform=self._decide(request, queryset, service=approve, verb="approved"), required=False,
+            label="Note", button="Approve")
+
+    @admin.action(description="Reject selected", permissions=["approve"])
+    def reject_selected(self, request, queryset):
+        _, reject = self.approval_services()
+        return confirm_with_reason(
+            self, request, queryset, action="reject_selected", title=f"Reject: {self.approval_what.lower()}",
+            question="Reject these: no credit is created from them. A manager other than the requester rejects.",
+            perform=self._decide(request, queryset, service=reject, verb="rejected"), button="Reject")
+
+
+class PendingFirstFilter(admin.SimpleListFilter):
+    """The managers' queue: waiting rows unless asked otherwise."""
+
+    title = "state"
+    parameter_name = "state"
+    states: tuple = ()
+
+    def lookups(self, request, model_admin):
+        return [("all", "All")] + [s for s in self.states if s[0] != "pending"]
+
+    def choices(self, changelist):
+        yield {"selected": self.value() is None, "display": "Waiting for approval",
+               "query_string": changelist.get_query_string(remove=[self.parameter_name])}
+        for lookup, title in self.lookup_choices:
+            yield {"selected": self.value() == lookup,
+                   "query_string": changelist.get_query_string({self.parameter_name: lookup}), "display": title}
+
+    def queryset(self, request, queryset):
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(state=self.value() or "pending")
+
+
+class ManualCreditStateFilter(PendingFirstFilter):
+    states = tuple(ManualCreditRequest.State.choices)
+
+
+@admin.register(ManualCreditRequest)
+class ManualCreditRequestAdmin(ApprovalActions, ScopedHistoryAdmin):
+    """Every manual credit asked for; by default the managers' queue of those waiting (issue 9)."""
+
+    approval_what, approval_id = "Manual credits", "request_id"
+    list_display = ("id", "requested_at", "patient_link", "money_amount", "dos", "state", "needs_approval",
+                    "requested_by", "decided_by", "decided_at", "credit_link", "short_note")
+    list_filter = (ManualCreditStateFilter, "needs_approval", ("practice", PracticeFilter))
+    search_fields = ("=id", "patient__last_name", "patient__first_name", "patient__account_number", "note")
+    list_select_related = ("patient", "encounter", "requested_by", "decided_by")
+    ordering = ("requested_at", "pk")
+    actions = ("approve_selected", "reject_selected")
+
+    def approval_services(self):
+        from credits.services import manual_credit_approve, manual_credit_reject
+
+        return manual_credit_approve, manual_credit_reject
+
+    @admin.display(description="patient", ordering="patient__last_name")
+    def patient_link(self, obj):
+        return format_html('<a href="{}">{}</a>', patient_url(obj.patient_id, "credits"), obj.patient)
+
+    @admin.display(description="amount", ordering="amount")
+    def money_amount(self, obj):
+        return money_cell(obj.amount)
+
+    @admin.display(description="locked to DoS")
+    def dos(self, obj):
+        return obj.encounter.date_of_service if obj.encounter_id else "-"
+
+    @admin.display(description="credit")
+    def credit_link(self, obj):
+        if not obj.credit_id:
+            return "—"
+        return format_html('<a href="{}">#{}</a>', admin_url("credits_credit_change", obj.credit_id), obj.credit_id)
+
+    @admin.display(description="note")
+    def short_note(self, obj):
+        return Truncator(obj.note).chars(60)
+
+
 @admin.register(CreditImport)
-class CreditImportAdmin(CreditImportMixin, BackofficeAdminMixin, PracticeScopedAdmin, admin.ModelAdmin):
-    list_display = ("id", "created_at", "filename", "rows", "total", "created_by", "practice")
-    list_filter = (("practice", PracticeFilter),)
+class CreditImportAdmin(ApprovalActions, CreditImportMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
+    approval_what, approval_id = "Credit imports", "import_id"
+    list_display = ("id", "created_at", "filename", "rows", "total", "state", "needs_approval", "created_by",
+                    "decided_by", "practice")
+    list_filter = ("state", "needs_approval", ("practice", PracticeFilter))
     search_fields = ("filename", "=sha256")
-    list_select_related = ("created_by", "practice")
+    list_select_related = ("created_by", "decided_by", "practice")
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-pk")
     computed_fields = ("imported_credits",)
+    actions = ("approve_selected", "reject_selected")
+    LINES_SHOWN = 200
+
+    def approval_services(self):
+        from credits.services import credit_import_approve, credit_import_reject
+
+        return credit_import_approve, credit_import_reject
 
     def changelist_tools(self, request):
         return [(reverse("admin:credits_creditimport_upload"), "Import credits from CSV")]
 
-    @admin.display(description="credits")
+    @admin.display(description="lines (credits)")
     def imported_credits(self, obj):
-        # one import is one transaction of one user: its credits are that user's last imports before it
-        rows = Credit.objects.filter(practice_id=obj.practice_id, source=Credit.Source.IMPORT,
-                                     created_at__lte=obj.created_at, created_by_id=obj.created_by_id) \
-            .select_related("patient").order_by("-created_at", "-pk")[:min(obj.rows, 200)]
-        return format_html_join(mark_safe("<br>"), '<a href="{}">#{}</a> {} · {} · {}', (
-            (patient_url(c.patient_id, "credits"), c.pk, c.patient, c.amount, c.note) for c in rows)) or "—"
+        from credits.csv_import import import_rows_of
+
+        rows = list(import_rows_of(obj)[: self.LINES_SHOWN])
+        if not rows:
+            return "—"
+        body = format_html_join(mark_safe("<br>"), '{} · line {} · <a href="{}">{}</a> · {} · {}', (
+            (format_html('<a href="{}">#{}</a>', admin_url("credits_credit_change", r.credit_id), r.credit_id)
+             if r.credit_id else "not created (the import is not approved)",
+             r.line, patient_url(r.patient_id, "credits"), r.patient, r.amount, r.note) for r in rows))
+        if obj.rows > self.LINES_SHOWN:
+            body = format_html("{}<br>… the first {} of {} lines", body, self.LINES_SHOWN, obj.rows)
+        return body
 
 
 @admin.register(NightlyRun)

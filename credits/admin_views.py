@@ -3,6 +3,7 @@ credit CSV import, and the nightly run's preview and run-now. Same rules as ledg
 scoped lookups (404 outside the user's practices), services called with the acting user and a
 reason outside any transaction, refusals shown on the form."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -11,6 +12,7 @@ from django.urls import path, reverse
 from credits.models import NightlyRun, Refund
 from ledger import admin_forms as f
 from ledger.access import is_manager
+from ledger.errors import InvalidInput
 from ledger.admin_views import in_scope_or_404, money, patient_url, practice_ids, render_page, require_member, \
     run_service
 from ledger.models import Encounter, Patient
@@ -126,23 +128,40 @@ class CreditImportMixin:
         line_errors = []
         if request.method == "POST" and form.is_valid():
             practice, upload = form.cleaned_data["practice"], form.cleaned_data["file"]
-            data = upload.read()
-            accounts = set(Patient.objects.filter(practice=practice).values_list("account_number", flat=True))
-            line_errors = f.csv_line_errors(data, account_numbers=accounts)
-            if line_errors:
-                form.add_error("file", f"{upload.name}: {len(line_errors)} problem(s); nothing was imported.")
-            else:
-                result = run_service(form, credits_import_csv, practice_id=practice.pk, data=data,
-                                     filename=upload.name, actor=request.user, reason=form.cleaned_data["reason"])
-                if result is not None:
-                    self.message_user(request, f"{upload.name}: imported {result.batch.rows} credit(s), total "
-                                               f"{money(result.batch.total)}.", messages.SUCCESS)
-                    return HttpResponseRedirect(reverse("admin:credits_creditimport_change", args=[result.batch.pk]))
+
+            def import_file(**kwargs):
+                # the service's one parser checks every line; its listing is shown by line, above the form
+                try:
+                    return credits_import_csv(**kwargs)
+                except InvalidInput as exc:
+                    if not getattr(exc, "line_errors", None):
+                        raise
+                    line_errors.extend(exc.line_errors)
+                    raise InvalidInput(f"{upload.name}: {exc.problem_count} problem(s); nothing was imported.",
+                                       field="file") from None
+
+            result = run_service(form, import_file, practice_id=practice.pk, data=upload, filename=upload.name,
+                                 actor=request.user, reason=form.cleaned_data["reason"])
+            if result is not None:
+                batch = result.batch
+                if result.pending:
+                    self.message_user(request, f"{upload.name}: {batch.rows} credit(s), total {money(batch.total)}, "
+                                               "wait for a manager's approval (above the practice's limit of "
+                                               f"{money(practice.manual_credit_approval_limit)}); nothing is "
+                                               "credited until then.", messages.WARNING)
+                else:
+                    self.message_user(request, f"{upload.name}: imported {batch.rows} credit(s), total "
+                                               f"{money(batch.total)}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:credits_creditimport_change", args=[batch.pk]))
         return render_page(self, request, "admin/settle/form_page.html", title="Import credits from a CSV file",
                            crumbs=[(reverse("admin:credits_creditimport_changelist"), "Credit imports")],
                            form=form, line_errors=line_errors, multipart=True,
-                           intro="Every line is checked first; a file with any problem imports nothing. The same "
-                                 "file is imported once.",
+                           intro="Every line is checked first and every problem is listed by line; a file with "
+                                 "any problem imports nothing. The same file is imported once. At most "
+                                 f"{settings.SETTLE_CSV_IMPORT_MAX_ROWS:,} lines a file. An import whose total (or a "
+                                 "patient's part of it, with their other manual and imported credits of the "
+                                 "practice's approval window) is above the practice's limit waits for a manager's "
+                                 "approval.",
                            buttons=[("_save", "Import", "default")],
                            cancel_url=reverse("admin:credits_creditimport_changelist"))
 

@@ -356,6 +356,14 @@ class PracticeForm(forms.ModelForm):
             raise forms.ValidationError(f"'{value}' is not an IANA time zone (e.g. America/Chicago).") from None
         return value
 
+    def clean_max_operation_amount(self):
+        from ledger.models import AMOUNT_CEILING
+
+        value = self.cleaned_data.get("max_operation_amount")
+        if value is not None and not 0 < value <= AMOUNT_CEILING:
+            raise forms.ValidationError(f"Between 0.01 and {AMOUNT_CEILING:,} (the hard ceiling).")
+        return value
+
 
 class MembershipInline(ReadOnlyInline):
     model = Membership
@@ -370,7 +378,8 @@ class PracticeAdmin(ScopedHistoryAdmin):
     form = PracticeForm
     practice_field = ""
     editable_fields = ("name", "us_state", "time_zone", "auto_apply", "nightly_run_at", "refund_approval_threshold",
-                       "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days")
+                       "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days",
+                       "approval_window_days", "manual_credit_approval_limit", "max_operation_amount")
     list_display = ("name", "us_state", "time_zone", "auto_apply", "nightly_run_at", "refund_approval_threshold",
                     "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days", "patient_count")
     list_filter = ("auto_apply", "us_state")

@@ -3,9 +3,6 @@ input; every write is a service call made by the view, with the acting user and 
 service's refusal (`SettleError`) is put back on the form by `add_service_error`: on the field
 the error names when the form has it, otherwise above the form."""
 
-import csv
-import io
-from datetime import date
 from decimal import Decimal
 
 from django import forms
@@ -16,7 +13,7 @@ from ledger import dates
 from ledger.amounts import AmountError, check_amount
 from ledger.errors import InvalidInput
 from ledger.models import Payment, Practice
-from ledger.money import ZERO, positive_money
+from ledger.money import ZERO
 
 
 def reason_field(label="Reason", *, required=True, initial=None, help_text="Kept in the history with your name."):
@@ -342,58 +339,13 @@ class CreditImportForm(PracticeChoiceMixin, forms.Form):
     practice = forms.ModelChoiceField(queryset=Practice.objects.none())
     file = forms.FileField(label="CSV file", help_text="Columns: account_number, amount, note, and optionally "
                                                        "date_of_service (YYYY-MM-DD: the credit is locked to that "
-                                                       "DoS).")
+                                                       "DoS). Every line is checked first and every problem listed; "
+                                                       "a file with any problem imports nothing.")
     reason = reason_field(initial="Credits imported from CSV")
 
     def __init__(self, *args, practice_ids, **kwargs):
         super().__init__(*args, **kwargs)
         self.setup_practice(practice_ids)
-
-
-def csv_line_errors(data: bytes, *, account_numbers: set[str], limit: int = 200) -> list[str]:
-    """Every problem of a credit CSV, by line, before anything is written (the import service
-    stops at the first one). The checks are the service's own, applied to all lines."""
-    from credits.services import CSV_COLUMNS
-
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return [f"not UTF-8 text (byte {exc.start})"]
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        return [f"line 1: missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}"
-                "[, date_of_service]"]
-    errors, rows = [], 0
-    for raw in reader:
-        line = reader.line_num
-        if None in raw:
-            errors.append(f"line {line}: more fields than columns")
-            continue
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        if not any(row.values()):
-            continue
-        rows += 1
-        if row.get("account_number", "") not in account_numbers:
-            errors.append(f"line {line}: unknown patient account number '{row.get('account_number', '')}'")
-        try:
-            positive_money(row.get("amount", ""))
-        except InvalidInput as exc:
-            errors.append(f"line {line}: {exc.message}")
-        if not row.get("note"):
-            errors.append(f"line {line}: a note is required")
-        if row.get("date_of_service"):
-            try:
-                date.fromisoformat(row["date_of_service"])
-            except ValueError:
-                errors.append(f"line {line}: date_of_service '{row['date_of_service']}' is not YYYY-MM-DD")
-        if len(errors) >= limit:
-            errors.append(f"… stopped after {limit} errors")
-            break
-    if not rows and not errors:
-        errors.append("no credits in the file")
-    return errors
 
 
 # --- remittances: the unmatched queue, the nightly run ---------------------------------------------------

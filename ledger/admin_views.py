@@ -24,7 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from credits.models import Credit, Refund, WriteOff
+from credits.models import Credit, ManualCreditRequest, Refund, WriteOff
 from ledger import admin_forms as f
 from ledger.errors import SettleError
 from ledger.models import Claim, Encounter, Patient
@@ -311,10 +311,22 @@ class PatientPagesMixin:
             d = form.cleaned_data
             c = run_service(form, credit_add_manual, patient_id=patient.pk, amount=d["amount"], note=d["note"],
                             encounter_id=d["encounter"], actor=request.user)
+            if isinstance(c, ManualCreditRequest):
+                return self._done(request, patient, f"Manual credit #{c.pk} of {money(c.amount)} requested: with the "
+                                  "patient's other manual and imported credits of the last "
+                                  f"{patient.practice.approval_window_days} days it is above the practice's limit of "
+                                  f"{money(patient.practice.manual_credit_approval_limit)} and waits for a manager's "
+                                  "approval; nothing is credited until then.", level=messages.WARNING)
             if c is not None:
                 return self._done(request, patient, f"Manual credit #{c.pk} of {money(c.amount)} added"
                                   + (" (locked)." if c.locked_encounter_id else " (available)."))
+        practice = patient.practice
         return self._form_page(request, patient, form, title="Add a manual credit", button="Add credit",
+                               summary=[("Approval", f"Manual credits of a patient above "
+                                                     f"{money(practice.manual_credit_approval_limit)} over "
+                                                     f"{practice.approval_window_days} days need a manager other "
+                                                     "than you"),
+                                        ("Maximum", f"{money(practice.max_operation_amount)} per operation")],
                                intro="A manual credit has no payment behind it: it can be refunded by check or ACH "
                                      "only (DOMAIN rule 3 and example F).")
 
@@ -376,7 +388,7 @@ class PatientPagesMixin:
                                      "(DOMAIN rule 5).")
 
     def credit_refund_view(self, request, patient_id, credit_id):
-        from credits.services import refund_issue, refund_options, refund_request
+        from credits.services import refund_options, refund_request
 
         patient = self._patient(request, patient_id)
         c = self._credit(request, patient, credit_id)
@@ -384,31 +396,34 @@ class PatientPagesMixin:
         form = f.RefundForm(request.POST or None, credit=c, options=options)
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
+            # the service decides: approval needed, or approved and issued at once (by the processor, or with
+            # the check number / trace given), or approved and waiting for its reference
             r = run_service(form, refund_request, credit_id=c.pk, amount=d["amount"], method=d["method"],
-                            actor=request.user, reason=d["reason"])
+                            actor=request.user, reason=d["reason"], reference=d["reference"])
             if r is not None:
                 if r.state == Refund.State.REQUESTED:
                     return self._done(
-                        request, patient, f"Refund #{r.pk} of {money(r.amount)} requested: it is above the practice's "
-                                          f"threshold of {money(patient.practice.refund_approval_threshold)} and waits "
-                                          "for a manager's approval.", tab="refunds")
-                if r.method == Refund.Method.ORIGINAL_PAYMENT or d["reference"].strip():
-                    try:
-                        r = refund_issue(refund_id=r.pk, actor=request.user, reference=d["reference"])
-                    except SettleError as exc:
-                        self.message_user(request, f"Refund #{r.pk} is approved but was not issued: {exc.message}",
-                                          messages.ERROR)
-                        return HttpResponseRedirect(reverse("admin:credits_refund_issue", args=[r.pk]))
+                        request, patient, f"Refund #{r.pk} of {money(r.amount)} requested: with the patient's other "
+                                          f"refunds of the last {patient.practice.approval_window_days} days it is "
+                                          "above the practice's threshold of "
+                                          f"{money(patient.practice.refund_approval_threshold)} and waits for a "
+                                          "manager's approval.", tab="refunds")
+                if r.state == Refund.State.ISSUED:
                     return self._done(request, patient, f"Refund #{r.pk} of {money(r.amount)} issued "
                                       f"({r.get_method_display().lower()}, reference {r.reference}).", tab="refunds")
+                if r.issue_error:
+                    self.message_user(request, f"Refund #{r.pk} is approved but was not issued: {r.issue_error}",
+                                      messages.ERROR)
+                    return HttpResponseRedirect(reverse("admin:credits_refund_issue", args=[r.pk]))
                 return self._done(request, patient, f"Refund #{r.pk} of {money(r.amount)} approved; issue it when the "
                                   "check or transfer is made.", tab="refunds")
         summary = self._credit_summary(c)
         summary.append(("Refund options", f"Back to the original payment up to {money(options['system_limit'])}; "
                                           "or by check or ACH" if options["system"]
                         else f"Check or ACH only: {options['why_not']}"))
-        summary.append(("Approval", f"Refunds above {money(patient.practice.refund_approval_threshold)} need a "
-                                    "manager other than you"))
+        summary.append(("Approval", f"Refunds of a patient above {money(patient.practice.refund_approval_threshold)} "
+                                    f"over {patient.practice.approval_window_days} days need a manager other than "
+                                    "you"))
         return self._form_page(request, patient, form, title=f"Refund credit #{c.pk}", button="Refund",
                                summary=summary, tab="refunds",
                                intro="Refunding lowers the credit by the amount refunded (DOMAIN rules 8 and 12).")

@@ -9,7 +9,7 @@ from ledger.access import ensure_staff
 from ledger.models import Practice
 
 EDITABLE = ("auto_apply", "refund_approval_threshold", "card_refund_window_days", "writeoff_max_amount",
-            "writeoff_min_age_days")
+            "writeoff_min_age_days", "approval_window_days", "manual_credit_approval_limit", "max_operation_amount")
 
 
 @transaction.atomic(durable=True)

@@ -11,12 +11,12 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from credits.models import Credit, CreditApplication, NightlyRun, Refund
+from credits.models import Credit, CreditApplication, CreditImport, ManualCreditRequest, NightlyRun, Refund
 from ledger import dates
 from ledger.amounts import AmountError, check_amount
 from ledger.api_models import ApiToken
 from ledger.errors import InvalidInput
-from ledger.models import Claim, Encounter, Patient, Payer, Payment, Practice
+from ledger.models import AMOUNT_CEILING, Claim, Encounter, Patient, Payer, Payment, Practice
 from ledger.remittance_models import RemittanceClaim, RemittanceFile
 from ledger.services import ClaimOutcome
 
@@ -165,7 +165,8 @@ class PracticeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Practice
         fields = ["id", "name", "us_state", "time_zone", "auto_apply", "nightly_run_at", "refund_approval_threshold",
-                  "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days"]
+                  "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days", "approval_window_days",
+                  "manual_credit_approval_limit", "max_operation_amount"]
         read_only_fields = fields
 
 
@@ -176,6 +177,16 @@ class PracticeUpdateSerializer(serializers.Serializer):
     card_refund_window_days = StrictIntegerField(required=False, min_value=0, max_value=3650)
     writeoff_max_amount = MoneyField(required=False, min_value=Decimal(0))
     writeoff_min_age_days = StrictIntegerField(required=False, min_value=0, max_value=3650)
+    approval_window_days = StrictIntegerField(
+        required=False, min_value=0, max_value=3650,
+        help_text="A patient's refunds, and manual and imported credits, over this many days add up against the "
+                  "approval thresholds.")
+    manual_credit_approval_limit = MoneyField(
+        required=False, min_value=Decimal(0),
+        help_text="Manual credits of a patient above this over the window, and imports above it, wait for a manager.")
+    max_operation_amount = MoneyField(
+        required=False, min_value=Decimal("0.01"), max_value=AMOUNT_CEILING,
+        help_text=f"The most one money operation may move (at most {AMOUNT_CEILING}).")
     reason = Reason(required=True)
 
 
@@ -461,6 +472,40 @@ class CreditManualSerializer(serializers.Serializer):
                    help_text="Lock the credit to this date of service; otherwise it is available.")
 
 
+class ManualCreditSerializer(serializers.ModelSerializer):
+    """A manual credit as asked for (issue 9): approved at once within the practice's limit, or waiting."""
+
+    class Meta:
+        model = ManualCreditRequest
+        fields = ["id", "patient", "encounter", "amount", "note", "state", "needs_approval", "requested_at",
+                  "decided_at", "decision_note", "credit"]
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.Serializer):
+    note = TextField(max_length=2000, required=False, default="", allow_blank=True)
+
+
+class RejectionSerializer(serializers.Serializer):
+    note = TextField(max_length=2000, help_text="Required: why it is rejected.")
+
+
+class CreditImportSerializer(serializers.ModelSerializer):
+    total = MoneyField(max_digits=20, read_only=True)
+
+    class Meta:
+        model = CreditImport
+        fields = ["id", "filename", "sha256", "rows", "total", "state", "needs_approval", "reason", "created_at",
+                  "decided_at", "decision_note"]
+        read_only_fields = fields
+
+
+class CreditImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="The CSV file: account_number, amount, note[, date_of_service].")
+    reason = TextField(max_length=2000, required=False, default="Credits imported from CSV",
+                       help_text="Kept in the credits' history.")
+
+
 class CreditPurchaseSerializer(_CardInput):
     patient = Id()
     amount = MoneyField(min_value=Decimal("0.01"))
@@ -511,16 +556,26 @@ class RefundRequestSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=Refund.Method.choices, required=False, allow_null=True, default=None,
                                      help_text="Default: back to the original card/portal payment when the rules "
                                                "allow it, else by check.")
+    reference = TextField(max_length=100, required=False, default="", allow_blank=True,
+                          help_text="For a check or ACH refund paid out now: its check number or trace. When no "
+                                    "approval is needed the refund is then issued at once.")
 
 
 # --- refunds --------------------------------------------------------------------------------------
 
 class RefundSerializer(serializers.ModelSerializer):
+    issue_error = serializers.SerializerMethodField(
+        help_text="Set when a refund approved at once could not be issued at once (the processor refused): it "
+                  "stays approved; issue it later or reject it. Null otherwise.")
+
     class Meta:
         model = Refund
         fields = ["id", "patient", "credit", "payment", "amount", "method", "reference", "reason", "state",
-                  "needs_approval", "requested_at", "decided_at", "decision_note", "issued_at"]
+                  "needs_approval", "requested_at", "decided_at", "decision_note", "issued_at", "issue_error"]
         read_only_fields = fields
+
+    def get_issue_error(self, obj) -> str | None:
+        return getattr(obj, "issue_error", None) or None
 
 
 class RefundApproveSerializer(serializers.Serializer):

@@ -1,17 +1,20 @@
 """Patient money through the API: payments (and checkout with credits), credits, refunds. Every
 write calls the service the admin uses."""
 
+import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from credits import services as credit_services
-from credits.models import Credit, Refund
+from credits.models import Credit, CreditImport, ManualCreditRequest, Refund
 from ledger import services
 from ledger.api import filters
 from ledger.api import serializers as s
 from ledger.api.base import SettleViewSet
+from ledger.api.parsers import DecimalJSONParser
 from ledger.api.permissions import HasApiToken, IsManagerToken
 from ledger.models import Encounter, Patient, Payment
 
@@ -87,8 +90,13 @@ class CreditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleView
 
     @extend_schema(summary="Add a manual credit",
                    description="Staff add a credit with a required note (e.g. imported from an older system). It has "
-                               "no payment trail: it can be refunded by check or ACH only (example F).",
-                   request=s.CreditManualSerializer, responses={201: s.CreditSerializer})
+                               "no payment trail: it can be refunded by check or ACH only (example F). Within the "
+                               "practice's `manual_credit_approval_limit` (the patient's manual and imported credits "
+                               "over `approval_window_days`, this one included) the credit is created at once: 201 "
+                               "with the credit. Above it: 202 with the waiting manual credit; no credit exists until "
+                               "a manager other than the requester approves it (POST /manual-credits/{id}/approve).",
+                   request=s.CreditManualSerializer,
+                   responses={201: s.CreditSerializer, 202: s.ManualCreditSerializer})
     @action(detail=False, methods=["post"])
     def manual(self, request):
         data = self.input(s.CreditManualSerializer)
@@ -96,6 +104,8 @@ class CreditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleView
         enc = self.scoped(Encounter, data.pop("encounter"), field="encounter", patient=patient)
         credit = credit_services.credit_add_manual(patient_id=patient.pk, encounter_id=enc.pk if enc else None,
                                                    actor=self.actor, **data)
+        if isinstance(credit, ManualCreditRequest):
+            return Response(s.ManualCreditSerializer(credit).data, status=status.HTTP_202_ACCEPTED)
         return Response(s.CreditSerializer(credit).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Buy credits ahead",
@@ -139,9 +149,14 @@ class CreditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleView
 
     @extend_schema(summary="Request a refund of an available credit (rule 8)",
                    description="Back to the original card/portal payment when the credit came from one (within the "
-                               "processor's window), otherwise by check or ACH. Above the practice's threshold a "
-                               "manager other than the requester must approve (POST /refunds/{id}/approve); below "
-                               "it the refund is approved at once and can be issued.",
+                               "processor's window), otherwise by check or ACH. When the patient's refunds over the "
+                               "practice's `approval_window_days` (asked for, approved or issued), this one "
+                               "included, are above the practice's threshold, a manager other than the requester "
+                               "must approve (POST /refunds/{id}/approve): `state` is `requested`. Below it the "
+                               "refund is approved and issued at once, as in the admin: back through the card "
+                               "processor, or by check or ACH when `reference` is given (`state` `issued`); a check "
+                               "or ACH refund without a reference stays `approved` until POST /refunds/{id}/issue. "
+                               "If the processor refuses, it stays `approved` and `issue_error` says why.",
                    request=s.RefundRequestSerializer, responses={201: s.RefundSerializer})
     @action(detail=True, methods=["post"])
     def refunds(self, request, pk=None):
@@ -206,3 +221,107 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleView
         data = self.input(s.RefundIssueSerializer)
         refund = credit_services.refund_issue(refund_id=refund.pk, actor=self.actor, reference=data["reference"])
         return Response(s.RefundSerializer(refund).data)
+
+
+# --- separation of duties (issue 9): manual credits and credit imports waiting for a manager --------------
+
+class ManualCreditFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=ManualCreditRequest.State.choices,
+                                        help_text="`pending`: the managers' queue.")
+    patient = filters.ids("Only this patient's.", field_name="patient_id")
+
+
+class CreditImportFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=CreditImport.State.choices, help_text="`pending`: waiting for approval.")
+
+
+class DecisionActionsMixin:
+    """POST {id}/approve and {id}/reject with a manager token. The services decide who may
+    (`ensure_approver`: a manager of the practice, a person, not whoever asked)."""
+
+    def get_permissions(self):
+        if getattr(self, "action", None) in ("approve", "reject"):
+            return [HasApiToken(), IsManagerToken()]
+        return [HasApiToken()]
+
+
+@extend_schema_view(list=extend_schema(summary="List manual credits (requests)",
+                                       description="Every manual credit asked for; `state=pending` is the managers' "
+                                                   "queue."),
+                    retrieve=extend_schema(summary="Get a manual credit (request)"))
+class ManualCreditViewSet(DecisionActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleViewSet):
+    serializer_class = s.ManualCreditSerializer
+    filterset_class = ManualCreditFilter
+
+    def get_queryset(self):
+        return ManualCreditRequest.objects.filter(practice_id=self.practice_id)
+
+    @extend_schema(summary="Approve a waiting manual credit (manager token)",
+                   description="The credit is created now. The approver is a manager other than the requester.",
+                   request=s.DecisionSerializer, responses={200: s.ManualCreditSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        req = self.own(pk)
+        data = self.input(s.DecisionSerializer)
+        req = credit_services.manual_credit_approve(request_id=req.pk, actor=self.actor, note=data["note"])
+        return Response(s.ManualCreditSerializer(req).data)
+
+    @extend_schema(summary="Reject a waiting manual credit (manager token)",
+                   description="No credit is created. A manager other than the requester rejects.",
+                   request=s.RejectionSerializer, responses={200: s.ManualCreditSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        req = self.own(pk)
+        data = self.input(s.RejectionSerializer)
+        req = credit_services.manual_credit_reject(request_id=req.pk, actor=self.actor, note=data["note"])
+        return Response(s.ManualCreditSerializer(req).data)
+
+
+@extend_schema_view(list=extend_schema(summary="List credit imports (CSV)"),
+                    retrieve=extend_schema(summary="Get a credit import"))
+class CreditImportViewSet(DecisionActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleViewSet):
+    serializer_class = s.CreditImportSerializer
+    filterset_class = CreditImportFilter
+    parser_classes = [MultiPartParser, DecimalJSONParser]  # the upload is multipart; decisions are JSON
+
+    def get_queryset(self):
+        return CreditImport.objects.filter(practice_id=self.practice_id)
+
+    @extend_schema(
+        summary="Import credits from a CSV file",
+        description="multipart/form-data with the file in `file`: columns account_number, amount, note and optionally "
+                    "date_of_service (YYYY-MM-DD, the credit is locked to that visit). Every line is checked first: a "
+                    "file with any problem imports nothing and the 400's message lists every bad line (the first "
+                    "200, with the total). At most SETTLE_CSV_IMPORT_MAX_ROWS lines. The same file twice is a 409. "
+                    "Within the practice's `manual_credit_approval_limit` the credits are created at once (`state` "
+                    "`imported`); above it (the file's total, or a patient's part of it with their manual and "
+                    "imported credits of the approval window) the import waits as a whole (`pending`) for a manager "
+                    "other than the importer.",
+        request={"multipart/form-data": s.CreditImportUploadSerializer}, responses={201: s.CreditImportSerializer})
+    def create(self, request):
+        data = self.input(s.CreditImportUploadSerializer)
+        upload = data["file"]
+        result = credit_services.credits_import_csv(practice_id=self.practice_id, data=upload,
+                                                    filename=upload.name or "upload.csv", actor=self.actor,
+                                                    reason=data["reason"])
+        return Response(s.CreditImportSerializer(result.batch).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Approve a waiting credit import (manager token)",
+                   description="Its credits are created now. The approver is a manager other than the importer.",
+                   request=s.DecisionSerializer, responses={200: s.CreditImportSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        batch = self.own(pk)
+        data = self.input(s.DecisionSerializer)
+        batch = credit_services.credit_import_approve(import_id=batch.pk, actor=self.actor, note=data["note"])
+        return Response(s.CreditImportSerializer(batch).data)
+
+    @extend_schema(summary="Reject a waiting credit import (manager token)",
+                   description="No credit is created from it. A manager other than the importer rejects.",
+                   request=s.RejectionSerializer, responses={200: s.CreditImportSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        batch = self.own(pk)
+        data = self.input(s.RejectionSerializer)
+        batch = credit_services.credit_import_reject(import_id=batch.pk, actor=self.actor, note=data["note"])
+        return Response(s.CreditImportSerializer(batch).data)

@@ -28,7 +28,7 @@ def money_cell(value):
 @register.simple_tag(takes_context=True)
 def backoffice_links(context):
     """The back-office pages for the index, with the counts that need attention (scoped)."""
-    from credits.models import Refund
+    from credits.models import CreditImport, ManualCreditRequest, Refund
     from ledger.admin import user_practice_ids
     from ledger.remittance_models import RemittanceClaim
 
@@ -40,6 +40,8 @@ def backoffice_links(context):
         return []
     approvals = Refund.objects.filter(practice_id__in=ids, state=Refund.State.REQUESTED, needs_approval=True).count()
     waiting = RemittanceClaim.objects.filter(practice_id__in=ids, state__in=RemittanceClaim.WAITING).count()
+    manual = ManualCreditRequest.objects.filter(practice_id__in=ids, state=ManualCreditRequest.State.PENDING).count()
+    imports = CreditImport.objects.filter(practice_id__in=ids, state=CreditImport.State.PENDING).count()
     return [
         {"url": reverse("admin:credits_patientresponsibility_changelist"), "label": "Patient responsibility",
          "help": "Patients with open balances and their credits"},
@@ -47,6 +49,11 @@ def backoffice_links(context):
          "help": "Credits held for a date of service; unlock in bulk"},
         {"url": reverse("admin:credits_refundapproval_changelist"), "label": "Refunds awaiting approval",
          "count": approvals, "help": "Refunds above the practice's threshold (managers)"},
+        {"url": reverse("admin:credits_manualcreditrequest_changelist"), "label": "Manual credits awaiting approval",
+         "count": manual, "help": "Manual credits above the practice's limit (managers)"},
+        {"url": reverse("admin:credits_creditimport_changelist") + "?state__exact=pending",
+         "label": "Credit imports awaiting approval", "count": imports,
+         "help": "CSV imports above the practice's limit (managers)"},
         {"url": reverse("admin:ledger_remittancefile_upload"), "label": "Upload 835 files",
          "help": "Read and post payers' remittances"},
         {"url": reverse("admin:ledger_remittanceclaim_changelist") + "?waiting=yes", "label": "Unmatched claims",

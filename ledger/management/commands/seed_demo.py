@@ -217,19 +217,19 @@ class Demo:
                    reason="Medicare paid as primary; crossed over to Texas Medicaid")
         self.pay(pt, "20.00", "check", b, encounter=enc)
 
-        # Example A: $50 copay held, PR $20, the nightly applies it, $30 refunded to the card.
+        # Example A: $50 copay held, PR $20, the nightly applies it, $30 refunded to the card (below the
+        # threshold: approved and paid back through the processor at once).
         pt = new()
         enc, claim = self.visit(pt, 70, bcbs, b, estimated_pr="50.00", visit=("Office visit (99213)", "200.00"))
         self.pay(pt, "50.00", "card_reader", b, encounter=enc)
         self.remit(claim, b, pr="20.00", paid="150.00", adjust="30.00")
         self.nightly(pt)
         held = Credit.objects.get(patient=pt, state=Credit.State.AVAILABLE)
-        r = credit_services.refund_request(credit_id=held.pk, amount="30.00", actor=b,
-                                           reason="Patient asked for the rest of the copay back")
-        credit_services.refund_issue(refund_id=r.pk, actor=b)
+        credit_services.refund_request(credit_id=held.pk, amount="30.00", actor=b,
+                                       reason="Patient asked for the rest of the copay back")
 
         # Example B: paid $120 through the portal, a corrected remittance lowers PR to $70: a $50
-        # overpayment credit, available; a refund to the portal payment is approved, not yet issued.
+        # overpayment credit, available; refunded to the portal payment at once.
         pt = new()
         enc, claim_b = self.visit(pt, 95, bcbs, b, visit=("Office visit, new patient (99203)", "240.00"))
         self.remit(claim_b, b, pr="120.00", paid="96.00", adjust="24.00")
@@ -267,13 +267,21 @@ class Demo:
         credit_services.refund_request(credit_id=c.pk, amount="200.00", actor=b,
                                        reason="Patient moved away; refund the old balance by check")
 
-        # Manual credit refunded by check: requested, approved by the manager, issued.
+        # Manual credit refunded by check in two parts: $50 approved at once (within the threshold), the
+        # check not written yet; then $100 more, over the threshold with the first part (the patient's
+        # refunds add up over the approval window): requested, approved by the manager, issued.
         pt = new()
         c = credit_services.credit_add_manual(patient_id=pt.pk, amount="150.00", actor=b,
                                               note="Carried over from the old system (overpaid 2024 statement)")
-        r = credit_services.refund_request(credit_id=c.pk, amount="150.00", actor=b, reason="Refund requested by mail")
+        credit_services.refund_request(credit_id=c.pk, amount="50.00", actor=b, method="check",
+                                       reason="Refund requested by mail (first part)")
+        r = credit_services.refund_request(credit_id=c.pk, amount="100.00", actor=b, method="check",
+                                           reason="Refund requested by mail (the rest)")
         credit_services.refund_approve(refund_id=r.pk, actor=m, note="Checked against the conversion report")
         credit_services.refund_issue(refund_id=r.pk, actor=b, reference="CHK 10452")
+        # A large manual credit (above the practice's limit of $1,000): waits for a manager; not credited yet.
+        credit_services.credit_add_manual(patient_id=pt.pk, amount="2400.00", actor=b,
+                                          note="Old system: prepaid surgery deposit (to be confirmed)")
 
         # Purchased flexible credit; a refund request is rejected (the patient keeps the credit).
         pt = new()
@@ -392,6 +400,11 @@ class Demo:
         )
         credit_services.credits_import_csv(practice_id=p.pk, data=csv_text.encode(),
                                            filename="kareo-credit-balances.csv", actor=b)
+        # A second file above the practice's limit: it waits, as a whole, for a manager's approval.
+        credit_services.credits_import_csv(
+            practice_id=p.pk, filename="kareo-credit-balances-2.csv", actor=b,
+            data=(f"account_number,amount,note\n{imp_free.account_number},1800.00,Carried over from Kareo (second "
+                  f"ledger)\n{imp_applied.account_number},35.00,Carried over from Kareo (second ledger)\n").encode())
 
         # An 835 remittance file from BCBS: one claim posts (PR $35), one waits in the unmatched queue,
         # and the payer adds prompt-pay interest (PLB L6).
