@@ -61,7 +61,10 @@ def test_seed_demo_shows_every_state_with_logins_for_two_practices(seeded):
     assert CreditApplication.objects.filter(amount__lt=0).exists()  # money returned into credits
     assert CreditApplication.objects.filter(nightly_run__isnull=False).exists()
     assert NightlyRun.objects.filter(status="succeeded").count() == 2
-    assert CreditImport.objects.count() == 1
+    assert sorted(CreditImport.objects.values_list("state", flat=True)) == ["imported", "pending"]
+    from credits.models import ManualCreditRequest  # separation of duties (issue 9): one waits for a manager
+
+    assert ManualCreditRequest.objects.filter(state="pending", needs_approval=True).count() == 1
     assert values(RemittanceClaim, "state") == {"posted", "unmatched"}
     assert Credit.history.filter(history_change_reason__startswith="Manual unlock:").exists()
     assert Patient.objects.filter(exclude_from_auto_apply=True).exists()

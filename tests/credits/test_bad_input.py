@@ -350,9 +350,11 @@ def test_refund_through_the_system_above_what_is_left_of_the_payment(world, pat)
 
 def test_refund_through_the_system_past_the_card_window(world, pat):
     with time_machine.travel(datetime(2025, 1, 2, 15, tzinfo=dt_timezone.utc), tick=False):
-        c = available_card_credit(world, pat, "80.00")
-        approved = credit_services.refund_request(credit_id=c.pk, amount="20.00", actor=world.clerk,
+        c = available_card_credit(world, pat, "180.00")
+        # above the threshold: approved by a manager in time, not paid out yet
+        approved = credit_services.refund_request(credit_id=c.pk, amount="120.00", actor=world.clerk,
                                                   reason="Refund to card")
+        approved = credit_services.refund_approve(refund_id=approved.pk, actor=world.manager, note="ok")
         assert approved.method == "original_payment" and approved.state == "approved"
     with time_machine.travel(datetime(2025, 7, 2, 15, tzinfo=dt_timezone.utc), tick=False):  # 181 days later
         with refused(RuleViolation, field="method", names="180 days"):
@@ -362,7 +364,7 @@ def test_refund_through_the_system_past_the_card_window(world, pat):
         with refused(RuleViolation, names=["180-day refund window", "check or ACH"], code="window_closed"):
             credit_services.refund_issue(refund_id=approved.pk, actor=world.clerk)
     c.refresh_from_db()
-    assert (c.on_hand, c.refund_hold, c.refunded_amount) == (D("60.00"), D("20.00"), D("0"))
+    assert (c.on_hand, c.refund_hold, c.refunded_amount) == (D("60.00"), D("120.00"), D("0"))
 
 
 def test_issuing_a_check_refund_needs_its_number(world, pat):

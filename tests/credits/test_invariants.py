@@ -25,7 +25,7 @@ from hypothesis.stateful import (
 )
 
 from credits import services as credit_services
-from credits.models import Credit, CreditApplication, Refund, WriteOff
+from credits.models import Credit, CreditApplication, CreditImport, CreditImportRow, ManualCreditRequest, Refund, WriteOff
 from credits.selectors import credit_liability
 from ledger import services as ledger_services
 from ledger.errors import SettleError
@@ -174,7 +174,29 @@ def check_remittances(practice_id: int | None = None) -> None:
         assert len(per_claim) == len(set(per_claim)), f"835 file {f.pk}: a claim booked twice"
 
 
-COUNTED = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff)
+COUNTED = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff, ManualCreditRequest,
+           CreditImport, CreditImportRow)
+
+
+def check_duties(practice_id: int) -> None:
+    """Separation of duties (issue 9): nothing waiting for a manager exists as money. A waiting or
+    rejected manual credit has no credit; an approved one has exactly its credit. A waiting or
+    rejected import has no credit behind any line; an imported one has one per line, of its amount."""
+    for req in ManualCreditRequest.objects.filter(practice_id=practice_id).select_related("credit"):
+        if req.state == ManualCreditRequest.State.APPROVED:
+            assert req.credit is not None and (req.credit.amount, req.credit.patient_id, req.credit.source) == \
+                (req.amount, req.patient_id, Credit.Source.MANUAL), f"manual credit {req.pk}"
+            assert not req.needs_approval or req.decided_by_id not in (None, req.requested_by_id)
+        else:
+            assert req.credit_id is None, f"manual credit {req.pk} is {req.state} but has a credit"
+    for row in CreditImportRow.objects.filter(credit_import__practice_id=practice_id).select_related(
+            "credit_import", "credit"):
+        if row.credit_import.state == CreditImport.State.IMPORTED:
+            assert row.credit is not None and (row.credit.amount, row.credit.patient_id) == (row.amount, row.patient_id)
+        else:
+            assert row.credit_id is None, f"import {row.credit_import_id} is {row.credit_import.state}: line {row.line}"
+    manual = Credit.objects.filter(practice_id=practice_id, source=Credit.Source.MANUAL).count()
+    assert manual == ManualCreditRequest.objects.filter(practice_id=practice_id, state="approved").count()
 
 
 def counts() -> tuple:
@@ -193,7 +215,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self._atomic._from_testcase = True
         self._atomic.__enter__()
         self.practice = PracticeFactory(refund_approval_threshold=Decimal("60.00"),
-                                        writeoff_max_amount=Decimal("25.00"), writeoff_min_age_days=0)
+                                        writeoff_max_amount=Decimal("25.00"), writeoff_min_age_days=0,
+                                        manual_credit_approval_limit=Decimal("150.00"),
+                                        max_operation_amount=Decimal("250.00"))
         self.clerk = MembershipFactory(practice=self.practice, role=Membership.Role.BILLING).user
         self.manager = MembershipFactory(practice=self.practice, role=Membership.Role.MANAGER).user
         self.manager2 = MembershipFactory(practice=self.practice, role=Membership.Role.MANAGER).user
@@ -214,6 +238,8 @@ class LedgerMachine(RuleBasedStateMachine):
             "requested": ("credits_refund", "state = 'requested'"),
             "approved": ("credits_refund", "state = 'approved'"),
             "writeoff": ("credits_writeoff", "state = 'active'"),
+            "pending_manual": ("credits_manualcreditrequest", "state = 'pending'"),
+            "pending_import": ("credits_creditimport", "state = 'pending'"),
         }
         sql = "SELECT " + ", ".join(f"EXISTS (SELECT 1 FROM {table} WHERE practice_id = %s AND {cond})"
                                     for table, cond in checks.values())
@@ -393,12 +419,85 @@ class LedgerMachine(RuleBasedStateMachine):
         self.attempt(credit_services.credit_move, credit_id=c.pk, to_encounter_id=target, actor=self.clerk,
                      reason="Patient asked to move it")
 
-    @rule(data=st.data(), cents=st.integers(1, 20000), locked=st.booleans())
+    def credited_by_hand(self, patient_id) -> Decimal:
+        """What the patient was credited by hand so far (all of it within the window here)."""
+        manual = sum(ManualCreditRequest.objects.filter(patient_id=patient_id, state__in=["pending", "approved"])
+                     .values_list("amount", flat=True), ZERO)
+        imported = sum(CreditImportRow.objects.filter(patient_id=patient_id,
+                                                      credit_import__state__in=["pending", "imported"])
+                       .values_list("amount", flat=True), ZERO)
+        return manual + imported
+
+    @rule(data=st.data(), cents=st.integers(1, 30000), locked=st.booleans())
     def add_manual(self, data, cents, locked):
         patient = data.draw(st.sampled_from(self.patients))
         enc_id = self.pick(data, self.encounters().filter(patient=patient)) if locked else None
-        self.attempt(credit_services.credit_add_manual, patient_id=patient.pk, amount=money(cents),
-                     note="Carried over from the old system", encounter_id=enc_id, actor=self.clerk)
+        before = self.credited_by_hand(patient.pk)
+        out = self.attempt(credit_services.credit_add_manual, patient_id=patient.pk, amount=money(cents),
+                           note="Carried over from the old system", encounter_id=enc_id, actor=self.clerk)
+        if out is None:
+            assert money(cents) > self.practice.max_operation_amount or enc_id is not None
+            return
+        # above the practice's limit (with what was credited by hand before): it waits, nothing is credited
+        waits = before + money(cents) > self.practice.manual_credit_approval_limit
+        assert isinstance(out, ManualCreditRequest if waits else Credit), (before, cents, out)
+        if waits:
+            assert out.state == "pending" and out.credit_id is None
+
+    @precondition(lambda self: self.has["pending_manual"])
+    @rule(data=st.data(), who=st.sampled_from(["clerk", "manager", "manager2"]), approve=st.booleans())
+    def manual_credit_decide(self, data, who, approve):
+        req = ManualCreditRequest.objects.get(pk=self.pick(data, ManualCreditRequest.objects.filter(
+            practice=self.practice, state="pending")))
+        actor = getattr(self, who)
+        if approve:
+            done = self.attempt(credit_services.manual_credit_approve, request_id=req.pk, actor=actor, note="ok")
+        else:
+            done = self.attempt(credit_services.manual_credit_reject, request_id=req.pk, actor=actor,
+                                note="No proof of the old balance")
+        assert (done is not None) == (who != "clerk" and actor.pk != req.requested_by_id)  # four eyes
+        if done is not None:
+            assert done.state == ("approved" if approve else "rejected")
+            assert (done.credit is not None) == approve
+
+    @rule(data=st.data(), amounts=st.lists(st.integers(1, 20000), min_size=1, max_size=3), bad=st.booleans(),
+          by_manager=st.booleans())
+    def import_csv(self, data, amounts, bad, by_manager):
+        """A small CSV import: with a bad line it writes nothing; above the limit it waits whole."""
+        rows = [(data.draw(st.sampled_from(self.patients)), money(c)) for c in amounts]
+        lines = [f"{p.account_number},{a},Carried over from the old system" for p, a in rows]
+        if bad:
+            lines.insert(data.draw(st.integers(0, len(lines))), "NOBODY,10.00,unknown account")
+        self.day += 1  # a different file each time (the same bytes twice is a duplicate): blank lines at the end
+        body = ("account_number,amount,note\n" + "\n".join(lines) + "\n" + "\n" * self.day).encode()
+        before = {p.pk: self.credited_by_hand(p.pk) for p, _ in rows}
+        result = self.attempt(credit_services.credits_import_csv, practice_id=self.practice.pk, data=body,
+                              filename=f"old-{self.day}.csv", actor=self.manager if by_manager else self.clerk,
+                              reason="Conversion")
+        if bad:
+            assert result is None
+            return
+        assert result is not None
+        per_patient = defaultdict(lambda: ZERO)
+        for p, a in rows:
+            per_patient[p.pk] += a
+        limit = self.practice.manual_credit_approval_limit
+        waits = sum(per_patient.values(), ZERO) > limit or any(before[pid] + v > limit
+                                                                for pid, v in per_patient.items())
+        assert result.pending == waits
+        assert result.credits.count() == (0 if waits else len(rows))
+
+    @precondition(lambda self: self.has["pending_import"])
+    @rule(data=st.data(), who=st.sampled_from(["clerk", "manager", "manager2"]), approve=st.booleans())
+    def import_decide(self, data, who, approve):
+        batch = CreditImport.objects.get(pk=self.pick(data, CreditImport.objects.filter(
+            practice=self.practice, state="pending")))
+        actor = getattr(self, who)
+        fn = credit_services.credit_import_approve if approve else credit_services.credit_import_reject
+        done = self.attempt(fn, import_id=batch.pk, actor=actor, note="Checked against the old system")
+        assert (done is not None) == (who != "clerk" and actor.pk != batch.created_by_id)  # four eyes
+        if done is not None:
+            assert done.state == ("imported" if approve else "rejected")
 
     @precondition(lambda self: self.has["on_hand"])
     @rule(data=st.data(), pct=PERCENT)
@@ -418,12 +517,24 @@ class LedgerMachine(RuleBasedStateMachine):
         c = Credit.objects.get(pk=self.pick(data, candidates))
         amount = max(CENTS, (c.on_hand * pct / 100).quantize(CENTS))
         requester = self.manager if by_manager else self.clerk
+        # the patient's refunds so far count against the threshold (splitting does not escape it)
+        window = sum(Refund.objects.filter(patient_id=c.patient_id, state__in=["requested", "approved", "issued"])
+                     .values_list("amount", flat=True), ZERO)
+        reference = f"CHK-AT-ONCE-{c.pk}" if then == "issue" and method == "check" else ""
         r = self.attempt(credit_services.refund_request, credit_id=c.pk, amount=amount, method=method,
-                         actor=requester, reason="Patient asked for a refund")
+                         actor=requester, reason="Patient asked for a refund", reference=reference)
         if r is None:
             return
-        assert r.needs_approval == (amount > self.practice.refund_approval_threshold)
-        assert r.state == (Refund.State.REQUESTED if r.needs_approval else Refund.State.APPROVED)
+        assert r.needs_approval == (window + amount > self.practice.refund_approval_threshold)
+        # the service decides: waits for a manager, or approved and issued at once (to the card, or by
+        # check with its number), or approved and waiting for the check number
+        if r.needs_approval:
+            assert r.state == Refund.State.REQUESTED
+        elif r.method == Refund.Method.ORIGINAL_PAYMENT or reference:
+            assert (r.state, r.issue_error) == (Refund.State.ISSUED, "")
+            return
+        else:
+            assert r.state == Refund.State.APPROVED
         if then == "reject":
             credit_services.refund_reject(refund_id=r.pk, actor=self.manager2, note="Patient keeps the credit")
         elif then == "issue":
@@ -550,6 +661,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def money_invariants(self):
         check_invariants(self.practice.pk)
+        check_duties(self.practice.pk)
         self.look()
 
 

@@ -46,18 +46,25 @@ def buckets(c):
 # --- refund approval ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("amount,needs_approval", [("40.00", False), ("100.00", False), ("100.01", True)])
-def test_refunds_up_to_the_threshold_are_approved_at_once(world, amount, needs_approval):
+def test_refunds_up_to_the_threshold_are_approved_and_issued_to_the_card_at_once(world, amount, needs_approval):
+    """The service decides (issue 10): below the threshold a refund to the original payment is
+    approved and paid back through the processor in the same call; above it, it waits."""
     pat = world.patient()
     c = card_credit(world, pat, "150.00")
     r = credit_services.refund_request(credit_id=c.pk, amount=amount, actor=world.clerk, reason="Patient asked")
     assert (r.needs_approval, r.method, r.payment_id) == (needs_approval, "original_payment", c.payment_id)
     if needs_approval:
         assert (r.state, r.decided_by) == ("requested", None)
+        # the amount is held on the credit until the refund is issued or rejected; the ledger is untouched
+        assert buckets(c) == ("available", D("150.00") - D(amount), D(amount), 0, 0, 0)
+        assert credit_liability(pat.pk) == D("150.00")
+        assert not SandboxRefund.objects.exists()
     else:
-        assert (r.state, r.decided_by, r.decision_note) == ("approved", world.clerk, "below the approval threshold")
-    # the amount is held on the credit until the refund is issued or rejected; the ledger is untouched
-    assert buckets(c) == ("available", D("150.00") - D(amount), D(amount), 0, 0, 0)
-    assert credit_liability(pat.pk) == D("150.00")
+        assert (r.state, r.decided_by, r.decision_note, r.issued_by, r.issue_error) == \
+            ("issued", world.clerk, "below the approval threshold", world.clerk, "")
+        assert r.reference.startswith("sbx_re_") and SandboxRefund.objects.get().reference == r.reference
+        assert buckets(c) == ("available", D("150.00") - D(amount), 0, 0, D(amount), 0)
+        assert credit_liability(pat.pk) == D("150.00") - D(amount)
     check_invariants(world.practice.pk)
 
 
@@ -95,9 +102,10 @@ def test_issuing_twice_refunds_the_card_once(world):
     pat = world.patient()
     c = card_credit(world, pat, "60.00")
     r = credit_services.refund_request(credit_id=c.pk, amount="60.00", actor=world.clerk, reason="Refund")
-    credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
-    with pytest.raises(RuleViolation, match="issued"):
-        credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
+    assert r.state == "issued"  # at once, below the threshold
+    for _ in range(2):
+        with pytest.raises(RuleViolation, match="issued"):
+            credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
     assert SandboxCharge.objects.get().refunded == D("60.00")
     assert buckets(c) == ("refunded", 0, 0, 0, D("60.00"), 0)
     check_invariants(world.practice.pk)
@@ -108,7 +116,9 @@ def test_rejecting_returns_the_hold_to_on_hand(world, state):
     pat = world.patient()
     c = card_credit(world, pat, "300.00")
     amount = "250.00" if state == "requested" else "90.00"
-    r = credit_services.refund_request(credit_id=c.pk, amount=amount, actor=world.clerk, reason="Refund")
+    # by check without its number: approved (below the threshold), waiting to be paid out
+    r = credit_services.refund_request(credit_id=c.pk, amount=amount, actor=world.clerk, reason="Refund",
+                                       method="check")
     assert r.state == state
     lines_before = JournalLine.objects.count()
     r = credit_services.refund_reject(refund_id=r.pk, actor=world.manager, note="Patient prefers to keep a credit")
@@ -121,7 +131,7 @@ def test_rejecting_returns_the_hold_to_on_hand(world, state):
     # the whole credit is usable again: a new refund of all of it goes through
     r2 = credit_services.refund_request(credit_id=c.pk, amount="300.00", actor=world.clerk, reason="After all")
     credit_services.refund_approve(refund_id=r2.pk, actor=world.manager)
-    credit_services.refund_issue(refund_id=r2.pk, actor=world.clerk)
+    assert credit_services.refund_issue(refund_id=r2.pk, actor=world.clerk).method == "original_payment"
     assert buckets(c) == ("refunded", 0, 0, 0, D("300.00"), 0)
     check_invariants(world.practice.pk)
 
@@ -132,7 +142,7 @@ def test_partial_refund_leaves_the_rest_usable(world):
     pat = world.patient()
     c = card_credit(world, pat, "80.00", channel="portal")
     r = credit_services.refund_request(credit_id=c.pk, amount="30.00", actor=world.clerk, reason="Part back")
-    credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
+    assert r.state == "issued"
     assert buckets(c) == ("available", D("50.00"), 0, 0, D("30.00"), 0)
 
     enc, claim = world.visit(pat, date(2026, 2, 2))
@@ -155,7 +165,7 @@ def test_refund_settles_everything_at_once(world):
     world.remit(claim, pr="70.00", paid="50.00", adjust="0.00", reason="Corrected remittance")
     (over,) = Credit.objects.filter(patient=pat)
     r = credit_services.refund_request(credit_id=over.pk, amount="50.00", actor=world.clerk, reason="Overpaid")
-    credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
+    assert r.state == "issued"
 
     enc.refresh_from_db()
     assert enc.balance == 0
@@ -177,7 +187,7 @@ def test_locked_credit_is_refundable_once_unlocked(world):
         credit_services.refund_request(credit_id=held.pk, amount="50.00", actor=world.clerk, reason="Refund")
     assert credit_services.credits_unlock(credit_ids=[held.pk], actor=world.clerk, reason="Payer never answers") == 1
     r = credit_services.refund_request(credit_id=held.pk, amount="50.00", actor=world.clerk, reason="Refund")
-    credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
+    assert r.state == "issued"
     assert buckets(held) == ("refunded", 0, 0, 0, D("50.00"), 0)
     check_invariants(world.practice.pk)
 
@@ -189,12 +199,10 @@ def test_past_the_card_window_the_refund_falls_back_to_a_check(world):
     with time_machine.travel(datetime(2025, 1, 2, 15, tzinfo=dt_timezone.utc), tick=False):
         c = card_credit(world, pat, "90.00")
         in_time = credit_services.refund_request(credit_id=c.pk, amount="10.00", actor=world.clerk, reason="In time")
-        assert in_time.method == "original_payment"
-        credit_services.refund_issue(refund_id=in_time.pk, actor=world.clerk)
+        assert (in_time.method, in_time.state) == ("original_payment", "issued")
     with time_machine.travel(datetime(2025, 6, 30, 15, tzinfo=dt_timezone.utc), tick=False):  # day 179: still open
         r = credit_services.refund_request(credit_id=c.pk, amount="20.00", actor=world.clerk, reason="Still in time")
-        assert r.method == "original_payment"
-        credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
+        assert (r.method, r.state) == ("original_payment", "issued")
     with time_machine.travel(datetime(2025, 7, 2, 15, tzinfo=dt_timezone.utc), tick=False):  # day 181
         late = credit_services.refund_request(credit_id=c.pk, amount="60.00", actor=world.clerk, reason="Late")
         assert (late.method, late.payment_id, late.state) == ("check", None, "approved")
@@ -209,20 +217,22 @@ def test_past_the_card_window_the_refund_falls_back_to_a_check(world):
 
 def test_refunds_to_the_card_never_exceed_what_is_left_of_the_payment(world):
     pat = world.patient()
-    c = card_credit(world, pat, "100.00")
-    first = credit_services.refund_request(credit_id=c.pk, amount="70.00", actor=world.clerk, reason="First part")
-    assert first.method == "original_payment"
-    # the 70.00 waiting to go back to the card counts against the payment: 30.00 is left for the card
-    rest = credit_services.refund_request(credit_id=c.pk, amount="30.00", actor=world.clerk, reason="The rest")
-    assert rest.method == "original_payment"
-    credit_services.refund_reject(refund_id=rest.pk, actor=world.clerk, note="Patient wants a check instead")
-    by_check = credit_services.refund_request(credit_id=c.pk, amount="30.00", method="check", actor=world.clerk,
+    c = card_credit(world, pat, "250.00")
+    first = credit_services.refund_request(credit_id=c.pk, amount="180.00", actor=world.clerk, reason="First part")
+    assert (first.method, first.state) == ("original_payment", "requested")
+    credit_services.refund_approve(refund_id=first.pk, actor=world.manager, note="ok")  # approved, not paid yet
+    # the 180.00 waiting to go back to the card counts against the payment: 70.00 is left for the card
+    rest = credit_services.refund_request(credit_id=c.pk, amount="70.00", actor=world.clerk, reason="The rest")
+    assert (rest.method, rest.state) == ("original_payment", "requested")  # 180 + 70 over the window: a manager
+    credit_services.refund_reject(refund_id=rest.pk, actor=world.manager, note="Patient wants a check instead")
+    by_check = credit_services.refund_request(credit_id=c.pk, amount="70.00", method="check", actor=world.clerk,
                                               reason="The rest by check")
+    credit_services.refund_approve(refund_id=by_check.pk, actor=world.manager, note="ok")
     for r in (first, by_check):
         credit_services.refund_issue(refund_id=r.pk, actor=world.clerk, reference=f"CHK {r.pk}")
     c.payment.refresh_from_db()
-    assert (c.payment.refunded_amount, SandboxCharge.objects.get().refunded) == (D("70.00"), D("70.00"))
-    assert buckets(c) == ("refunded", 0, 0, 0, D("100.00"), 0)
+    assert (c.payment.refunded_amount, SandboxCharge.objects.get().refunded) == (D("180.00"), D("180.00"))
+    assert buckets(c) == ("refunded", 0, 0, 0, D("250.00"), 0)
     check_invariants(world.practice.pk)
 
 
