@@ -15,6 +15,7 @@ from credits import services as credit_services
 from credits.models import Credit, NightlyRun, Refund
 from ledger import services as ledger_services
 from ledger.access import system_user
+from ledger.api.tokens import api_token_create
 from ledger.models import Membership, Patient, Practice
 from ledger.remittances import remittance_post_file, remittance_receive
 from ledger.x12.generator import ClaimSpec, generate_835
@@ -85,6 +86,8 @@ def books(world):
     other_staff = MembershipFactory(practice=other_practice, user=UserFactory(username="bayside")).user
     other = PatientFactory(practice=other_practice, first_name="Zelda", last_name="Zzyzx")
     other_payer = PayerFactory(practice=other_practice, name="Bayside Health Plan")
+    api_token_create(practice_id=world.practice.pk, role="billing", name="alma-sync", created_by=clerk)
+    api_token_create(practice_id=other_practice.pk, role="billing", name="other-sync", created_by=other_staff)
     other_enc = ledger_services.encounter_create(patient_id=other.pk, date_of_service=date(2026, 2, 2),
                                                  charge="100.00", estimated_pr="0.00", actor=other_staff)
     ledger_services.claim_submit(encounter_id=other_enc.pk, payer_id=other_payer.pk, claim_number="ZZ-1",
