@@ -27,6 +27,17 @@ def copy_rows(table: str, columns: list[str], rows) -> int:
     return count
 
 
+def write_bytes(table: str, column: str, pk: int, data: bytes) -> None:
+    """Set one bytea column to `data`, sent as a binary parameter (server-side binding): Django's
+    client-side binding would first escape every byte of a file of many megabytes into the SQL."""
+    import psycopg
+
+    q = connection.ops.quote_name
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+        cur.execute(f"UPDATE {q(table)} SET {q(column)} = %b WHERE id = %s", [data, pk])
+
+
 def update_rows(table: str, columns: dict[str, str], rows, *, key: str = "id") -> int:
     """UPDATE `table` SET each of `columns` ({name: SQL type}) from `rows` ((key, value...) tuples):
     the rows are COPY'd into a temporary table, then one UPDATE ... FROM joins it. Call inside a

@@ -93,9 +93,11 @@ class RemittanceClaim(models.Model):
     # once in one of these a remittance claim never changes again (a database trigger refuses it, 0007)
     FINAL = (State.POSTED, State.PAYER_CREDIT, State.INFORMATIONAL, State.DISMISSED)
 
-    file = models.ForeignKey(RemittanceFile, on_delete=models.PROTECT, related_name="claims")
+    # file and practice are indexed by the (file, state, segment) and (practice, state) indexes below: no index of
+    # their own (every index is written for each of a file's claims, and again when posting moves its state)
+    file = models.ForeignKey(RemittanceFile, on_delete=models.PROTECT, related_name="claims", db_index=False)
     transaction = models.ForeignKey(RemittanceTransaction, on_delete=models.PROTECT, related_name="claims")
-    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+")
+    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+", db_index=False)
     claim_number = models.CharField(max_length=64, help_text="CLP01")
     status_code = models.CharField(max_length=4, help_text="CLP02")
     charge = money_field()
@@ -116,7 +118,7 @@ class RemittanceClaim(models.Model):
                               related_name="remittance_claims")
     posted_at = models.DateTimeField(null=True, blank=True)
     posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                  related_name="+")
+                                  related_name="+", db_index=False)
 
     class Meta:
         indexes = [models.Index(fields=["practice", "state"]), models.Index(fields=["file", "state", "segment"])]

@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from ledger import journal
 from ledger.access import ensure_staff
-from ledger.bulk import copy_rows, update_model_rows
+from ledger.bulk import copy_rows, update_model_rows, write_bytes
 from ledger.errors import NotFound, SettleError
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
@@ -157,7 +157,8 @@ def _store(practice, reader, data: bytes, base: dict):
     its first claim or its end is read, its claims (COPY, by chunks: memory stays flat as files
     grow) and PLB rows. Payments already received are skipped with a warning. Raises X12Error
     for an unreadable file and _OnlyDuplicates when nothing of it is new."""
-    f = RemittanceFile.objects.create(status=RemittanceFile.Status.RECEIVED, content=data, **base)
+    f = RemittanceFile.objects.create(status=RemittanceFile.Status.RECEIVED, content=b"", **base)
+    write_bytes(RemittanceFile._meta.db_table, "content", f.pk, data)  # the file, byte for byte
     payers = {p.payer_identifier: p for p in Payer.objects.filter(practice=practice).exclude(payer_identifier="")}
     rows: dict[int, RemittanceTransaction | None] = {}  # id() of the reader's payment -> its row (None: duplicate)
     seen, headers, dup_warnings, first_dup, chunk = set(), [], [], None, []

@@ -228,11 +228,10 @@ class ClaimResultBatch:
         claim.remittance_count += 1
         self.claims[claim.pk], self.encounters[encounter.pk] = claim, encounter
         self._snap(claim, reason, self.claim_snaps)
-        # one entry for the payer's decision: its payment, its adjustments and the PR it sets
-        lines = [dr(Account.CASH, paid_amount, claim=claim),
-                 cr(Account.CHARGES_RECEIVABLE, paid_amount, claim=claim, encounter=encounter),
-                 dr(Account.CONTRACTUAL, adjustment_amount, claim=claim),
-                 cr(Account.CHARGES_RECEIVABLE, adjustment_amount, claim=claim, encounter=encounter)]
+        # one entry for the payer's decision: its payment and its adjustments (one charges-receivable line for
+        # both: they settle the same claim's charges) and the PR it sets
+        lines = [dr(Account.CASH, paid_amount, claim=claim), dr(Account.CONTRACTUAL, adjustment_amount, claim=claim),
+                 cr(Account.CHARGES_RECEIVABLE, paid_amount + adjustment_amount, claim=claim, encounter=encounter)]
         result = ClaimResult(claim=claim, encounter=encounter)
         if patient_responsibility is not None:
             # an overpayment is held for the DoS while a claim on it is open (rule 3); the claims of this

@@ -62,6 +62,22 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # speed: indexes that duplicate the composite ones (written for every claim of every file)
+        migrations.AlterField(
+            model_name='remittanceclaim',
+            name='file',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='claims', to='ledger.remittancefile'),
+        ),
+        migrations.AlterField(
+            model_name='remittanceclaim',
+            name='posted_by',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+        ),
+        migrations.AlterField(
+            model_name='remittanceclaim',
+            name='practice',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.practice'),
+        ),
         migrations.AlterField(
             model_name='remittanceclaim',
             name='state',
