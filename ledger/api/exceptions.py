@@ -211,7 +211,8 @@ def _suspicious(exc, request) -> tuple[int, dict]:
 @csrf_exempt  # any method may land here; the answer is a JSON 404, never a CSRF page
 def not_found_view(request, *args, **kwargs):
     """Any path under /api/ that names no endpoint."""
-    return JsonResponse(body("not_found", f"No endpoint at {request.path}; see /api/docs/."), status=404)
+    return JsonResponse(body("not_found", f"No endpoint at {request.path}; see /api/docs/."), status=404,
+                        json_dumps_params={"separators": (",", ":")})
 
 
 # --- what never reaches DRF's handler ----------------------------------------------------------------
@@ -230,8 +231,11 @@ def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+COMPACT = {"separators": (",", ":")}  # the bytes DRF's JSONRenderer writes for the same body
+
+
 def _json_error(status_code: int, data: dict, **headers) -> JsonResponse:
-    response = JsonResponse(data, status=status_code)
+    response = JsonResponse(data, status=status_code, json_dumps_params=COMPACT)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response

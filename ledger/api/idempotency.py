@@ -167,9 +167,10 @@ def _replay(rec: IdempotencyRecord) -> HttpResponse:
     return response
 
 
-def begin(request) -> IdempotencyRecord | None:
-    """Claim the request's Idempotency-Key. Returns the claimed row (the caller runs the request
-    and calls `finish`), None without a key; raises Replay or IdempotencyError otherwise."""
+def begin(request) -> "Claim | None":
+    """Claim the request's Idempotency-Key. Returns the claim (its row, its lease renewing; the caller
+    runs the request and calls `finish`), None without a key; raises Replay or IdempotencyError
+    otherwise."""
     key = request.META.get(HEADER)
     if key is None:
         return None
