@@ -13,13 +13,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.generators import SchemaGenerator
 
 from credits import services as credit_services
-from credits.models import Credit, NightlyRun, Refund
+from credits.models import Credit, CreditImport, ManualCreditRequest, NightlyRun, Refund
 from credits.nightly import run_nightly
 from ledger.models import Claim, Encounter, Patient, Payer, Payment
 from ledger.remittance_models import RemittanceClaim, RemittanceFile
 from ledger.remittances import remittance_post_file, remittance_receive
 from ledger.x12.generator import ClaimSpec, generate_835
 from tests.api.conftest import error_of, make_api
+from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,14 +43,20 @@ def a(world):
     remittance_post_file(file_id=received.file.pk, actor=w.clerk)
     rc = RemittanceClaim.objects.get(file=received.file)
     run = run_nightly(practice_id=w.practice.pk).run
+    # waiting for a manager (issue 9): a manual credit and a CSV import above the practice's limit
+    manual = credit_services.credit_add_manual(patient_id=pat.pk, amount="5000.00", note="old", actor=w.clerk)
+    batch = credit_services.credits_import_csv(practice_id=w.practice.pk, filename="a.csv", actor=w.clerk,
+                                               data=f"account_number,amount,note\n{pat.account_number},2500.00,old\n"
+                                               .encode()).batch
     return SimpleNamespace(patient=pat.pk, encounter=enc.pk, claim=claim.pk, payment=pay.payment.pk, held=held.pk,
                            credit=avail.pk, refund=refund.pk, file=received.file.pk, rclaim=rc.pk, run=run.pk,
-                           payer=w.payer.pk)
+                           payer=w.payer.pk, manual=manual.pk, batch=batch.pk)
 
 
 LISTED = {"/payers": Payer, "/patients": Patient, "/encounters": Encounter, "/claims": Claim, "/payments": Payment,
           "/credits": Credit, "/refunds": Refund, "/remittance-files": RemittanceFile,
-          "/remittance-claims": RemittanceClaim, "/nightly-runs": NightlyRun}
+          "/remittance-claims": RemittanceClaim, "/nightly-runs": NightlyRun, "/manual-credits": ManualCreditRequest,
+          "/credit-imports": CreditImport}
 
 
 def routes(a):
@@ -107,6 +114,15 @@ def routes(a):
         ("post", "/api/v1/refunds/{id}/approve", f"/refunds/{d.refund}/approve", {}, "404"),
         ("post", "/api/v1/refunds/{id}/reject", f"/refunds/{d.refund}/reject", {"note": "x"}, "404"),
         ("post", "/api/v1/refunds/{id}/issue", f"/refunds/{d.refund}/issue", {"reference": "1"}, "404"),
+        ("get", "/api/v1/manual-credits", "/manual-credits", c, "list"),
+        ("get", "/api/v1/manual-credits/{id}", f"/manual-credits/{d.manual}", c, "404"),
+        ("post", "/api/v1/manual-credits/{id}/approve", f"/manual-credits/{d.manual}/approve", {}, "404"),
+        ("post", "/api/v1/manual-credits/{id}/reject", f"/manual-credits/{d.manual}/reject", {"note": "x"}, "404"),
+        ("get", "/api/v1/credit-imports", "/credit-imports", c, "list"),
+        ("post", "/api/v1/credit-imports", "/credit-imports", "csv-upload", "own"),
+        ("get", "/api/v1/credit-imports/{id}", f"/credit-imports/{d.batch}", c, "404"),
+        ("post", "/api/v1/credit-imports/{id}/approve", f"/credit-imports/{d.batch}/approve", {}, "404"),
+        ("post", "/api/v1/credit-imports/{id}/reject", f"/credit-imports/{d.batch}/reject", {"note": "x"}, "404"),
         ("get", "/api/v1/remittance-files", "/remittance-files", c, "list"),
         ("post", "/api/v1/remittance-files", "/remittance-files", "upload", "own"),
         ("get", "/api/v1/remittance-files/{id}", f"/remittance-files/{d.file}", c, "404"),
@@ -130,6 +146,10 @@ def test_every_route_refuses_another_practices_objects(a, other_api, world):
         if body == "upload":
             r = other_api.post(path, {"file": SimpleUploadedFile("b.835", generate_835(
                 specs=[ClaimSpec("A-1")], payer_id="PAYER-A"))}, fmt="multipart")
+        elif body == "csv-upload":  # A's account numbers mean nothing here: B imports for its own patient
+            PatientFactory(practice=other_api.practice, account_number="B-CSV-1")
+            r = other_api.post(path, {"file": SimpleUploadedFile("b.csv", b"account_number,amount,note\n"
+                                                                           b"B-CSV-1,5.00,old\n")}, fmt="multipart")
         elif method == "get":
             base, _, query = path.partition("?")
             r = other_api.get(base, dict(p.split("=") for p in query.split("&")) if query else None)
