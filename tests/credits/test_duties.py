@@ -347,3 +347,50 @@ def test_one_huge_credit_no_longer_blocks_the_patients_later_payments(world):
     assert [c.amount for c in result.credits] == [D("10.00")]
     assert PatientResponsibility.objects.get(patient=pat).available == D("1000000000009.99")
     assert patient_responsibility_mismatches() == []
+
+
+# --- the managers' queue in the admin --------------------------------------------------------------------------
+
+def test_the_admin_queue_of_manual_credits_and_its_decisions(client, world):
+    from django.contrib.messages import get_messages
+    from django.urls import reverse
+
+    pat = world.patient(last_name="Avila")
+    client.force_login(world.clerk)
+    response = client.post(reverse("admin:ledger_patient_credit_add", args=[pat.pk]),
+                           {"amount": "2500.00", "encounter": "", "note": "Old system: surgery deposit"})
+    assert response.status_code == 302
+    assert "waits for a manager's approval; nothing is credited until then" in \
+        [str(m) for m in get_messages(response.wsgi_request)][0]
+    req = ManualCreditRequest.objects.get()
+    assert not Credit.objects.exists()
+    index = client.get(reverse("admin:index")).content.decode()
+    assert "Manual credits awaiting approval" in index
+    queue = client.get(reverse("admin:credits_manualcreditrequest_changelist"))
+    assert list(queue.context["cl"].result_list) == [req]
+    assert "approve_selected" not in queue.context["cl"].model_admin.get_actions(queue.wsgi_request)  # billing
+
+    outsider = MembershipFactory(user=UserFactory(username="outsider"), role=Membership.Role.MANAGER).user
+    client.force_login(outsider)
+    assert list(client.get(reverse("admin:credits_manualcreditrequest_changelist")).context["cl"].result_list) == []
+
+    client.force_login(world.manager)
+    done = client.post(reverse("admin:credits_manualcreditrequest_changelist"),
+                       {"action": "approve_selected", "_selected_action": [req.pk], "confirm": "yes",
+                        "reason": "Deposit confirmed"})
+    assert done.status_code == 302
+    req.refresh_from_db()
+    assert (req.state, req.decided_by, req.decision_note) == ("approved", world.manager, "Deposit confirmed")
+    assert Credit.objects.get().amount == D("2500.00")
+    assert list(client.get(reverse("admin:credits_manualcreditrequest_changelist")).context["cl"].result_list) == []
+    shown = client.get(reverse("admin:credits_manualcreditrequest_changelist"), {"state": "all"})
+    assert list(shown.context["cl"].result_list) == [req]
+
+    # a manager's own request: the action reports the refusal, nothing is credited
+    mine = manual(world, pat, "3000.00", actor=world.manager)
+    done = client.post(reverse("admin:credits_manualcreditrequest_changelist"),
+                       {"action": "approve_selected", "_selected_action": [mine.pk], "confirm": "yes", "reason": ""})
+    messages = [str(m) for m in client.get(done.url).context["messages"]]
+    assert any(f"#{mine.pk}:" in m and "own manual credit" in m for m in messages)
+    mine.refresh_from_db()
+    assert mine.state == "pending" and Credit.objects.count() == 1
