@@ -1,8 +1,13 @@
 """Row locks, always taken in one global order so two services can never deadlock:
 
-    Patient -> Encounter -> Claim -> Payment -> Credit -> Refund -> WriteOff -> PayerCredit
+    Patient -> Encounter -> Claim -> RemittanceClaim -> Payment -> Credit -> Refund -> WriteOff
+            -> PayerCredit -> RemittanceAdjustment -> RemittanceFile
 
-and by ascending primary key within one table. Every money change for a patient starts by
+and by ascending primary key within one table. The 835 remittance rows (ledger/remittances.py)
+take their places after what they book: a remittance claim right after the claim it decides
+(and before the patient money the decision may move), a PLB adjustment after the payer credit it
+may close, the file last (its status, once nothing of it is pending). Posting takes them in
+plain steps, re-checking under the lock that a remittance row is still pending. Every money change for a patient starts by
 locking the Patient row, which serialises all work on one patient's money; the finer locks
 that follow re-read the rows the service is about to change, so it never trusts a caller's copy.
 """

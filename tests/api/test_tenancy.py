@@ -131,6 +131,8 @@ def routes(a):
         ("get", "/api/v1/remittance-claims/{id}", f"/remittance-claims/{d.rclaim}", c, "404"),
         ("post", "/api/v1/remittance-claims/{id}/match", f"/remittance-claims/{d.rclaim}/match",
          {"claim": d.claim, "reason": "x"}, "404"),
+        ("post", "/api/v1/remittance-claims/{id}/dismiss", f"/remittance-claims/{d.rclaim}/dismiss",
+         {"reason": "x"}, "404"),
         ("get", "/api/v1/nightly-runs", "/nightly-runs", c, "list"),
         ("post", "/api/v1/nightly-runs", "/nightly-runs", {}, "own"),
         ("get", "/api/v1/nightly-runs/{id}", f"/nightly-runs/{d.run}", c, "404"),
