@@ -524,20 +524,23 @@ def _post_claim(rc, claim: Claim, enc, *, tx, filename: str, batch, actor, resul
         _done(rc, claim, actor, RemittanceClaim.State.PAYER_CREDIT, result,
               note=f"claim was already paid {claim.paid_amount}; {rc.paid} is due back to the payer")
         return pc.opening_entry.pk
-    paid, adjustment = rc.paid, rc.other_adjustments
     excess = rc.paid - rc.charge if rc.paid > rc.charge > 0 else ZERO
-    if excess > 0:  # paid above the charge: the excess is the payer's money
-        paid, adjustment = rc.paid - excess, rc.other_adjustments + excess
-    batch.record(claim=claim, encounter=enc, outcome=outcome, paid_amount=paid, adjustment_amount=adjustment,
-                 patient_responsibility=rc.patient_responsibility, reason=reason,
-                 payer_claim_number=rc.payer_claim_number, tag=rc.id)
+    record = dict(claim=claim, encounter=enc, outcome=outcome, paid_amount=rc.paid - excess,
+                  adjustment_amount=rc.other_adjustments + excess, patient_responsibility=rc.patient_responsibility,
+                  reason=reason, payer_claim_number=rc.payer_claim_number, tag=rc.id)
     entry = None
-    if excess > 0:  # opened after the decision was accepted: a refused decision leaves no payer credit behind
-        pc = payer_credit_open(payer_id=claim.payer_id, amount=excess, reason_code="above_allowed", actor=actor,
-                               note=f"Paid {rc.paid} on a charge of {rc.charge}: {reason}", claim_id=claim.pk,
-                               payer_claim_number=rc.payer_claim_number, cash_received=True)
+    if excess > 0:  # paid above the charge: the excess is the payer's money
+        # both or neither: a decision the batch refuses (it refuses before recording anything) takes its payer
+        # credit back with the savepoint, and the claim waits for staff with the reason
+        with transaction.atomic():
+            pc = payer_credit_open(payer_id=claim.payer_id, amount=excess, reason_code="above_allowed", actor=actor,
+                                   note=f"Paid {rc.paid} on a charge of {rc.charge}: {reason}", claim_id=claim.pk,
+                                   payer_claim_number=rc.payer_claim_number, cash_received=True)
+            batch.record(**record)
         result.payer_credits += 1
         entry = pc.opening_entry.pk
+    else:
+        batch.record(**record)
     _done(rc, claim, actor, RemittanceClaim.State.POSTED, result)
     return entry
 
