@@ -224,6 +224,7 @@ def release_if_balanced(*, encounter: Encounter, actor, reason: str) -> int:
     )
     return release_locked(credits=locked, actor=actor, reason=f"DoS {encounter.date_of_service} balanced: {reason}")
 
+
 def release_balanced(*, encounters, actor, reason: str) -> int:
     """Rule 4 for many DoS at once (the 835 posting), set-based: the locked credits of those of
     `encounters` (locked rows, already written) that are balanced and have no open claim become
@@ -260,7 +261,6 @@ def release_balanced(*, encounters, actor, reason: str) -> int:
     journal.post_many(actor=actor, entries=[(practice_id, JournalEntry.Kind.UNLOCK, "; ".join(dict.fromkeys(memo)),
                                              patient_id, lines) for patient_id, (memo, lines) in entries.items()])
     return len(rows)
-
 
 
 def usable_credits_for(encounter: Encounter) -> list[Credit]:
