@@ -12,13 +12,15 @@ deploy) upserts django-q2 Schedule rows from it by name; running it twice change
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ledger.models import Practice
+
 PERIODIC: dict[str, tuple[str, str]] = {
     # name: (function, cron)
-    "api-idempotency-purge": ("ledger.jobs.purge_idempotency_keys", "30 3 * * *"),
+    "api-idempotency-purge": ("api.jobs.purge_idempotency_keys", "30 3 * * *"),
 }
 
 NIGHTLY_PREFIX = "nightly-practice-"
-NIGHTLY_FUNC = "credits.jobs.nightly_run"
+NIGHTLY_FUNC = "remittances.jobs.nightly_run"
 
 
 def next_local_run(practice, *, now: datetime) -> datetime:
@@ -36,7 +38,6 @@ def next_local_run(practice, *, now: datetime) -> datetime:
 def desired_schedules(*, now: datetime) -> dict[str, dict]:
     from django_q.models import Schedule
 
-    from ledger.models import Practice
 
     out = {}
     for name, (func, cron) in PERIODIC.items():

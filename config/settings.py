@@ -56,10 +56,15 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_q",
     "simple_history",
-    "ledger",
-    "credits",
-    "adjudication",
-    "portal",
+    # the one-way stack, bottom to top (docs/architecture.md): each app imports only those above it here
+    "ledger",        # the books kernel
+    "credits",       # credits and everything done with them, the nightly application
+    "remittances",   # X12 835 files: reading (remittances/x12, pure Python), receiving, posting, the queue
+    "adjudication",  # credit-balance cases (later issue)
+    # interfaces on top: nothing below imports them
+    "api",           # the REST API for other systems
+    "backoffice",    # the Django admin back-office for billing staff and managers
+    "portal",        # patients' own pages (later issue)
 ]
 
 MIDDLEWARE = [
@@ -186,19 +191,19 @@ SETTLE_CARD_PROCESSOR = env("SETTLE_CARD_PROCESSOR", "ledger.processors.SandboxP
 SETTLE_CSV_IMPORT_MAX_ROWS = int(env("SETTLE_CSV_IMPORT_MAX_ROWS", "100000"))
 SETTLE_CSV_IMPORT_MAX_BYTES = int(env("SETTLE_CSV_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
 
-# --- REST API (issue 6; ledger/api/, docs/api.md) ----------------------------------------
+# --- REST API (issue 6; api/, docs/api.md) ----------------------------------------
 
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI / Redoc assets served from here, not a CDN
 
 REST_FRAMEWORK.update({
-    "DEFAULT_SCHEMA_CLASS": "ledger.api.schema.SettleAutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["ledger.api.authentication.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["ledger.api.permissions.HasApiToken"],
-    "DEFAULT_THROTTLE_CLASSES": ["ledger.api.throttling.TokenRateThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "ledger.api.pagination.IdCursorPagination",
-    "DEFAULT_PARSER_CLASSES": ["ledger.api.parsers.DecimalJSONParser"],  # uploads: multipart on their view
+    "DEFAULT_SCHEMA_CLASS": "api.schema.SettleAutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasApiToken"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.IdCursorPagination",
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.DecimalJSONParser"],  # uploads: multipart on their view
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "ledger.api.exceptions.error_response",
+    "EXCEPTION_HANDLER": "api.exceptions.error_response",
     "COERCE_DECIMAL_TO_STRING": True,  # money leaves as "50.00", never as a JSON number
     "PAGE_SIZE": 50,
 })
@@ -221,8 +226,8 @@ SPECTACULAR_SETTINGS.update({
         "CreditStateEnum": "credits.models.Credit.State",
         "ClaimStateEnum": "ledger.models.Claim.State",
         "RefundStateEnum": "credits.models.Refund.State",
-        "RemittanceClaimStateEnum": "ledger.remittance_models.RemittanceClaim.State",
-        "RemittanceFileStatusEnum": "ledger.remittance_models.RemittanceFile.Status",
+        "RemittanceClaimStateEnum": "remittances.models.RemittanceClaim.State",
+        "RemittanceFileStatusEnum": "remittances.models.RemittanceFile.Status",
         "NightlyRunStatusEnum": "credits.models.NightlyRun.Status",
         "ManualCreditStateEnum": "credits.models.ManualCreditRequest.State",
         "CreditImportStateEnum": "credits.models.CreditImport.State",
@@ -238,7 +243,7 @@ SETTLE_API_IDEMPOTENCY_WAIT = float(env("SETTLE_API_IDEMPOTENCY_WAIT", "10"))
 
 # Every error under /api/ in the JSON shape, also what escapes DRF (a 404 no route matches, an
 # exception after the view or in a middleware, a database outage): first, so it sees everything.
-MIDDLEWARE.insert(0, "ledger.api.exceptions.ApiErrorMiddleware")
+MIDDLEWARE.insert(0, "api.middleware.ApiErrorMiddleware")
 # A JSON body over this many bytes is refused with 413 (before it is read, from its Content-Length).
 SETTLE_API_MAX_JSON_BYTES = int(env("SETTLE_API_MAX_JSON_BYTES", str(1024 * 1024)))
 # An 835 upload (POST /api/v1/remittance-files) over this many bytes is refused with 413.
@@ -247,7 +252,7 @@ SETTLE_API_MAX_835_BYTES = int(env("SETTLE_API_MAX_835_BYTES", str(100 * 1024 * 
 # retry with the key runs. A running request renews its claim every third of this.
 SETTLE_API_IDEMPOTENCY_LEASE = float(env("SETTLE_API_IDEMPOTENCY_LEASE", "60"))
 
-# --- Login throttling (issue 9; django-axes; ledger/login.py, docs/operations.md) -----------------
+# --- Login throttling (issue 9; django-axes; backoffice/login.py, docs/operations.md) -----------------
 
 # Every login through django.contrib.auth.authenticate(request, ...) is counted: the admin's now, the
 # patient portal's later (AXES_ONLY_ADMIN_SITE stays off). After SETTLE_LOGIN_FAILURE_LIMIT failures
@@ -265,7 +270,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=float(env("SETTLE_LOGIN_LOCKOUT_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a pair: an attacker cannot lock a person out everywhere
 AXES_RESET_ON_SUCCESS = True  # a successful login forgets that pair's earlier failures
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure kept (axes' AccessFailureLog), successes in AccessLog
-AXES_LOCKOUT_CALLABLE = "ledger.login.lockout_response"  # logs the refusal, answers 429 with the lockout page
+AXES_LOCKOUT_CALLABLE = "backoffice.login.lockout_response"  # logs the refusal, answers 429 with the lockout page
 # Behind a reverse proxy, the client's address comes from X-Forwarded-For: set how many proxies are trusted.
 if env("SETTLE_LOGIN_PROXY_COUNT"):
     AXES_IPWARE_PROXY_COUNT = int(env("SETTLE_LOGIN_PROXY_COUNT"))

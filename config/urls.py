@@ -4,6 +4,6 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/", include("ledger.api.urls")),
+    path("api/", include("api.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

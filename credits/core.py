@@ -7,11 +7,14 @@ from decimal import Decimal
 
 from django.db.models import Max, Q, Sum
 
-from credits.models import Credit, CreditApplication
+from credits.models import Credit, CreditApplication, WriteOff
 from ledger import journal
+from ledger.bulk import history_from_table
+from ledger.history import save_with_history
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
-from ledger.models import Account, Claim, Encounter, JournalEntry
+from ledger.locks import lock_encounters
+from ledger.models import Account, Claim, Encounter, JournalEntry, Payment
 from ledger.money import ZERO
 
 
@@ -21,12 +24,6 @@ def credit_account(c: Credit) -> str:
 
 def credit_dims(c: Credit) -> dict:
     return {"patient": c.patient_id, "credit": c, "encounter": c.locked_encounter_id}
-
-
-def save_with_history(obj, *, actor, reason: str, update_fields=None) -> None:
-    obj._history_user = actor
-    obj._change_reason = reason
-    obj.save(update_fields=update_fields) if update_fields else obj.save()
 
 
 def encounter_has_open_claim(encounter: Encounter) -> bool:
@@ -113,8 +110,6 @@ def return_applied(*, encounter: Encounter, amount: Decimal, source: str, lock: 
             break
         take = min(row["net"], remaining)
         if row["payment_id"]:
-            from ledger.models import Payment
-
             payment = Payment.objects.get(pk=row["payment_id"])
         else:
             payment = Credit.objects.get(pk=row["credit_id"]).payment
@@ -173,8 +168,6 @@ def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, re
 
 
 def undo_writeoffs_down_to(*, encounter: Encounter, target: Decimal, actor, reason: str) -> None:
-    from credits.models import WriteOff
-
     for wo in WriteOff.objects.select_for_update().filter(encounter=encounter, state=WriteOff.State.ACTIVE) \
             .order_by("-pk"):
         if encounter.written_off_amount <= target:
@@ -233,7 +226,6 @@ def release_balanced(*, encounters, actor, reason: str) -> int:
     from django.db import connection
     from django.utils import timezone
 
-    from ledger.bulk import history_from_table
 
     by_id = {e.pk: e for e in encounters if e.balance == 0}
     if not by_id:
@@ -286,7 +278,6 @@ def outstanding_encounters(patient_id: int) -> list[Encounter]:
         .annotate(bal=Coalesce("remittance_pr", "estimated_pr") - F("applied_amount") - F("written_off_amount"))
         .filter(bal__gt=0).order_by("date_of_service", "pk").values_list("pk", flat=True)
     )
-    from ledger.locks import lock_encounters
 
     locked = lock_encounters(ids)
     return [locked[i] for i in ids]

@@ -35,14 +35,15 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from credits import core
 from credits.models import Credit, CreditImport, CreditImportRow
 from ledger.access import ensure_approver, ensure_staff
 from ledger.dates import service_date
 from ledger.errors import Duplicate, InvalidInput, NotFound, RuleViolation
+from ledger.history import save_with_history
+from ledger.inputs import require_reason
 from ledger.models import Practice
 from ledger.money import positive_money
-from ledger.services import _reason, amount_within_limit
+from ledger.services import amount_within_limit
 
 CSV_COLUMNS = ("account_number", "amount", "note")
 OPTIONAL_COLUMNS = ("date_of_service",)
@@ -335,7 +336,7 @@ def credits_import_csv(*, practice_id: int, data, filename: str, actor,
     InvalidInput on `file` listing the lines); one bad line refuses the whole file and nothing is
     written. The same file twice is refused as a duplicate. Within the practice's limit the credits
     are created at once; above it the import waits for a manager (the result's `pending`)."""
-    reason = _reason(reason)
+    reason = require_reason(reason)
     filename = (filename or "upload.csv").strip()[:255] or "upload.csv"
     ensure_staff(actor, practice_id)
     practice = Practice.objects.filter(pk=practice_id).first()
@@ -380,7 +381,7 @@ def _import_tx(*, practice: Practice, data, digest: str, filename: str, actor, r
                              reason=reason, needs_approval=needs, created_by=actor)
         try:
             with transaction.atomic():
-                core.save_with_history(batch, actor=actor, reason=f"{reason} ({filename}, {rows} line(s), {total})"
+                save_with_history(batch, actor=actor, reason=f"{reason} ({filename}, {rows} line(s), {total})"
                                        + (": waits for a manager's approval" if needs else ""))
         except IntegrityError:
             raise Duplicate(f"{filename} was already imported", field="file") from None
@@ -391,7 +392,7 @@ def _import_tx(*, practice: Practice, data, digest: str, filename: str, actor, r
         cur.execute("DROP TABLE credit_import_stage")
         if not needs:
             batch.approve(by=actor, note="within the practice's limit")
-            core.save_with_history(batch, actor=actor, reason="Imported at once: within the practice's limit")
+            save_with_history(batch, actor=actor, reason="Imported at once: within the practice's limit")
             _create_credits(cur, batch=batch, actor=actor)
     return ImportResult(batch=batch)
 
@@ -419,7 +420,7 @@ def credit_import_approve(*, import_id: int, actor, note: str = "") -> CreditImp
                                 "approved", field="credit_import")
         note = (note or "").strip()
         batch.approve(by=actor, note=note)
-        core.save_with_history(batch, actor=actor, reason=f"Approved: {note}" if note else "Approved")
+        save_with_history(batch, actor=actor, reason=f"Approved: {note}" if note else "Approved")
         _create_credits(cur, batch=batch, actor=actor)
     return batch
 
@@ -428,7 +429,7 @@ def credit_import_approve(*, import_id: int, actor, note: str = "") -> CreditImp
 def credit_import_reject(*, import_id: int, actor, note: str) -> CreditImport:
     """A manager other than the importer rejects a waiting import: no credit is ever created from
     it; its lines stay as the record of what was asked."""
-    note = _reason(note)
+    note = require_reason(note)
     batch = _batch(import_id)
     ensure_approver(actor, practice_id=batch.practice_id, requested_by_id=batch.created_by_id, what="credit import")
     batch = CreditImport.objects.select_for_update(no_key=True).get(pk=batch.pk)
@@ -436,7 +437,7 @@ def credit_import_reject(*, import_id: int, actor, note: str) -> CreditImport:
         raise RuleViolation(f"import #{batch.pk} is {batch.get_state_display().lower()}; only a waiting import is "
                             "rejected", field="credit_import")
     batch.reject(by=actor, note=note)
-    core.save_with_history(batch, actor=actor, reason=f"Rejected: {note}")
+    save_with_history(batch, actor=actor, reason=f"Rejected: {note}")
     return batch
 
 

@@ -1,7 +1,7 @@
 """The nightly run for one practice (DOMAIN rule 6, issue 4), set-based.
 
-Steps: (1) post the practice's pending remittances, (2) release the locked credits of balanced
-encounters, (3) apply usable credits to open PR balances: for each DoS with a balance, the
+Steps: (1) the caller's step before applying (the remittances app passes "post the practice's
+pending 835 files", remittances/nightly.py), (2) release the locked credits of balanced encounters, (3) apply usable credits to open PR balances: for each DoS with a balance, the
 credits locked to that DoS first, then available credits, oldest first; credits locked to
 another DoS are never used. Practices with auto-apply off and excluded patients get step 2 only.
 
@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from credits.models import Credit, NightlyRun
-from ledger.access import system_user
+from ledger.access import ensure_staff, system_user
 from ledger.models import Claim, Encounter, Practice
 from ledger.money import ZERO
 
@@ -289,11 +289,19 @@ def _release(cur, p: dict) -> int:
 
 
 def run_nightly(*, practice_id: int, dry_run: bool = False, actor=None, batch_size: int = DEFAULT_BATCH,
-                reason: str = "Nightly application", post_remittances: bool = True) -> RunResult:
+                reason: str = "Nightly application", before_apply=None) -> RunResult:
     """Run (or preview, with `dry_run`) the nightly steps for one practice. Returns what was done;
-    a run that finds another one in progress does nothing and says so (status "skipped")."""
+    a run that finds another one in progress does nothing and says so (status "skipped").
+
+    `actor` is who runs it ("Run now" in the admin, the API): they must be staff of the practice,
+    and every row the run writes (applications, journal, history) names them; the scheduled run
+    has no actor and writes as the system user. `before_apply(actor) -> int`, when given, runs
+    first under the run's lock (step 1: the remittances app posts the practice's pending 835 files
+    there, see remittances/nightly.py); what it returns is `remittances_posted`."""
     practice = Practice.objects.get(pk=practice_id)
-    user = system_user()
+    if actor is not None:
+        ensure_staff(actor, practice_id)
+    user = actor or system_user()
     result = RunResult(run=None, practice_id=practice_id, dry_run=dry_run)
     if not _try_lock(practice_id):
         result.status = NightlyRun.Status.SKIPPED
@@ -309,8 +317,8 @@ def run_nightly(*, practice_id: int, dry_run: bool = False, actor=None, batch_si
         if not dry_run:
             result.run = NightlyRun.objects.create(practice=practice, triggered_by=actor)
         try:
-            if post_remittances and not dry_run:
-                result.remittances_posted = _post_pending_remittances(practice, actor=actor or user)
+            if before_apply is not None and not dry_run:
+                result.remittances_posted = before_apply(user)
             params = {"practice": practice_id, "open": OPEN_STATES, "user": user.pk, "reason": reason,
                       "now": timezone.now(), "run": result.run.pk if result.run else None}
             for pids in _patient_batches(practice_id, batch_size):
@@ -329,10 +337,3 @@ def run_nightly(*, practice_id: int, dry_run: bool = False, actor=None, batch_si
         return result
     finally:
         _unlock(practice_id)
-
-
-def _post_pending_remittances(practice: Practice, *, actor) -> int:
-    """Step 1: remittance files received but not yet posted (see ledger/remittances.py)."""
-    from ledger import remittances
-
-    return remittances.post_pending(practice_id=practice.pk, actor=actor)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from credits.models import Credit
+from credits.models import Credit, PatientResponsibility
 from ledger.models import Account, Claim, Encounter, JournalLine, Patient
 from ledger.money import ZERO
 
@@ -115,8 +115,6 @@ def patient_responsibility_list(practice_ids):
     """Rows of `PatientResponsibility` (one per patient with money on the books: balance owed,
     available and locked credits) in the given practices, with the patient joined. The practice
     is filtered on both tables so PostgreSQL can walk the patients' name index in order."""
-    from credits.backoffice_models import PatientResponsibility
-
     return (PatientResponsibility.objects.filter(practice_id__in=practice_ids, patient__practice_id__in=practice_ids)
             .select_related("patient", "practice"))
 

@@ -4,7 +4,7 @@ only on their own account. The system user (nightly jobs, imports) and superuser
 from django.contrib.auth import get_user_model
 
 from ledger.errors import PermissionDenied
-from ledger.models import Membership
+from ledger.models import Membership, Practice
 
 SYSTEM_USERNAME = "settle-system"
 
@@ -52,8 +52,6 @@ def ensure_staff_or_patient(actor, patient) -> None:
 
 def practice_ids_for(user) -> list[int]:
     """Practices whose data this staff user may see."""
-    from ledger.models import Practice
-
     if user.is_superuser:
         return list(Practice.objects.values_list("pk", flat=True))
     return list(Membership.objects.filter(user=user).values_list("practice_id", flat=True))
@@ -62,7 +60,7 @@ def practice_ids_for(user) -> list[int]:
 def is_integration(actor) -> bool:
     """True for the user an API token acts as when no person stands behind it (an integration):
     it may do billing work but never approve anything (four eyes means two people). A person's
-    token acts as the person (ledger/api_models.py), so its user is never an integration's."""
+    token acts as the person (api/models.py), so its user is never an integration's."""
     from django.core.exceptions import ObjectDoesNotExist
 
     if actor is None or not getattr(actor, "pk", None):

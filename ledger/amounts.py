@@ -1,5 +1,5 @@
 """The one grammar for money that comes from outside: API, admin forms, CSV files and X12 835
-amounts. Pure Python (no Django), so the X12 reader (ledger/x12) uses it as it is.
+amounts. Pure Python (no Django), so the X12 reader (remittances/x12) uses it as it is.
 
 Staff, API and CSV money (`parse_amount`):  ``-?[0-9]+(\\.[0-9]{1,2})?``
     ASCII digits, at most two decimals, digits on both sides of the decimal point, a minus

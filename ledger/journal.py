@@ -5,6 +5,7 @@ database checks the same thing again at commit (a deferred constraint trigger)."
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from ledger.bulk import copy_rows
 from ledger.models import Account, JournalEntry, JournalLine
 
 
@@ -58,7 +59,6 @@ def post_many(*, actor, entries: list[tuple]) -> list[int | None]:
     from django.db import connection
     from django.utils import timezone
 
-    from ledger.bulk import copy_rows
 
     todo, where = [], []
     accounts = frozenset(Account.values)  # (Account.values builds a new list at every call)

@@ -1,80 +1,133 @@
-"""Row locks, always taken in one global order so two services can never deadlock:
+"""Row locks, always taken in one global order so two services can never deadlock. `lock()` is the
+one function that takes them: a service names what it needs (`lock(patients=[...], credits=[...])`)
+and the rows are locked kind after kind in ORDER, by ascending primary key within a kind:
 
-    Patient -> Encounter -> Claim -> RemittanceClaim -> Payment -> Credit -> Refund -> WriteOff
-            -> PayerCredit -> RemittanceAdjustment -> RemittanceFile
+    Practice -> CreditImport -> Patient -> ManualCreditRequest -> Encounter -> Claim
+             -> RemittanceClaim -> Payment -> Credit -> Refund -> WriteOff -> PayerCredit
+             -> RemittanceAdjustment -> RemittanceFile
 
-and by ascending primary key within one table. The 835 remittance rows (ledger/remittances.py)
-take their places after what they book: a remittance claim right after the claim it decides
-(and before the patient money the decision may move), a PLB adjustment after the payer credit it
-may close, the file last (its status, once nothing of it is pending). Posting takes them in
-plain steps, re-checking under the lock that a remittance row is still pending. Every money change for a patient starts by
-locking the Patient row, which serialises all work on one patient's money; the finer locks
-that follow re-read the rows the service is about to change, so it never trusts a caller's copy.
-"""
+Every money change for a patient starts by locking the Patient row, which serialises all work on
+one patient's money; the finer locks that follow re-read the rows the service is about to change,
+so it never trusts a caller's copy. A service may lock in several steps (it learns what else it
+needs under the first locks), as long as each step's kinds come after the kinds it already holds.
+The 835 remittance rows take their places after what they book: a remittance claim right after
+the claim it decides (and before the patient money the decision may move), a PLB adjustment after
+the payer credit it may close, the file last (its status, once nothing of it is pending).
 
-from django.db import models
+The kernel names the other apps' models by label only (it imports none of them). The test suite
+records every locking statement of every transaction and fails when one comes out of this order
+(tests/conftest.py, `lock_order_recorder`)."""
+
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db.models import Q
 
 from ledger.errors import NotFound
 
+# (keyword of lock(), model label, what an unknown id is called in an error)
+ORDER = (
+    ("practices", "ledger.Practice", "practice"),
+    ("credit_imports", "credits.CreditImport", "credit import"),
+    ("patients", "ledger.Patient", "patient"),
+    ("manual_credit_requests", "credits.ManualCreditRequest", "manual credit request"),
+    ("encounters", "ledger.Encounter", "date of service"),
+    ("claims", "ledger.Claim", "claim"),
+    ("remittance_claims", "remittances.RemittanceClaim", "remittance claim"),
+    ("payments", "ledger.Payment", "payment"),
+    ("credits", "credits.Credit", "credit"),
+    ("refunds", "credits.Refund", "refund"),
+    ("writeoffs", "credits.WriteOff", "write-off"),
+    ("payer_credits", "credits.PayerCredit", "payer credit"),
+    ("remittance_adjustments", "remittances.RemittanceAdjustment", "remittance adjustment"),
+    ("remittance_files", "remittances.RemittanceFile", "remittance file"),
+)
+KINDS = {kind: (label, noun) for kind, label, noun in ORDER}
 
-def _lock(model: type[models.Model], ids, *, label: str) -> dict:
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    rows = {obj.pk: obj for obj in model.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")}
-    missing = [i for i in ids if i not in rows]
-    if missing:
-        raise NotFound(f"unknown {label}: {', '.join(map(str, missing))}", field=label.replace(" ", "_"))
-    return rows
 
+def lock_rank_of_table(table: str) -> int | None:
+    """The place of a database table in ORDER (for the test suite's recorder); None if not there."""
+    for rank, (_, label, _) in enumerate(ORDER):
+        if apps.get_model(label)._meta.db_table == table:
+            return rank
+    return None
+
+
+@dataclass
+class Locked:
+    """The rows `lock()` locked, by kind: {id: row}."""
+
+    rows: dict = field(default_factory=dict)
+
+    def __getattr__(self, kind: str) -> dict:
+        if kind in KINDS:
+            return self.rows.get(kind, {})
+        raise AttributeError(kind)
+
+
+def lock(*, only: dict | None = None, missing_ok=(), select_related: dict | None = None, **wanted) -> Locked:
+    """Lock the rows a service needs, in the global ORDER (FOR NO KEY UPDATE). `wanted`: kind ->
+    ids. `only`: kind -> Q, a condition re-checked under the lock (rows that no longer meet it are
+    left unlocked and absent from the result, e.g. remittance claims no longer pending). An id
+    that does not exist is a NotFound naming the kind, unless the kind is in `missing_ok` (or
+    filtered by `only`). Must run inside the service's transaction."""
+    unknown = set(wanted) - set(KINDS)
+    if unknown:
+        raise TypeError(f"lock(): unknown kind(s) {', '.join(sorted(unknown))}; see ledger.locks.ORDER")
+    out = Locked()
+    for kind, label, noun in ORDER:
+        if kind not in wanted:
+            continue
+        ids = sorted({int(i) for i in wanted[kind] if i is not None})
+        if not ids:
+            out.rows[kind] = {}
+            continue
+        qs = apps.get_model(label).objects.select_for_update(no_key=True, of=("self",)).filter(pk__in=ids)
+        if only and kind in only:
+            qs = qs.filter(only[kind] if isinstance(only[kind], Q) else Q(**only[kind]))
+        if select_related and kind in select_related:
+            qs = qs.select_related(*select_related[kind])
+        rows = {obj.pk: obj for obj in qs.order_by("pk")}
+        missing = [i for i in ids if i not in rows]
+        if missing and kind not in missing_ok and not (only and kind in only):
+            raise NotFound(f"unknown {noun}: {', '.join(map(str, missing))}", field=noun.replace(" ", "_"))
+        out.rows[kind] = rows
+    return out
+
+
+# The one-kind shorthands services use; each goes through lock().
 
 def lock_patients(ids) -> dict:
-    from ledger.models import Patient
-
-    return _lock(Patient, ids, label="patient")
+    return lock(patients=ids).patients
 
 
 def lock_patient(patient_id):
-    return lock_patients([patient_id])[patient_id]
+    return lock_patients([patient_id])[int(patient_id)]
 
 
 def lock_encounters(ids) -> dict:
-    from ledger.models import Encounter
-
-    return _lock(Encounter, ids, label="date of service")
+    return lock(encounters=ids).encounters
 
 
 def lock_claims(ids) -> dict:
-    from ledger.models import Claim
-
-    return _lock(Claim, ids, label="claim")
+    return lock(claims=ids).claims
 
 
 def lock_payments(ids) -> dict:
-    from ledger.models import Payment
-
-    return _lock(Payment, ids, label="payment")
+    return lock(payments=ids).payments
 
 
 def lock_credits(ids) -> dict:
-    from credits.models import Credit
-
-    return _lock(Credit, ids, label="credit")
+    return lock(credits=ids).credits
 
 
 def lock_refunds(ids) -> dict:
-    from credits.models import Refund
-
-    return _lock(Refund, ids, label="refund")
+    return lock(refunds=ids).refunds
 
 
 def lock_writeoffs(ids) -> dict:
-    from credits.models import WriteOff
-
-    return _lock(WriteOff, ids, label="write-off")
+    return lock(writeoffs=ids).writeoffs
 
 
 def lock_payer_credits(ids) -> dict:
-    from credits.models import PayerCredit
-
-    return _lock(PayerCredit, ids, label="payer credit")
+    return lock(payer_credits=ids).payer_credits

@@ -451,13 +451,3 @@ class JournalLine(models.Model):
             models.Index(fields=["payment"], condition=Q(payment__isnull=False), name="journal_line_payment_idx"),
             models.Index(fields=["claim"], condition=Q(claim__isnull=False), name="journal_line_claim_idx"),
         ]
-
-
-# Remittance files live in their own module; imported here so Django registers them with ledger.
-from ledger.remittance_models import (  # noqa: E402,F401
-    RemittanceAdjustment, RemittanceBooking, RemittanceClaim, RemittanceClaimAction, RemittanceFile,
-    RemittanceTransaction,
-)
-
-# API tokens and idempotency records (the REST API, ledger/api/) live in their own module too.
-from ledger.api_models import ApiToken, IdempotencyRecord  # noqa: E402,F401

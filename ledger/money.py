@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db import models
 
 from ledger.amounts import CENT, MAX_AMOUNT, ZERO, AmountError, check_amount, in_range  # noqa: F401
+from ledger.errors import InvalidInput
 
 __all__ = ["CENT", "MAX_AMOUNT", "ZERO", "money_field", "to_money", "positive_money", "nonnegative_money",
            "ensure_in_range"]
@@ -22,8 +23,6 @@ def money_field(verbose_name=None, **kwargs) -> models.DecimalField:
 
 
 def _invalid(field: str, message: str):
-    from ledger.errors import InvalidInput
-
     return InvalidInput(f"{field}: {message}", field=field)
 
 

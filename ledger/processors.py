@@ -13,6 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from ledger.models import SandboxCharge, SandboxRefund
+
 
 class ProcessorError(Exception):
     def __init__(self, message: str, *, code: str = "processor_error"):
@@ -42,10 +44,7 @@ class CardProcessor:
 class SandboxProcessor(CardProcessor):
     """Tokens: `tok_visa` (or any `tok_...`) approves; `tok_decline` declines;
     `tok_insufficient` declines for insufficient funds."""
-
     def charge(self, *, amount, token, description=""):
-        from ledger.models import SandboxCharge
-
         if not token or not token.startswith("tok_"):
             raise ProcessorError("the card token is missing or malformed", code="invalid_token")
         if token == "tok_decline":
@@ -57,8 +56,6 @@ class SandboxProcessor(CardProcessor):
         return ChargeResult(reference=ref)
 
     def refund(self, *, charge_reference, amount, idempotency_key, window_days):
-        from ledger.models import SandboxCharge, SandboxRefund
-
         with transaction.atomic():
             existing = SandboxRefund.objects.filter(idempotency_key=idempotency_key).first()
             if existing:

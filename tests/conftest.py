@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from credits import services as credit_services
 from ledger import services as ledger_services
 from ledger.models import Membership
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
@@ -35,12 +36,12 @@ class World:
         """Post a payer's decision; by default adjustments make the claim balance."""
         if adjust is None:
             adjust = claim.billed_amount - Decimal(paid) - Decimal(pr) if outcome == "paid" else "0.00"
-        return ledger_services.claim_record_result(claim_id=claim.pk, outcome=outcome, paid_amount=paid,
+        return credit_services.claim_record_result(claim_id=claim.pk, outcome=outcome, paid_amount=paid,
                                                    adjustment_amount=adjust, patient_responsibility=pr,
                                                    actor=self.clerk, reason=reason)
 
     def pay(self, patient, amount, *, encounter=None, channel="card_reader", token="tok_visa"):
-        return ledger_services.payment_record(patient_id=patient.pk, amount=amount, channel=channel,
+        return credit_services.payment_record(patient_id=patient.pk, amount=amount, channel=channel,
                                               encounter_id=getattr(encounter, "pk", None), card_token=token,
                                               check_number="1001" if channel == "check" else "",
                                               actor=self.clerk, reason="Payment at front desk")

@@ -11,24 +11,25 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django_q.models import Schedule
 
+from api.tokens import api_token_create
 from credits import services as credit_services
 from credits.models import Credit, NightlyRun, Refund
 from ledger import services as ledger_services
 from ledger.access import system_user
-from ledger.api.tokens import api_token_create
 from ledger.models import Membership, Patient, Practice
-from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.posting import remittance_post_file
+from remittances.receive import remittance_receive
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-SETTLE_APPS = ("ledger", "credits")
+SETTLE_APPS = ("ledger", "credits", "remittances", "api", "backoffice")
 FINANCIAL = ["ledger.encounter", "ledger.claim", "ledger.payment", "ledger.journalentry", "ledger.journalline",
              "ledger.sandboxcharge", "ledger.sandboxrefund", "credits.credit", "credits.creditapplication",
              "credits.refund", "credits.writeoff", "credits.payercredit", "credits.creditimport",
-             "credits.nightlyrun", "ledger.remittancefile", "ledger.remittancetransaction",
-             "ledger.remittanceclaim", "ledger.remittanceadjustment"]
+             "credits.nightlyrun", "remittances.remittancefile", "remittances.remittancetransaction",
+             "remittances.remittanceclaim", "remittances.remittanceadjustment"]
 
 
 def registered():
@@ -92,7 +93,7 @@ def books(world):
                                                  charge="100.00", estimated_pr="0.00", actor=other_staff)
     ledger_services.claim_submit(encounter_id=other_enc.pk, payer_id=other_payer.pk, claim_number="ZZ-1",
                                  actor=other_staff)
-    ledger_services.payment_record(patient_id=other.pk, amount="44.00", channel="portal", card_token="tok_visa",
+    credit_services.payment_record(patient_id=other.pk, amount="44.00", channel="portal", card_token="tok_visa",
                                    encounter_id=other_enc.pk, actor=other_staff)
     return {"patient": pat, "held": held, "enc2": enc2, "other": other, "other_practice": other_practice,
             "other_staff": other_staff, "other_credit": Credit.objects.get(patient=other)}

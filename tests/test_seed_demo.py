@@ -11,10 +11,21 @@ from django.db.models import F, Sum
 from credits.models import Credit, CreditApplication, CreditImport, NightlyRun, PayerCredit, Refund, WriteOff
 from credits.selectors import credit_liability
 from ledger.access import practice_ids_for
-from ledger.models import (Claim, Encounter, JournalEntry, JournalLine, Membership, Patient, Payer, Payment, Practice,
-                           SandboxCharge, SandboxRefund)
+from ledger.models import (
+    Claim,
+    Encounter,
+    JournalEntry,
+    JournalLine,
+    Membership,
+    Patient,
+    Payer,
+    Payment,
+    Practice,
+    SandboxCharge,
+    SandboxRefund,
+)
 from ledger.money import ZERO
-from ledger.remittance_models import RemittanceAdjustment, RemittanceClaim, RemittanceFile, RemittanceTransaction
+from remittances.models import RemittanceAdjustment, RemittanceClaim, RemittanceFile, RemittanceTransaction
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """Issue 5, the admin back-office: the proxies of its lists, and `PatientResponsibility`, one row
 per patient with the PR balance and the available and locked credit totals, kept exact by
-statement-level triggers (see credits/backoffice_models.py). The triggers are created before the
+statement-level triggers (see credits/models.py). The triggers are created before the
 backfill, in the migration's transaction; their table locks hold writers off until it commits."""
 
 import django.db.models.deletion

@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='remittancefile',
             name='content',
-            field=models.BinaryField(help_text='The file as received, byte for byte; of a refused file only its first 64 KiB (ledger.remittances.REFUSED_KEEP_BYTES), of a duplicate nothing (see duplicate_of). `size` is always the size received.'),
+            field=models.BinaryField(help_text='The file as received, byte for byte; of a refused file only its first 64 KiB (remittances.posting.REFUSED_KEEP_BYTES), of a duplicate nothing (see duplicate_of). `size` is always the size received.'),
         ),
         migrations.CreateModel(
             name='RemittanceClaimAction',

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import migrations, models
 from django.utils import timezone
 
-import ledger.api_models
+import api.models
 
 INTEGRATION_NOT_MANAGER = ("Issue 9: a token with no person behind it is an integration, which never approves; its "
                            "manager role became billing")
@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
             model_name='idempotencyrecord',
             name='leased_until',
             # existing rows get now + the lease: a key left in progress by a request that died is free soon after
-            field=models.DateTimeField(default=ledger.api_models.lease_from_now, help_text='An in_progress row whose lease is over was left by a request that died: the next request with the key runs.'),
+            field=models.DateTimeField(default=api.models.lease_from_now, help_text='An in_progress row whose lease is over was left by a request that died: the next request with the key runs.'),
         ),
         migrations.AlterField(
             model_name='apitoken',

@@ -11,8 +11,9 @@ from credits import services as credit_services
 from credits.models import Credit, NightlyRun
 from ledger import services as ledger_services
 from ledger.models import Membership
-from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.posting import remittance_post_file
+from remittances.receive import remittance_receive
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 
 
@@ -46,7 +47,7 @@ def office(world):
                                              estimated_pr="0.00", actor=b_staff)
     z_claim = ledger_services.claim_submit(encounter_id=z_enc.pk, payer_id=b_payer.pk, claim_number="ZZ-1",
                                            actor=b_staff)
-    ledger_services.claim_record_result(claim_id=z_claim.pk, outcome="paid", paid_amount="80.00",
+    credit_services.claim_record_result(claim_id=z_claim.pk, outcome="paid", paid_amount="80.00",
                                         adjustment_amount="0.00", patient_responsibility="20.00", actor=b_staff,
                                         reason="Remittance")
     z_wo = credit_services.writeoff_create(encounter_id=z_enc.pk, amount="5.00", reason_code="small_balance",

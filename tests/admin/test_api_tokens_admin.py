@@ -6,14 +6,14 @@ import re
 import pytest
 from django.urls import reverse
 
-from ledger.api_models import ApiToken
+from api.models import ApiToken
 from ledger.models import Membership
 from tests.api.conftest import Api
 from tests.factories import MembershipFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ADD = "/admin/ledger/apitoken/add/"
+ADD = "/admin/api/apitoken/add/"
 
 
 def make_in_admin(client, user, practice, *, role="billing", name="pm-sync"):
@@ -30,7 +30,7 @@ def test_a_manager_makes_a_token_that_acts_for_them_shown_once(client, world):
     assert token.key_hash not in r.text
     me = Api(token=token, raw=raw).get("/token").json()
     assert (me["acts_for"], me["effective_role"]) == ("boss", "manager")
-    listing = client.get(reverse("admin:ledger_apitoken_changelist")).text
+    listing = client.get(reverse("admin:api_apitoken_changelist")).text
     assert "pm-approvals" in listing and raw not in listing  # the token itself is never shown again
 
 
@@ -47,8 +47,8 @@ def test_tokens_of_another_practice_are_invisible_and_not_revocable(client, worl
     make_in_admin(client, stranger, other, name="theirs")
     theirs = ApiToken.objects.get(name="theirs")
     client.force_login(world.manager)
-    assert "theirs" not in client.get(reverse("admin:ledger_apitoken_changelist")).text
-    client.post(reverse("admin:ledger_apitoken_changelist"),
+    assert "theirs" not in client.get(reverse("admin:api_apitoken_changelist")).text
+    client.post(reverse("admin:api_apitoken_changelist"),
                 {"action": "revoke_selected", "_selected_action": [theirs.pk], "confirm": "yes", "reason": "x"})
     theirs.refresh_from_db()
     assert theirs.revoked_at is None
@@ -58,7 +58,7 @@ def test_revoking_in_the_admin(client, world):
     make_in_admin(client, world.clerk, world.practice, name="clerk-sync")
     token = ApiToken.objects.get(name="clerk-sync")
     client.force_login(world.manager)  # a manager of the practice may revoke the clerk's token
-    r = client.post(reverse("admin:ledger_apitoken_changelist"),
+    r = client.post(reverse("admin:api_apitoken_changelist"),
                     {"action": "revoke_selected", "_selected_action": [token.pk], "confirm": "yes",
                      "reason": "Laptop lost"})
     assert r.status_code == 302

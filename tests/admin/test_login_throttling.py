@@ -48,7 +48,7 @@ def test_30_wrong_passwords_lock_the_login_and_the_right_one_is_refused(world, c
         assert AccessFailureLog.objects.filter(username="boss").count() == 31
         assert AccessFailureLog.objects.filter(username="boss", locked_out=True).count() == 27
         assert "password=****" in attempt.post_data and "guess-" not in attempt.post_data  # never the passwords
-        refusals = [r.getMessage() for r in caplog.records if r.name == "ledger.login"]
+        refusals = [r.getMessage() for r in caplog.records if r.name == "backoffice.login"]
         assert len(refusals) == 27 and "'boss' from 10.0.0.7 is locked out after 5 failed attempts" in refusals[-1]
         assert any("Locking out" in r.getMessage() for r in caplog.records if r.name.startswith("axes"))
 

@@ -12,8 +12,8 @@ from credits import services as credit_services
 from credits.models import Credit, CreditImport, NightlyRun, Refund, WriteOff
 from credits.selectors import patient_responsibility_mismatches
 from ledger.models import Encounter, Payment
-from ledger.remittance_models import RemittanceClaim, RemittanceFile
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.models import RemittanceClaim, RemittanceFile
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.admin.conftest import messages_of, patient_page
 
 pytestmark = pytest.mark.django_db
@@ -232,7 +232,7 @@ def test_refund_above_threshold_waits_for_another_manager(client, office, world)
         "amount": "250.00", "method": "check", "reference": "", "reason": "Patient moved away"})
     assert "waits for a manager's approval" in messages_of(client, response)[0]
     r = Refund.objects.get(credit=c)
-    queue = client.get(url("credits_refundapproval_changelist"))
+    queue = client.get(url("backoffice_refundapproval_changelist"))
     assert list(queue.context["cl"].result_list) == [r]
     assert "another manager decides" in queue.content.decode()
     # ...and cannot approve their own request
@@ -255,7 +255,7 @@ def test_refund_above_threshold_waits_for_another_manager(client, office, world)
     assert response.status_code == 302
     r.refresh_from_db()
     assert (r.state, r.decided_by, r.issued_by, r.reference) == ("issued", other, other, "CHK-2002")
-    assert not client.get(url("credits_refundapproval_changelist")).context["cl"].result_list
+    assert not client.get(url("backoffice_refundapproval_changelist")).context["cl"].result_list
 
 
 def test_write_off_and_undo(client, office, world):
@@ -296,18 +296,18 @@ def test_apply_and_unlock_a_patients_credits(client, office, world):
 def test_locked_credits_list_and_bulk_unlock_with_a_reason(client, office, world):
     locked = office["ben_credit"]
     client.force_login(world.clerk)
-    response = client.get(url("credits_lockedcredit_changelist"))
+    response = client.get(url("backoffice_lockedcredit_changelist"))
     assert list(response.context["cl"].result_list) == [locked]
     html = response.content.decode()
     assert "BEN-1" in html and "04/04/2026" in html and "40.00" in html and "Brook, Ben" in html
-    assert client.get(url("credits_lockedcredit_changelist"), {"dos": "waiting"}).context["cl"].result_count == 1
-    assert client.get(url("credits_lockedcredit_changelist"), {"dos": "settled"}).context["cl"].result_count == 0
-    assert client.get(url("credits_lockedcredit_changelist"), {"q": "BEN-1"}).context["cl"].result_count == 1
+    assert client.get(url("backoffice_lockedcredit_changelist"), {"dos": "waiting"}).context["cl"].result_count == 1
+    assert client.get(url("backoffice_lockedcredit_changelist"), {"dos": "settled"}).context["cl"].result_count == 0
+    assert client.get(url("backoffice_lockedcredit_changelist"), {"q": "BEN-1"}).context["cl"].result_count == 1
 
-    page = client.post(url("credits_lockedcredit_changelist"),
+    page = client.post(url("backoffice_lockedcredit_changelist"),
                        {"action": "unlock_patients", "_selected_action": [locked.pk]})
     assert page.status_code == 200 and page.templates[0].name == "admin/settle/confirm_action.html"
-    done = client.post(url("credits_lockedcredit_changelist"),
+    done = client.post(url("backoffice_lockedcredit_changelist"),
                        {"action": "unlock_patients", "_selected_action": [locked.pk], "confirm": "yes",
                         "reason": "Payer will never answer"})
     assert done.status_code == 302
@@ -348,7 +348,7 @@ def test_upload_835_files_shows_each_result_and_posts(client, office, world):
     era = generate_835(specs=[ClaimSpec("ANA-2", charge="200.00", paid="150.00",
                                         patient_responsibility=[("2", "50.00")])], interchange_control_number=7)
     client.force_login(world.clerk)
-    response = client.post(url("ledger_remittancefile_upload"), {
+    response = client.post(url("remittances_remittancefile_upload"), {
         "practice": world.practice.pk,
         "files": [SimpleUploadedFile("era.835", era), SimpleUploadedFile("again.835", era),
                   SimpleUploadedFile("junk.835", b"ISA*not an 835")]})
@@ -360,7 +360,7 @@ def test_upload_835_files_shows_each_result_and_posts(client, office, world):
     enc.refresh_from_db()
     assert enc.remittance_pr == D("50.00")
     refused = RemittanceFile.objects.get(filename="junk.835")
-    assert client.get(url("ledger_remittancefile_change", refused.pk)).status_code == 200
+    assert client.get(url("remittances_remittancefile_change", refused.pk)).status_code == 200
 
 
 def test_unmatched_claim_matched_by_hand(client, office, world):
@@ -368,23 +368,23 @@ def test_unmatched_claim_matched_by_hand(client, office, world):
     _, claim = world.visit(ana, date(2026, 7, 7), number="ANA-7")
     waiting = office["waiting_claim"]
     client.force_login(world.clerk)
-    queue = client.get(url("ledger_remittanceclaim_changelist"), {"waiting": "yes"})
+    queue = client.get(url("remittances_remittanceclaim_changelist"), {"waiting": "yes"})
     assert list(queue.context["cl"].result_list) == [waiting]
-    assert url("ledger_remittanceclaim_match", waiting.pk) in queue.content.decode()
-    page = client.get(url("ledger_remittanceclaim_match", waiting.pk))
+    assert url("remittances_remittanceclaim_match", waiting.pk) in queue.content.decode()
+    page = client.get(url("remittances_remittanceclaim_match", waiting.pk))
     assert page.status_code == 200 and "NOPE-9" in page.content.decode()
-    response = client.post(url("ledger_remittanceclaim_match", waiting.pk), {"claim": claim.pk, "reason": ""})
+    response = client.post(url("remittances_remittanceclaim_match", waiting.pk), {"claim": claim.pk, "reason": ""})
     assert response.status_code == 200 and "reason" in response.context["form"].errors
     # the 835 is from another payer, for DOE, JANE on 01/02/2024; the claim is Ana Avila's of 07/07/2026: shown,
     # and refused unless confirmed
-    response = client.post(url("ledger_remittanceclaim_match", waiting.pk),
+    response = client.post(url("remittances_remittanceclaim_match", waiting.pk),
                            {"claim": claim.pk, "reason": "Payer mistyped the claim number"})
     assert response.status_code == 200
     assert [m["field"] for m in response.context["chosen_mismatches"]] == ["payer", "patient", "date_of_service"]
     assert "does not look like this remittance claim" in str(response.context["form"].errors["confirm_mismatch"])
     waiting.refresh_from_db()
     assert waiting.state == RemittanceClaim.State.UNMATCHED
-    response = client.post(url("ledger_remittanceclaim_match", waiting.pk),
+    response = client.post(url("remittances_remittanceclaim_match", waiting.pk),
                            {"claim": claim.pk, "reason": "Payer mistyped the claim number", "confirm_mismatch": "on"})
     assert response.status_code == 302
     waiting.refresh_from_db()

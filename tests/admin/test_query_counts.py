@@ -10,8 +10,9 @@ from django.urls import reverse
 
 from credits import services as credit_services
 from credits.models import NightlyRun
-from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.posting import remittance_post_file
+from remittances.receive import remittance_receive
+from remittances.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
 
@@ -40,11 +41,11 @@ LISTS = [
     ("credits_patientresponsibility_changelist", {}),
     ("credits_patientresponsibility_changelist", {"credits": "both"}),
     ("credits_patientresponsibility_changelist", {"q": "Q0", "o": "-5"}),
-    ("credits_lockedcredit_changelist", {}),
-    ("credits_lockedcredit_changelist", {"dos": "waiting"}),
-    ("credits_refundapproval_changelist", {}),
-    ("ledger_remittanceclaim_changelist", {"waiting": "yes"}),
-    ("ledger_remittancefile_changelist", {}),
+    ("backoffice_lockedcredit_changelist", {}),
+    ("backoffice_lockedcredit_changelist", {"dos": "waiting"}),
+    ("backoffice_refundapproval_changelist", {}),
+    ("remittances_remittanceclaim_changelist", {"waiting": "yes"}),
+    ("remittances_remittancefile_changelist", {}),
     ("credits_nightlyrun_changelist", {}),
     ("ledger_patient_changelist", {"credits": "both"}),
     ("credits_refund_changelist", {}),

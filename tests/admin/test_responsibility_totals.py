@@ -8,13 +8,13 @@ from decimal import Decimal as D
 import pytest
 
 from credits import services as credit_services
-from credits.backoffice_models import PatientResponsibility
-from credits.nightly import run_nightly
+from credits.models import PatientResponsibility
 from credits.selectors import patient_responsibility_mismatches
-from ledger import services as ledger_services
 from ledger.benchdata import build_books
-from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.nightly import nightly_run
+from remittances.posting import remittance_post_file
+from remittances.receive import remittance_receive
+from remittances.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def test_totals_follow_every_kind_of_write(world):
     assert totals(pat) == (D("25.00"), 0, D("50.00"))
     world.remit(claim, pr="20.00", paid="150.00")
     assert totals(pat) == (D("20.00"), 0, D("50.00"))
-    run_nightly(practice_id=world.practice.pk)  # set-based: applies 20.00, releases the rest
+    nightly_run(practice_id=world.practice.pk)  # set-based: applies 20.00, releases the rest
     assert totals(pat) == (0, D("30.00"), 0)
     enc2, claim2 = world.visit(pat, date(2026, 4, 4))
     world.remit(claim2, pr="40.00", paid="100.00")
@@ -52,7 +52,7 @@ def test_totals_follow_every_kind_of_write(world):
     credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="now",
                                               respect_settings=False)
     assert totals(pat) == (0, D("5.00"), 0)
-    ledger_services.claim_resubmit(claim_id=claim2.pk, actor=world.clerk, reason="appeal")
+    credit_services.claim_resubmit(claim_id=claim2.pk, actor=world.clerk, reason="appeal")
     era = generate_835(specs=[ClaimSpec(claim2.claim_number, charge="200.00", paid="190.00",
                                         patient_responsibility=[("2", "10.00")])], interchange_control_number=3)
     received = remittance_receive(practice_id=world.practice.pk, data=era, filename="r.835", actor=world.clerk)
@@ -66,5 +66,5 @@ def test_totals_of_bulk_loaded_books(db):
     practice, _ = build_books(patients=50, credits_per_patient=4)
     assert PatientResponsibility.objects.filter(practice=practice).count() == 50
     assert patient_responsibility_mismatches(practice_id=practice.pk) == []
-    run_nightly(practice_id=practice.pk)
+    nightly_run(practice_id=practice.pk)
     assert patient_responsibility_mismatches(practice_id=practice.pk) == []

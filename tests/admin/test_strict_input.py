@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from credits.models import Credit, Refund, WriteOff
 from ledger.models import Encounter, JournalEntry, Patient, Payment, Practice
-from ledger.remittance_models import RemittanceClaim, RemittanceFile
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.models import RemittanceClaim, RemittanceFile
+from remittances.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +157,7 @@ def test_an_835_with_an_amount_beyond_the_columns_is_refused_not_a_500(client, o
     data = data.replace(b"CLP*ANA-9*1*100.00*60.00*", b"CLP*ANA-9*1*100.00*1000000000000.00*")
     client.force_login(world.clerk)
     before = written()
-    response = client.post(url("ledger_remittancefile_upload"), {
+    response = client.post(url("remittances_remittancefile_upload"), {
         "practice": world.practice.pk, "files": [SimpleUploadedFile("big.835", data)]})
     assert response.status_code == 200
     assert [r["status"] for r in response.context["results"]] == ["refused"]

@@ -26,11 +26,11 @@ def other_practice_urls(o) -> list[str]:
         reverse("admin:ledger_patient_writeoff_undo", args=[zed.pk, o["z_wo"].pk]),
         reverse("admin:credits_refund_decide", args=[o["z_refund"].pk]),
         reverse("admin:credits_refund_issue", args=[o["z_refund"].pk]),
-        reverse("admin:ledger_remittanceclaim_match", args=[o["z_claim"].pk]),
+        reverse("admin:remittances_remittanceclaim_match", args=[o["z_claim"].pk]),
         reverse("admin:credits_patientresponsibility_change", args=[zed.pk]),
-        reverse("admin:credits_lockedcredit_change", args=[credit.pk]),
-        reverse("admin:credits_refundapproval_change", args=[o["z_refund"].pk]),
-        reverse("admin:ledger_remittancefile_change", args=[o["z_file"].pk]),
+        reverse("admin:backoffice_lockedcredit_change", args=[credit.pk]),
+        reverse("admin:backoffice_refundapproval_change", args=[o["z_refund"].pk]),
+        reverse("admin:remittances_remittancefile_change", args=[o["z_file"].pk]),
         reverse("admin:credits_nightlyrun_change", args=[o["z_run"].pk]),
     ]
 
@@ -64,18 +64,18 @@ def test_staff_without_membership_get_403_on_every_page(client, office):
     client.force_login(UserFactory(username="stranger"))
     ana = office["ana"]
     for url in [reverse("admin:ledger_patient_payment", args=[ana.pk]),
-                reverse("admin:ledger_remittancefile_upload"), reverse("admin:credits_creditimport_upload"),
+                reverse("admin:remittances_remittancefile_upload"), reverse("admin:credits_creditimport_upload"),
                 reverse("admin:credits_nightlyrun_preview"), reverse("admin:credits_nightlyrun_run_now"),
                 reverse("admin:credits_patientresponsibility_changelist"),
                 reverse("admin:credits_patientresponsibility_export"),
-                reverse("admin:credits_lockedcredit_changelist"), reverse("admin:credits_refundapproval_changelist")]:
+                reverse("admin:backoffice_lockedcredit_changelist"), reverse("admin:backoffice_refundapproval_changelist")]:
         assert client.get(url).status_code == 403, url
 
 
 def test_lists_searches_and_exports_show_only_my_practice(client, office, world):
     client.force_login(world.clerk)
-    for name in ("credits_patientresponsibility", "credits_lockedcredit", "credits_refundapproval",
-                 "ledger_remittanceclaim", "ledger_remittancefile", "credits_nightlyrun"):
+    for name in ("credits_patientresponsibility", "backoffice_lockedcredit", "backoffice_refundapproval",
+                 "remittances_remittanceclaim", "remittances_remittancefile", "credits_nightlyrun"):
         params = {"balance": "all"} if name == "credits_patientresponsibility" else {}
         response = client.get(reverse(f"admin:{name}_changelist"), params)
         assert response.status_code == 200, name
@@ -93,17 +93,17 @@ def test_lists_searches_and_exports_show_only_my_practice(client, office, world)
 
 def test_autocomplete_of_the_match_page_is_scoped(client, office, world):
     client.force_login(world.clerk)
-    response = client.get(reverse("admin:autocomplete"), {"app_label": "ledger", "model_name": "remittanceclaim",
+    response = client.get(reverse("admin:autocomplete"), {"app_label": "remittances", "model_name": "remittanceclaim",
                                                           "field_name": "claim", "term": "ZZ"})
     assert response.status_code == 200 and response.json()["results"] == []
-    response = client.get(reverse("admin:autocomplete"), {"app_label": "ledger", "model_name": "remittanceclaim",
+    response = client.get(reverse("admin:autocomplete"), {"app_label": "remittances", "model_name": "remittanceclaim",
                                                           "field_name": "claim", "term": "ANA"})
     assert [r["text"] for r in response.json()["results"]] == ["Claim ANA-1 (Paid (finalized))"]
 
 
 def test_bulk_actions_cannot_reach_another_practice(client, office, world):
     client.force_login(world.clerk)
-    client.post(reverse("admin:credits_refundapproval_changelist"),
+    client.post(reverse("admin:backoffice_refundapproval_changelist"),
                 {"action": "reject_refunds", "_selected_action": [office["z_refund"].pk], "confirm": "yes",
                  "reason": "sneaky"})
     office["z_refund"].refresh_from_db()

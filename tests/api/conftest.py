@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from ledger.api.tokens import api_token_create
+from api.tokens import api_token_create
 from ledger.models import Membership
 from tests.factories import MembershipFactory, PayerFactory, PracticeFactory, UserFactory
 

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from ledger.api.tokens import api_token_revoke
-from ledger.api_models import ApiToken
+from api.models import ApiToken
+from api.tokens import api_token_revoke
 from ledger.models import Membership, Practice
 from tests.api.conftest import V1, Api, error_of
 from tests.factories import MembershipFactory, PracticeFactory, UserFactory

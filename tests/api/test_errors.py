@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
+from api.models import IdempotencyRecord
 from ledger import services
-from ledger.api_models import IdempotencyRecord
 from ledger.models import Patient
 from tests.api.conftest import V1, error_of
 
@@ -174,8 +174,8 @@ def test_django_refusing_a_body_it_will_not_read_is_a_413_too(api, settings):
 def test_an_835_upload_over_its_limit_is_a_413_naming_the_file(api, settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from ledger.remittance_models import RemittanceFile
-    from ledger.x12.generator import ClaimSpec, generate_835
+    from remittances.models import RemittanceFile
+    from remittances.x12.generator import ClaimSpec, generate_835
 
     data = generate_835(specs=[ClaimSpec(f"C-{i}") for i in range(20)], payer_id="P")
     settings.SETTLE_API_MAX_835_BYTES = len(data) - 1  # the file is read, then refused by its size

@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from api.models import ApiToken
+from api.tokens import api_token_create
 from credits.models import Refund
 from ledger.access import ensure_approver
-from ledger.api.tokens import api_token_create
-from ledger.api_models import ApiToken
 from ledger.errors import PermissionDenied
 from ledger.models import Membership, Patient
 from tests.api.conftest import error_of, make_api
@@ -155,9 +155,11 @@ def test_existing_tokens_are_migrated_to_act_for_people(world):
     token with no person behind it becomes billing. Legacy rows need the constraints off, as before 0008."""
     import importlib
 
-    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
 
     migration = importlib.import_module("ledger.migrations.0008_api_token_person")
+    # the models as they were at 0008 (ApiToken was the ledger app's then; it is the api app's now)
+    apps = MigrationLoader(connection).project_state(("ledger", "0008_api_token_person")).apps
     with connection.cursor() as cur:
         cur.execute("ALTER TABLE ledger_apitoken DROP CONSTRAINT api_token_acts_for_one, "
                     "DROP CONSTRAINT api_token_manager_is_a_person")

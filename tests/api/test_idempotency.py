@@ -12,8 +12,8 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from ledger.api import idempotency
-from ledger.api_models import IdempotencyRecord
+from api import idempotency
+from api.models import IdempotencyRecord
 from ledger.models import Patient, Payment, SandboxCharge
 from ledger.processors import SandboxProcessor
 from tests.api.conftest import Api, error_of
@@ -97,7 +97,7 @@ def test_a_key_still_in_progress_is_409(api, world):
     from rest_framework.request import Request
     from rest_framework.test import APIRequestFactory
 
-    from ledger.api.parsers import DecimalJSONParser
+    from api.parsers import DecimalJSONParser
 
     raw = APIRequestFactory().post("/api/v1/payments", pay_body(pat), format="json")
     fp = idempotency.fingerprint(Request(raw, parsers=[DecimalJSONParser()]))
@@ -178,7 +178,7 @@ def claim_of(api, body, key, path="/api/v1/payments"):
     from rest_framework.request import Request
     from rest_framework.test import APIRequestFactory
 
-    from ledger.api.parsers import DecimalJSONParser
+    from api.parsers import DecimalJSONParser
 
     raw = APIRequestFactory().post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
     request = Request(raw, parsers=[DecimalJSONParser()])

@@ -280,9 +280,10 @@ def test_a_date_of_birth_in_the_future_is_refused(api, world):
 
 def test_an_835_with_an_amount_beyond_the_columns_is_refused_with_where(api, world):
     """The same file the admin upload crashed on (DataError): refused, with segment, element and byte."""
-    from ledger.remittance_models import RemittanceClaim
-    from ledger.x12.generator import ClaimSpec, generate_835
     from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from remittances.models import RemittanceClaim
+    from remittances.x12.generator import ClaimSpec, generate_835
 
     data = generate_835(specs=[ClaimSpec("BIG-1", charge="100.00", paid="60.00")])
     data = data.replace(b"CLP*BIG-1*1*100.00*60.00*", b"CLP*BIG-1*1*100.00*1000000000000.00*")

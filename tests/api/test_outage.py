@@ -16,9 +16,9 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import OperationalError, connection
 from django.test import override_settings
 
+from api import idempotency
+from api.models import IdempotencyRecord
 from ledger import services
-from ledger.api import idempotency
-from ledger.api_models import IdempotencyRecord
 from ledger.models import Patient
 from tests.api.conftest import error_of
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from credits.models import NightlyRun
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.api.conftest import error_of
 
 pytestmark = pytest.mark.django_db

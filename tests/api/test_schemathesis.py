@@ -26,7 +26,7 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from ledger.api.idempotency import KEY_RE
+from api.idempotency import KEY_RE
 from tests.api.conftest import make_api
 
 EXAMPLES = int(os.environ.get("SETTLE_FUZZ_EXAMPLES", "12"))

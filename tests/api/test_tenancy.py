@@ -14,11 +14,12 @@ from drf_spectacular.generators import SchemaGenerator
 
 from credits import services as credit_services
 from credits.models import Credit, CreditImport, ManualCreditRequest, NightlyRun, Refund
-from credits.nightly import run_nightly
 from ledger.models import Claim, Encounter, Patient, Payer, Payment
-from ledger.remittance_models import RemittanceClaim, RemittanceFile
-from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.models import RemittanceClaim, RemittanceFile
+from remittances.nightly import nightly_run
+from remittances.posting import remittance_post_file
+from remittances.receive import remittance_receive
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.api.conftest import error_of, make_api
 from tests.factories import PatientFactory
 
@@ -42,7 +43,7 @@ def a(world):
         specs=[ClaimSpec("UNKNOWN-1", charge="80.00", paid="50.00")], payer_id="PAYER-A"))
     remittance_post_file(file_id=received.file.pk, actor=w.clerk)
     rc = RemittanceClaim.objects.get(file=received.file)
-    run = run_nightly(practice_id=w.practice.pk).run
+    run = nightly_run(practice_id=w.practice.pk).run
     # waiting for a manager (issue 9): a manual credit and a CSV import above the practice's limit
     manual = credit_services.credit_add_manual(patient_id=pat.pk, amount="5000.00", note="old", actor=w.clerk)
     batch = credit_services.credits_import_csv(practice_id=w.practice.pk, filename="a.csv", actor=w.clerk,

@@ -7,7 +7,7 @@ import pytest
 
 from credits.selectors import credit_liability
 from ledger.models import JournalEntry
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 from credits import services as credit_services
 from credits.models import Credit, Refund
 from ledger.models import Payment
-from ledger.remittance_models import RemittanceFile
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.models import RemittanceFile
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.browser.conftest import login, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,7 +66,7 @@ def test_unlock_credits_with_a_reason(new_page, world):
 
     page = new_page()
     login(page, "clerk")
-    page.goto("/admin/credits/lockedcredit/")
+    page.goto("/admin/backoffice/lockedcredit/")
     expect(page.locator("#result_list")).to_contain_text("BEN-1")
     page.check(f"input[name=_selected_action][value='{locked.pk}']")
     page.select_option("select[name=action]", "unlock_credits")

@@ -126,7 +126,7 @@ def test_remittance_amounts_are_refused(world, pat, value, message):
     for field in ("paid_amount", "adjustment_amount", "patient_responsibility"):
         kwargs = {"paid_amount": "10.00", "adjustment_amount": "0.00", "patient_responsibility": "5.00", field: value}
         with refused(InvalidInput, field=field, names=[f"{field}:", message]):
-            ledger_services.claim_record_result(claim_id=claim.pk, outcome="paid", actor=world.clerk,
+            credit_services.claim_record_result(claim_id=claim.pk, outcome="paid", actor=world.clerk,
                                                 reason="835", **kwargs)
 
 
@@ -170,7 +170,7 @@ def test_loose_amounts_are_refused_by_every_money_service(world, pat, value, mes
                                                          reason="By hand")),
         ("charge", lambda: ledger_services.encounter_create(patient_id=pat.pk, date_of_service=date(2025, 2, 1),
                                                             charge=value, estimated_pr="0", actor=world.clerk)),
-        ("paid_amount", lambda: ledger_services.claim_record_result(
+        ("paid_amount", lambda: credit_services.claim_record_result(
             claim_id=claim.pk, outcome="paid", paid_amount=value, adjustment_amount="0.00",
             patient_responsibility="5.00", actor=world.clerk, reason="835")),
     ]:
@@ -213,7 +213,7 @@ def test_checkout_credit_amount_with_fractions_of_a_cent_is_refused(world, pat):
     enc, _ = world.visit(pat, date(2025, 1, 10), estimated_pr="20.00", claim=False)
     c = credit_services.credit_add_manual(patient_id=pat.pk, amount="50.00", note="prepaid", actor=world.clerk)
     with refused(InvalidInput, field=f"credit {c.pk}", names="'10.005' has fractions of a cent"):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "10.005"},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "10.005"},
                                          channel="cash", actor=world.clerk)
 
 
@@ -222,7 +222,7 @@ def test_checkout_credit_amount_with_fractions_of_a_cent_is_refused(world, pat):
 @pytest.mark.parametrize("patient_id", [987654321, "abc", None])
 def test_unknown_patient(world, patient_id):
     with refused(NotFound, field="patient", names=f"unknown patient {patient_id}"):
-        ledger_services.payment_record(patient_id=patient_id, amount="10.00", channel="cash", actor=world.clerk)
+        credit_services.payment_record(patient_id=patient_id, amount="10.00", channel="cash", actor=world.clerk)
 
 
 def test_unknown_patient_for_manual_credit_and_nightly(world):
@@ -234,7 +234,7 @@ def test_unknown_patient_for_manual_credit_and_nightly(world):
 
 def test_unknown_encounter_credit_refund_and_writeoff(world, pat):
     with refused(NotFound, field="encounter", names="987654321"):
-        ledger_services.payment_record(patient_id=pat.pk, amount="10.00", channel="cash", encounter_id=987654321,
+        credit_services.payment_record(patient_id=pat.pk, amount="10.00", channel="cash", encounter_id=987654321,
                                        actor=world.clerk)
     with refused(NotFound, field="credit", names="987654321"):
         credit_services.refund_request(credit_id=987654321, amount="1.00", actor=world.clerk, reason="x")
@@ -264,7 +264,7 @@ def test_another_practices_patient_is_out_of_reach(world, other_practice):
                                                reason="x"),
         lambda: credit_services.writeoff_create(encounter_id=their_enc.pk, amount="1.00",
                                                 reason_code="small_balance", note="x", actor=world.manager),
-        lambda: ledger_services.payment_checkout(patient_id=theirs.pk, encounter_ids=[their_enc.pk],
+        lambda: credit_services.payment_checkout(patient_id=theirs.pk, encounter_ids=[their_enc.pk],
                                                  credit_amounts={their_credit.pk: "30.00"}, channel="cash",
                                                  actor=world.clerk),
         lambda: credit_services.credits_import_csv(practice_id=theirs.practice_id, data=b"account_number,amount,note\n"
@@ -284,7 +284,7 @@ def test_a_user_with_no_membership_can_do_nothing(world, pat):
     enc, _ = world.visit(pat, date(2025, 3, 3))
     (locked,) = world.pay(pat, "20.00", encounter=enc, channel="cash").credits
     attempts = [
-        lambda: ledger_services.payment_record(patient_id=pat.pk, amount="10.00", channel="cash", actor=stranger),
+        lambda: credit_services.payment_record(patient_id=pat.pk, amount="10.00", channel="cash", actor=stranger),
         lambda: credit_services.credit_add_manual(patient_id=pat.pk, amount="1.00", note="x", actor=stranger),
         lambda: credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=stranger),
         lambda: credit_services.credit_remove(credit_id=c.pk, actor=stranger, reason="x"),
@@ -295,7 +295,7 @@ def test_a_user_with_no_membership_can_do_nothing(world, pat):
         lambda: credit_services.credit_move(credit_id=locked.pk, to_encounter_id=None, actor=stranger, reason="x"),
         lambda: credit_services.writeoff_create(encounter_id=enc.pk, amount="1.00", reason_code="small_balance",
                                                 note="x", actor=stranger),
-        lambda: ledger_services.claim_resubmit(claim_id=enc.claims.get().pk, actor=stranger, reason="x"),
+        lambda: credit_services.claim_resubmit(claim_id=enc.claims.get().pk, actor=stranger, reason="x"),
     ]
     for attempt in attempts:
         with refused(PermissionDenied, names="walk-in"):
@@ -426,19 +426,19 @@ def test_declined_card_at_checkout_writes_nothing(world, pat):
     enc, _ = world.visit(pat, date(2025, 3, 3), estimated_pr="40.00", claim=False)
     c = credit_services.credit_add_manual(patient_id=pat.pk, amount="15.00", note="prepaid", actor=world.clerk)
     with refused(RuleViolation, field="card_token", code="card_declined"):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "15.00"},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "15.00"},
                                          channel="card_reader", card_token="tok_decline", actor=world.clerk)
     c.refresh_from_db()
     assert c.on_hand == D("15.00")
 
 
 def test_duplicate_processor_reference(world, pat):
-    ledger_services.payment_record(patient_id=pat.pk, amount="25.00", channel="card_reader",
+    credit_services.payment_record(patient_id=pat.pk, amount="25.00", channel="card_reader",
                                    processor_reference="TERM-0001", actor=world.clerk)
     other = world.patient()
     for p in (pat, other):
         with refused(Duplicate, field="processor_reference", names="TERM-0001"):
-            ledger_services.payment_record(patient_id=p.pk, amount="25.00", channel="card_reader",
+            credit_services.payment_record(patient_id=p.pk, amount="25.00", channel="card_reader",
                                            processor_reference="TERM-0001", actor=world.clerk)
 
 
@@ -455,7 +455,7 @@ def test_checkout_with_a_credit_locked_to_another_date(world, pat):
     (locked,) = world.pay(pat, "40.00", encounter=may5).credits
     world.remit(claim1, pr="30.00", paid="100.00")
     with refused(RuleViolation, field="credit_amounts", names=[str(locked.pk), "locked to another date"]):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[may1.pk],
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[may1.pk],
                                          credit_amounts={locked.pk: "30.00"}, channel="cash", actor=world.clerk)
 
 
@@ -464,10 +464,10 @@ def test_checkout_with_someone_elses_or_an_unknown_credit(world, pat):
     stranger = world.patient()
     theirs = credit_services.credit_add_manual(patient_id=stranger.pk, amount="30.00", note="x", actor=world.clerk)
     with refused(NotFound, field="credit_amounts", names=str(theirs.pk)):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={theirs.pk: "30.00"},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={theirs.pk: "30.00"},
                                          channel="cash", actor=world.clerk)
     with refused(NotFound, field="credit", names="987654321"):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={987654321: "30"},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={987654321: "30"},
                                          channel="cash", actor=world.clerk)
 
 
@@ -476,17 +476,17 @@ def test_checkout_with_more_credit_than_owed_or_more_than_on_hand(world, pat):
     c = credit_services.credit_add_manual(patient_id=pat.pk, amount="20.00", note="x", actor=world.clerk)
     big = credit_services.credit_add_manual(patient_id=pat.pk, amount="90.00", note="x", actor=world.clerk)
     with refused(InvalidInput, field="credit_amounts", names=["40.00", "30.00"]):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk],
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk],
                                          credit_amounts={big.pk: "40.00"}, channel="cash", actor=world.clerk)
     with refused(RuleViolation, field="credit_amounts", names=[str(c.pk), "20.00", "25.00"]):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "25.00"},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "25.00"},
                                          channel="cash", actor=world.clerk)
 
 
 def test_checkout_of_a_date_still_waiting_on_the_payer(world, pat):
     enc, _ = world.visit(pat, date(2025, 5, 1), estimated_pr="30.00")
     with refused(RuleViolation, field="encounter_ids", names="2025-05-01"):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={},
                                          channel="cash", actor=world.clerk)
 
 
@@ -593,7 +593,7 @@ def test_checkout_refused_after_the_card_was_charged_leaves_no_charge_behind(wor
     enc, _ = world.visit(pat, date(2025, 5, 1), estimated_pr="30.00", claim=False)
     c = credit_services.credit_add_manual(patient_id=pat.pk, amount="20.00", note="x", actor=world.clerk)
     with refused(RuleViolation, field="credit_amounts", names=[str(c.pk), "20.00", "25.00"]):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "25.00"},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "25.00"},
                                          channel="card_reader", card_token="tok_visa", actor=world.clerk)
     charged = sum((ch.amount - ch.refunded for ch in SandboxCharge.objects.all()), D("0"))
     assert charged == 0
@@ -605,10 +605,10 @@ def test_ids_that_are_not_ids_get_a_clear_error(world):
     pat = world.patient()
     enc, _ = world.visit(pat, date(2025, 6, 1), estimated_pr="30.00", claim=False)
     with pytest.raises(InvalidInput, match="'abc' is not an id"):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={"abc": "5.00"},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={"abc": "5.00"},
                                          channel="cash", actor=world.clerk)
     with pytest.raises(InvalidInput, match="'x1' is not an id"):
-        ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=["x1"], credit_amounts={},
+        credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=["x1"], credit_amounts={},
                                          channel="cash", actor=world.clerk)
     with pytest.raises(InvalidInput, match="not both"):
         credit_services.credits_unlock(patient_ids=[pat.pk], credit_ids=[1], actor=world.clerk, reason="r")

@@ -13,8 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from credits import services as credit_services
-from credits.backoffice_models import PatientResponsibility
-from credits.models import Credit, CreditImport, CreditImportRow
+from credits.models import Credit, CreditImport, CreditImportRow, PatientResponsibility
 from credits.selectors import patient_responsibility_mismatches
 from ledger.errors import Duplicate, InvalidInput, PermissionDenied, RuleViolation
 from ledger.models import JournalEntry, JournalLine, Membership, Practice

@@ -19,17 +19,15 @@ from django.db import IntegrityError, connection, transaction
 
 from credits import core
 from credits import services as credit_services
-from credits.backoffice_models import PatientResponsibility
-from credits.models import Credit, ManualCreditRequest, Refund
-from credits.nightly import run_nightly
+from credits.models import Credit, ManualCreditRequest, PatientResponsibility, Refund
 from credits.selectors import patient_responsibility_mismatches
 from ledger import journal
-from ledger import services as ledger_services
 from ledger.errors import InvalidInput, PermissionDenied, RuleViolation
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.locks import lock_patient
 from ledger.models import AMOUNT_CEILING, Account, JournalEntry, Membership, Payment, Practice, SandboxCharge
+from remittances.nightly import nightly_run
 from tests.credits.test_invariants import check_duties, check_invariants, counts
 from tests.credits.test_races import race
 from tests.factories import MembershipFactory, UserFactory
@@ -196,9 +194,9 @@ def test_manual_credit_above_the_limit_waits_and_nothing_can_use_it(world):
     assert JournalEntry.objects.count() == before[0]  # no money booked
     # nothing sees it: the nightly run, checkout, a refund
     assert credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk).total == 0
-    run = run_nightly(practice_id=world.practice.pk)
+    run = nightly_run(practice_id=world.practice.pk)
     assert run.application_count == 0
-    assert ledger_services.credits_preselect(patient_id=pat.pk, encounter_ids=[enc.pk]) == {}
+    assert credit_services.credits_preselect(patient_id=pat.pk, encounter_ids=[enc.pk]) == {}
     assert PatientResponsibility.objects.get(patient=pat).available == 0
 
     with pytest.raises(PermissionDenied, match="not a manager"):
@@ -271,12 +269,12 @@ def _max_cases(world, pat):
     enc, claim = world.visit(pat, date(2026, 1, 5))
     self_pay, _ = world.visit(pat, date(2026, 1, 6), charge="300000.00", estimated_pr="200000.00", claim=False)
     return {
-        "payment": (lambda: ledger_services.payment_record(patient_id=pat.pk, amount=OVER, channel="cash",
+        "payment": (lambda: credit_services.payment_record(patient_id=pat.pk, amount=OVER, channel="cash",
                                                            actor=world.clerk), "amount"),
-        "checkout": (lambda: ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[self_pay.pk],
+        "checkout": (lambda: credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[self_pay.pk],
                                                               credit_amounts={}, channel="cash", actor=world.clerk),
                      "amount"),
-        "purchase": (lambda: ledger_services.credit_purchase(patient_id=pat.pk, amount=OVER, channel="cash",
+        "purchase": (lambda: credit_services.credit_purchase(patient_id=pat.pk, amount=OVER, channel="cash",
                                                              actor=world.clerk), "amount"),
         "manual credit": (lambda: manual(world, pat, OVER), "amount"),
         "refund": (lambda: credit_services.refund_request(credit_id=card.pk, amount=OVER, actor=world.clerk,
@@ -284,10 +282,10 @@ def _max_cases(world, pat):
         "write-off": (lambda: credit_services.writeoff_create(encounter_id=self_pay.pk, amount=OVER,
                                                               reason_code="bad_debt", note="x", actor=world.manager),
                       "amount"),
-        "claim result": (lambda: ledger_services.claim_record_result(claim_id=claim.pk, outcome="paid",
+        "claim result": (lambda: credit_services.claim_record_result(claim_id=claim.pk, outcome="paid",
                                                                      paid_amount=OVER, actor=world.clerk,
                                                                      reason="entered by hand"), "paid_amount"),
-        "take-back": (lambda: ledger_services.claim_record_result(claim_id=claim.pk, outcome="paid",
+        "take-back": (lambda: credit_services.claim_record_result(claim_id=claim.pk, outcome="paid",
                                                                   paid_amount="-" + OVER, actor=world.clerk,
                                                                   reason="entered by hand"), "paid_amount"),
     }
@@ -310,8 +308,8 @@ def test_the_maximum_is_a_practice_setting_capped_by_the_database(world):
     pat = world.patient()
     Practice.objects.filter(pk=world.practice.pk).update(max_operation_amount=D("50.00"))
     with pytest.raises(InvalidInput, match="50.00 one operation may move"):
-        ledger_services.payment_record(patient_id=pat.pk, amount="50.01", channel="cash", actor=world.clerk)
-    assert ledger_services.payment_record(patient_id=pat.pk, amount="50.00", channel="cash",
+        credit_services.payment_record(patient_id=pat.pk, amount="50.01", channel="cash", actor=world.clerk)
+    assert credit_services.payment_record(patient_id=pat.pk, amount="50.00", channel="cash",
                                           actor=world.clerk).payment.amount == D("50.00")
     with pytest.raises(IntegrityError, match="practice_max_operation_amount_range"), transaction.atomic():
         Practice.objects.filter(pk=world.practice.pk).update(max_operation_amount=AMOUNT_CEILING + D("0.01"))

@@ -25,7 +25,15 @@ from hypothesis.stateful import (
 )
 
 from credits import services as credit_services
-from credits.models import Credit, CreditApplication, CreditImport, CreditImportRow, ManualCreditRequest, Refund, WriteOff
+from credits.models import (
+    Credit,
+    CreditApplication,
+    CreditImport,
+    CreditImportRow,
+    ManualCreditRequest,
+    Refund,
+    WriteOff,
+)
 from credits.selectors import credit_liability
 from ledger import services as ledger_services
 from ledger.errors import SettleError
@@ -150,7 +158,7 @@ def check_remittances(practice_id: int | None = None) -> None:
     named in RemittanceBooking) equals what its booked claims paid (CLP04) minus its posted PLB
     amounts; once none of it is pending, waiting, dismissed or informational with money, that is
     the file's total, the sum of its payments' BPR02. A claim posted twice books its payment twice."""
-    from ledger.remittance_models import RemittanceAdjustment, RemittanceBooking, RemittanceClaim, RemittanceFile
+    from remittances.models import RemittanceAdjustment, RemittanceBooking, RemittanceClaim, RemittanceFile
 
     files = RemittanceFile.objects.filter(status__in=["received", "posted"])
     if practice_id is not None:
@@ -315,7 +323,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def pay(self, data, cents, toward_dos, channel):
         patient = data.draw(st.sampled_from(self.patients))
         enc_id = self.pick(data, self.encounters().filter(patient=patient)) if toward_dos else None
-        result = self.attempt(ledger_services.payment_record, patient_id=patient.pk, amount=money(cents),
+        result = self.attempt(credit_services.payment_record, patient_id=patient.pk, amount=money(cents),
                               channel=channel, encounter_id=enc_id, card_token="tok_visa",
                               check_number="77" if channel == "check" else "", actor=self.clerk, reason="Payment")
         if result is not None:
@@ -333,7 +341,7 @@ class LedgerMachine(RuleBasedStateMachine):
         charge = claim.encounter.charge
         pr = None if outcome == "pending" else (charge * pr_pct / 100).quantize(CENTS)
         paid = ((charge - pr) * paid_pct / 100).quantize(CENTS) if outcome == "paid" else ZERO
-        result = self.attempt(ledger_services.claim_record_result, claim_id=claim.pk, outcome=outcome,
+        result = self.attempt(credit_services.claim_record_result, claim_id=claim.pk, outcome=outcome,
                               paid_amount=paid, adjustment_amount=ZERO, patient_responsibility=pr, actor=self.clerk,
                               reason="835 posted")
         if result is not None:
@@ -350,7 +358,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def resubmit(self, data):
         claim_id = self.pick(data, Claim.objects.filter(practice=self.practice).exclude(state__in=[
             Claim.State.SUBMITTED, Claim.State.RESUBMITTED, Claim.State.REVERSED]))
-        self.attempt(ledger_services.claim_resubmit, claim_id=claim_id, actor=self.clerk, reason="Corrected claim")
+        self.attempt(credit_services.claim_resubmit, claim_id=claim_id, actor=self.clerk, reason="Corrected claim")
 
     @rule(data=st.data(), respect=st.booleans())
     def nightly(self, data, respect):
@@ -597,7 +605,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if not payable:
             return
         chosen = data.draw(st.lists(st.sampled_from([e.pk for e in payable]), min_size=1, unique=True))
-        picks = ledger_services.credits_preselect(patient_id=patient.pk, encounter_ids=chosen)
+        picks = credit_services.credits_preselect(patient_id=patient.pk, encounter_ids=chosen)
         if by_hand or not picks:  # staff change the choice: some or all of one usable credit
             usable = Credit.objects.filter(Q(state=Credit.State.AVAILABLE) | Q(locked_encounter_id__in=chosen),
                                            patient=patient, on_hand__gt=0)
@@ -606,7 +614,7 @@ class LedgerMachine(RuleBasedStateMachine):
             picks = {} if cid is None else \
                 {cid: max(CENTS, (Credit.objects.get(pk=cid).on_hand * share / 100).quantize(CENTS))}
         owed = sum((e.balance for e in payable if e.pk in chosen), ZERO)
-        res = self.attempt(ledger_services.payment_checkout, patient_id=patient.pk, encounter_ids=chosen,
+        res = self.attempt(credit_services.payment_checkout, patient_id=patient.pk, encounter_ids=chosen,
                            credit_amounts=picks, channel=channel, card_token="tok_visa",
                            check_number="501" if channel == "check" else "", actor=self.clerk)
         if res is not None:
@@ -623,8 +631,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def remittance_835(self, data, status, pr_pct, paid_pct, plb):
         """A payer's 835 for one to three of the practice's claims (a reversal repeats what the claim
         was paid, negated), sometimes with a PLB adjustment; received and posted like an upload."""
-        from ledger.remittances import remittance_import
-        from ledger.x12.generator import ClaimSpec, generate_835
+        from remittances.receive import remittance_import
+        from remittances.x12.generator import ClaimSpec, generate_835
 
         ids = list(Claim.objects.filter(practice=self.practice).order_by("pk").values_list("pk", flat=True))
         picked = Claim.objects.filter(pk__in=data.draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3,

@@ -10,13 +10,14 @@ from credits import services as credit_services
 from credits.models import Credit, CreditApplication, NightlyRun
 from credits.nightly import run_nightly
 from credits.selectors import credit_liability
+from credits.services import application as credit_application
 from ledger.models import Encounter, JournalLine
 
 pytestmark = pytest.mark.django_db
 
 
 def run(world, **kw):
-    return run_nightly(practice_id=world.practice.pk, post_remittances=False, **kw)
+    return run_nightly(practice_id=world.practice.pk, **kw)
 
 
 def test_example_a_through_the_nightly_run(world):
@@ -93,7 +94,7 @@ def test_second_run_while_one_runs_is_skipped(world):
 
         def other():
             try:
-                out["r"] = run_nightly(practice_id=world.practice.pk, post_remittances=False, dry_run=True)
+                out["r"] = run_nightly(practice_id=world.practice.pk, dry_run=True)
             finally:
                 connection.close()
 
@@ -125,7 +126,7 @@ def test_set_based_plan_equals_the_rule_for_random_books(world):
 
     with transaction.atomic():  # the reference: the per-patient service, rolled back
         for pat in patients:
-            lines = credit_services.apply_for_patient(patient=pat, actor=world.clerk, reason="reference").lines
+            lines = credit_application.apply_for_patient(patient=pat, actor=world.clerk, reason="reference").lines
             expected[pat.pk] = sorted((ln.credit_id, ln.encounter_id, ln.amount) for ln in lines)
         transaction.set_rollback(True)
     assert sum(len(v) for v in expected.values()) > 10

@@ -64,7 +64,7 @@ def test_killed_run_then_rerun_equals_one_clean_run():
 
     practice, _ = build_books(patients=600, encounters_per_patient=2, credits_per_patient=3)
     with transaction.atomic():  # the reference: one clean run, rolled back
-        run_nightly(practice_id=practice.pk, post_remittances=False)
+        run_nightly(practice_id=practice.pk)
         expected = applied_by_patient(practice)
         transaction.set_rollback(True)
     assert sum(len(v) for v in expected.values()) > 1000
@@ -84,17 +84,16 @@ def test_killed_run_then_rerun_equals_one_clean_run():
     assert 0 < partial < sum(len(v) for v in expected.values())  # really killed half-way
     assert NightlyRun.objects.get(practice=practice).status == "running"
 
-    result = run_nightly(practice_id=practice.pk, post_remittances=False)
+    result = run_nightly(practice_id=practice.pk)
     assert result.status == "succeeded"
     assert NightlyRun.objects.get(practice=practice, status="failed").error.startswith("interrupted")
     assert applied_by_patient(practice) == expected
     assert_books_consistent(practice)
-    assert run_nightly(practice_id=practice.pk, post_remittances=False).application_count == 0
+    assert run_nightly(practice_id=practice.pk).application_count == 0
 
 
 def test_staff_working_during_the_run_never_use_a_cent_twice():
     from credits import services as credit_services
-    from ledger import services as ledger_services
 
     practice, _ = build_books(patients=120, encounters_per_patient=2, credits_per_patient=3)
     clerk = MembershipFactory(practice=practice, user=UserFactory(username="clerk-race"),
@@ -104,7 +103,7 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
 
     def nightly():
         try:
-            run_nightly(practice_id=practice.pk, batch_size=7, post_remittances=False)
+            run_nightly(practice_id=practice.pk, batch_size=7)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -120,9 +119,9 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
                 try:
                     if i % 3:
                         encs = [e.pk for e in Encounter.objects.filter(patient_id=pid) if e.balance > 0]
-                        pick = ledger_services.credits_preselect(patient_id=pid, encounter_ids=encs[:1])
+                        pick = credit_services.credits_preselect(patient_id=pid, encounter_ids=encs[:1])
                         if pick:
-                            ledger_services.payment_checkout(patient_id=pid, encounter_ids=encs[:1],
+                            credit_services.payment_checkout(patient_id=pid, encounter_ids=encs[:1],
                                                              credit_amounts=pick, channel="cash", actor=clerk)
                     else:
                         c = Credit.objects.filter(patient_id=pid, state="available", on_hand__gt=0).first()
@@ -144,7 +143,7 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
     assert not errors, errors
     assert_books_consistent(practice)
     # after the dust settles a clean run finds only what staff left open, and applies it once
-    run_nightly(practice_id=practice.pk, post_remittances=False)
-    assert run_nightly(practice_id=practice.pk, post_remittances=False).application_count == 0
+    run_nightly(practice_id=practice.pk)
+    assert run_nightly(practice_id=practice.pk).application_count == 0
     assert_books_consistent(practice)
     assert CreditApplication.objects.filter(practice=practice, amount__gt=0).aggregate(s=Sum("amount"))["s"] > D(0)

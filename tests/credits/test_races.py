@@ -15,7 +15,6 @@ from django.db.models import Sum
 from credits import services as credit_services
 from credits.models import Credit, CreditApplication, Refund, WriteOff
 from credits.selectors import credit_liability
-from ledger import services as ledger_services
 from ledger.errors import RuleViolation, SettleError
 from ledger.models import Claim, Encounter, Payment, SandboxCharge
 from tests.credits.test_invariants import check_invariants
@@ -77,7 +76,7 @@ def test_the_same_credit_at_two_checkouts_is_used_once(world, round_):
     c = credit_services.credit_add_manual(patient_id=pat.pk, amount="50.00", note="prepaid", actor=world.clerk)
 
     def checkout(enc):
-        return lambda: ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk],
+        return lambda: credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk],
                                                         credit_amounts={c.pk: "50.00"}, channel="cash",
                                                         actor=world.clerk)
 
@@ -139,7 +138,7 @@ def test_refund_request_racing_an_application_never_spends_beyond_on_hand(world,
 
     def apply():
         if applier == "checkout":
-            return ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[mar.pk],
+            return credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[mar.pk],
                                                     credit_amounts={top.pk: "60.00"}, channel="cash",
                                                     actor=world.clerk)
         # the nightly run takes the older credit (20.00) first, then 40.00 of the top-up
@@ -182,7 +181,7 @@ def test_nightly_and_checkout_by_hand_never_use_a_cent_twice(world, round_):
     c = credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="prepaid", actor=world.clerk)
 
     def by_hand():
-        return ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[jan.pk],
+        return credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[jan.pk],
                                                 credit_amounts={c.pk: "40.00"}, channel="cash", actor=world.clerk)
 
     def nightly():
@@ -211,7 +210,7 @@ def test_nightly_and_checkout_with_a_card_never_charge_for_nothing(world, round_
     c = credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="prepaid", actor=world.clerk)
 
     def by_hand():
-        return ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=[jan.pk],
+        return credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[jan.pk],
                                                 credit_amounts={c.pk: "10.00"}, channel="card_reader",
                                                 card_token="tok_visa", actor=world.clerk)
 
@@ -294,7 +293,7 @@ def test_many_threads_hammering_one_patient_keep_the_books_exact(world):
         cents = D(rnd.randint(1, 6000)) / 100
         if op == "pay":
             enc = rnd.choice(encs + [None])
-            r = ledger_services.payment_record(patient_id=pat.pk, amount=cents, channel=rnd.choice(["cash", "check"]),
+            r = credit_services.payment_record(patient_id=pat.pk, amount=cents, channel=rnd.choice(["cash", "check"]),
                                                encounter_id=getattr(enc, "pk", None), check_number="9",
                                                actor=world.clerk)
             book.add(op, paid=r.payment.amount)
@@ -310,8 +309,8 @@ def test_many_threads_hammering_one_patient_keep_the_books_exact(world):
             if not open_ids:
                 return
             picked = rnd.sample(open_ids, rnd.randint(1, len(open_ids)))
-            picks = ledger_services.credits_preselect(patient_id=pat.pk, encounter_ids=picked)
-            r = ledger_services.payment_checkout(patient_id=pat.pk, encounter_ids=picked, credit_amounts=picks,
+            picks = credit_services.credits_preselect(patient_id=pat.pk, encounter_ids=picked)
+            r = credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=picked, credit_amounts=picks,
                                                  channel="cash", actor=world.clerk)
             book.add(op, paid=r.payment.amount if r.payment else D("0"))
         elif op == "refund":
@@ -359,12 +358,12 @@ def test_many_threads_hammering_one_patient_keep_the_books_exact(world):
                 book.add(op)
         elif op == "remit":
             claim = rnd.choice(claims)
-            ledger_services.claim_record_result(claim_id=claim.pk, outcome=rnd.choice(["paid", "denied"]),
+            credit_services.claim_record_result(claim_id=claim.pk, outcome=rnd.choice(["paid", "denied"]),
                                                 paid_amount="0.00", patient_responsibility=cents,
                                                 actor=world.clerk, reason="Correction")
             book.add(op)
         elif op == "resubmit":
-            ledger_services.claim_resubmit(claim_id=rnd.choice(claims).pk, actor=world.clerk, reason="Resubmitted")
+            credit_services.claim_resubmit(claim_id=rnd.choice(claims).pk, actor=world.clerk, reason="Resubmitted")
             book.add(op)
 
     results = race(*[(lambda seed=seed: worker(seed)) for seed in range(6)], timeout=120)

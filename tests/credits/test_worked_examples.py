@@ -109,7 +109,7 @@ def test_e_resubmission(world):
     enc.refresh_from_db()
     assert enc.balance == 0
 
-    from ledger.services import claim_resubmit
+    from credits.services import claim_resubmit
     (c,) = claim_resubmit(claim_id=claim.pk, actor=world.clerk, reason="Wrong modifier, resubmitted")
     assert (c.source, c.state, c.on_hand, c.locked_encounter_id) == \
         (Credit.Source.RESUBMISSION, "locked", D("80.00"), enc.pk)

@@ -14,8 +14,8 @@ import pytest
 
 from ledger.benchdata import build_books
 from ledger.models import Claim
-from ledger.remittance_models import RemittanceClaim, RemittanceFile
-from ledger.x12.generator import generate_835
+from remittances.models import RemittanceClaim, RemittanceFile
+from remittances.x12.generator import generate_835
 from tests.credits.test_nightly_safety import database_url_for_this_test
 from tests.ledger.test_remittance_races import assert_posted_once
 

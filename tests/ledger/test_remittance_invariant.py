@@ -15,9 +15,9 @@ from ledger import journal
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.models import Account, JournalEntry
-from ledger.remittance_models import RemittanceBooking, RemittanceClaim
-from ledger.remittances import remittance_import
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.models import RemittanceBooking, RemittanceClaim
+from remittances.receive import remittance_import
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.credits.test_invariants import LedgerMachine, check_invariants, check_remittances
 
 pytestmark = pytest.mark.django_db

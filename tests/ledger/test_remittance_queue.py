@@ -12,15 +12,15 @@ from django.urls import reverse
 
 from ledger.errors import NotFound, PermissionDenied, RuleViolation
 from ledger.models import JournalLine, Membership, Payer
-from ledger.remittance_models import RemittanceBooking, RemittanceClaim, RemittanceClaimAction
-from ledger.remittance_queue import (
+from remittances.models import RemittanceBooking, RemittanceClaim, RemittanceClaimAction
+from remittances.queue import (
     remittance_claim_candidates,
     remittance_claim_dismiss,
     remittance_claim_match,
     remittance_claim_mismatches,
 )
-from ledger.remittances import remittance_import
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.receive import remittance_import
+from remittances.x12.generator import ClaimSpec, generate_835
 from tests.api.conftest import error_of, make_api
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 
@@ -157,7 +157,7 @@ def test_another_practice_is_refused(world, queue):
 def test_admin_picker_shows_both_sides_and_warns(client, world, queue):
     client.force_login(world.clerk)
     rc = queue["rc"]
-    page = client.get(reverse("admin:ledger_remittanceclaim_match", args=[rc.pk]))
+    page = client.get(reverse("admin:remittances_remittanceclaim_match", args=[rc.pk]))
     assert page.status_code == 200
     summary = dict(page.context["summary"])
     assert (summary["Patient (NM1*QC)"], summary["Member id"], summary["Service date"]) == \
@@ -174,7 +174,7 @@ def test_admin_picker_shows_both_sides_and_warns(client, world, queue):
         assert text in html
 
     # the wrong claim without confirmation: the warning, the refusal on the form, nothing posted
-    url = reverse("admin:ledger_remittanceclaim_match", args=[rc.pk])
+    url = reverse("admin:remittances_remittanceclaim_match", args=[rc.pk])
     response = client.post(url, {"claim": queue["wrong"].pk, "reason": "looks right"})
     assert response.status_code == 200 and "confirm_mismatch" in response.context["form"].errors
     assert "the 835 says <strong>NOBODY, PAT</strong>, the claim <strong>Campbell, Rosa</strong>" in \
@@ -186,14 +186,14 @@ def test_admin_picker_shows_both_sides_and_warns(client, world, queue):
     assert response.status_code == 302
     rc.refresh_from_db()
     assert rc.state == "posted" and rc.actions.get().confirmed_mismatches
-    change = client.get(reverse("admin:ledger_remittanceclaim_change", args=[rc.pk]))
+    change = client.get(reverse("admin:remittances_remittanceclaim_change", args=[rc.pk]))
     assert "checked with the payer (confirmed: payer, patient, date_of_service)" in change.content.decode()
 
 
 def test_admin_dismiss_page(client, world, queue):
     client.force_login(world.clerk)
     rc = queue["rc"]
-    url = reverse("admin:ledger_remittanceclaim_dismiss", args=[rc.pk])
+    url = reverse("admin:remittances_remittanceclaim_dismiss", args=[rc.pk])
     assert client.get(url).status_code == 200
     response = client.post(url, {"reason": ""})
     assert response.status_code == 200 and "reason" in response.context["form"].errors
@@ -210,7 +210,7 @@ def test_admin_pages_of_another_practice_are_404(client, world, queue):
     outsider = MembershipFactory(practice=other, user=UserFactory(username="outsider"),
                                  role=Membership.Role.BILLING).user
     client.force_login(outsider)
-    for name in ("ledger_remittanceclaim_match", "ledger_remittanceclaim_dismiss"):
+    for name in ("remittances_remittanceclaim_match", "remittances_remittanceclaim_dismiss"):
         assert client.get(reverse(f"admin:{name}", args=[queue["rc"].pk])).status_code == 404
         assert client.post(reverse(f"admin:{name}", args=[queue["rc"].pk]),
                            {"reason": "x", "claim": queue["right"].pk}).status_code == 404

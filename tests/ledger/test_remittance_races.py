@@ -15,14 +15,15 @@ from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
 
-from credits.nightly import run_nightly
-from ledger import remittances
 from ledger.access import system_user
 from ledger.benchdata import build_books
 from ledger.models import Claim, JournalEntry, JournalLine, Membership
-from ledger.remittance_models import RemittanceClaim, RemittanceFile, RemittanceTransaction
-from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import generate_835
+from remittances import posting as remittances
+from remittances.models import RemittanceClaim, RemittanceFile, RemittanceTransaction
+from remittances.nightly import nightly_run
+from remittances.posting import remittance_post_file
+from remittances.receive import remittance_receive
+from remittances.x12.generator import generate_835
 from tests.api.conftest import make_api
 from tests.credits.test_invariants import check_invariants
 from tests.credits.test_races import race
@@ -130,7 +131,7 @@ def test_admin_upload_racing_the_api_upload_of_the_same_file(small_batches):
     def by_admin():
         client = Client()
         client.force_login(clerk)
-        r = client.post(reverse("admin:ledger_remittancefile_upload"),
+        r = client.post(reverse("admin:remittances_remittancefile_upload"),
                         {"practice": practice.pk, "files": [SimpleUploadedFile("admin.835", data)]})
         assert r.status_code == 200
         (row,) = r.context["results"]
@@ -198,6 +199,6 @@ def test_the_nightly_run_finishes_a_file_an_upload_left_half_posted():
     with transaction.atomic():  # one batch committed, then the process "died"
         remittances._post_claim_batch(rows, f=f, txs=txs, actor=actor, result=remittances.PostResult())
     assert RemittanceClaim.objects.filter(file=f, state="pending").count() == 60
-    run = run_nightly(practice_id=practice.pk, actor=actor)
+    run = nightly_run(practice_id=practice.pk, actor=actor)
     assert run.remittances_posted == 1
     assert_posted_once(practice, f, claims=100)

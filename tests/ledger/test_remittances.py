@@ -1,4 +1,4 @@
-"""Posting 835 remittances (ledger/remittances.py) through the services: worked examples A, B
+"""Posting 835 remittances (remittances/posting.py) through the services: worked examples A, B
 and E driven by 835 files, nothing twice, reversal pairs, payer credits, the unmatched queue,
 and every real sample file."""
 
@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from credits.models import Credit, PayerCredit
-from credits.nightly import run_nightly
 from ledger.errors import RuleViolation
 from ledger.models import Account, Claim, JournalLine
-from ledger.remittance_models import RemittanceClaim, RemittanceFile
-from ledger.remittance_queue import remittance_claim_match
-from ledger.remittances import remittance_post_file, remittance_receive
-from ledger.x12.generator import ClaimSpec, generate_835
+from remittances.models import RemittanceClaim, RemittanceFile
+from remittances.nightly import nightly_run
+from remittances.posting import remittance_post_file
+from remittances.queue import remittance_claim_match
+from remittances.receive import remittance_receive
+from remittances.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +46,7 @@ def era(*specs, icn=1, check=None, plb=None):
 
 
 def nightly(world):
-    return run_nightly(practice_id=world.practice.pk)
+    return nightly_run(practice_id=world.practice.pk)
 
 
 def test_example_a_by_835(w):
@@ -84,7 +85,7 @@ def test_example_b_reversal_and_correction_in_one_file(w):
 
 
 def test_example_e_resubmission_then_new_decision(w):
-    from ledger.services import claim_resubmit
+    from credits.services import claim_resubmit
 
     pat = w.patient()
     enc, claim = w.visit(pat, date(2026, 7, 2), charge="200.00", number="E-0702")
@@ -241,7 +242,7 @@ def test_sample_file_imported_exactly_or_refused(w, name):
 def test_a_refused_file_keeps_its_hash_size_error_and_first_64_kib_only(w):
     import hashlib
 
-    from ledger.remittances import REFUSED_KEEP_BYTES
+    from remittances.receive import REFUSED_KEEP_BYTES
 
     good = era(ClaimSpec("Z-1", charge="100.00", paid="80.00"))
     data = good.replace(b"CLP*Z-1*1*100.00*80.00", b"CLP*Z-1*1*100.00*8O.00") + b"\n" + b"X" * (3 * 1024 * 1024)

@@ -8,7 +8,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.x12 import ClaimSpec, X12Error, generate_835, iter_claims, read_835
+from remittances.x12 import ClaimSpec, X12Error, generate_835, iter_claims, read_835
 
 from ._samples import sample_names, samples_dir
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.x12 import ClaimSpec, generate_835, read_835
+from remittances.x12 import ClaimSpec, generate_835, read_835
 
 from ._samples import count_clp_segments
 

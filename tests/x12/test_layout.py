@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.x12 import ClaimSpec, X12Error, generate_835, read_835
-from ledger.x12.tokenizer import Tokenizer
+from remittances.x12 import ClaimSpec, X12Error, generate_835, read_835
+from remittances.x12.tokenizer import Tokenizer
 
 D = Decimal
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.x12 import (
+from remittances.x12 import (
     ClaimSpec,
     X12Error,
     generate_835,

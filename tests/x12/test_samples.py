@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.x12 import X12Error, read_835
+from remittances.x12 import X12Error, read_835
 
 from ._samples import count_clp_segments, sample_bytes, sample_names
 

@@ -31,7 +31,7 @@ class Command(BaseCommand):
                           f"in {build_s:.1f} s (practice {practice.pk})")
 
         t0 = time.perf_counter()
-        result = run_nightly(practice_id=practice.pk, batch_size=batch_size, post_remittances=False)
+        result = run_nightly(practice_id=practice.pk, batch_size=batch_size)
         seconds = time.perf_counter() - t0
         applications = result.application_count
         rate = applications / seconds if seconds else 0.0

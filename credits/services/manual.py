@@ -1,0 +1,130 @@
+"""Manual credits (DOMAIN rule 3): added by staff with a note; above the practice's limit (the
+patient's manual credits over the window added up) they wait for another manager's approval."""
+
+from django.db import transaction
+
+from credits import core
+from credits.csv_import import (  # noqa: F401
+    NOTE_MAX,
+    ImportResult,
+    credit_import_approve,
+    credit_import_reject,
+    credits_import_csv,
+    manual_credit_window_total,
+)
+from credits.models import Credit, ManualCreditRequest
+from ledger import journal
+from ledger.access import ensure_approver, ensure_staff
+from ledger.errors import InvalidInput, NotFound, RuleViolation
+from ledger.history import save_with_history
+from ledger.inputs import require_reason
+from ledger.journal import credit as cr
+from ledger.journal import debit as dr
+from ledger.locks import lock_patient
+from ledger.models import Account, Encounter, JournalEntry, Patient
+from ledger.money import positive_money
+from ledger.services import amount_within_limit
+
+
+def _manual_credit(*, patient, amount, note, actor, reason, source, lock_to=None) -> Credit:
+    c = core.new_credit(patient=patient, source=source, amount=amount, actor=actor, reason=reason, note=note,
+                        lock_to=lock_to, origin=lock_to)
+    journal.post(practice_id=patient.practice_id, kind=JournalEntry.Kind.MANUAL_CREDIT, memo=reason, actor=actor,
+                 patient=patient, lines=[dr(Account.CREDIT_ADJUSTMENTS, amount, patient=patient),
+                                         cr(core.credit_account(c), amount, **core.credit_dims(c))])
+    return c
+
+
+@transaction.atomic(durable=True)
+def credit_add_manual(*, patient_id: int, amount, note: str, actor,
+                      encounter_id: int | None = None) -> Credit | ManualCreditRequest:
+    """Rule 3 (manual): staff add a credit with a required note; it has no payment trail, so it
+    can only be refunded by check or ACH (example F).
+
+    Separation of duties (issue 9): the request is recorded first (`ManualCreditRequest`). When
+    what the patient was credited by hand over the practice's approval window (manual credits and
+    imports, this one included) stays within `manual_credit_approval_limit`, it is approved at once
+    and the new Credit is returned. Above it, the waiting request is returned and no credit exists
+    until a manager other than the requester approves it (`manual_credit_approve`): the nightly
+    run, checkout and refunds cannot use it before. Splitting does not escape the limit: requests
+    for one patient are serialised by the patient's lock and added up."""
+    amount = positive_money(amount)
+    note = _note(note)
+    patient = Patient.objects.select_related("practice").filter(pk=patient_id).first()
+    if patient is None:
+        raise NotFound(f"unknown patient {patient_id}", field="patient")
+    ensure_staff(actor, patient.practice_id)
+    practice = patient.practice
+    amount_within_limit(amount, practice=practice)
+    patient = lock_patient(patient.pk)
+    enc = None
+    if encounter_id is not None:
+        enc = Encounter.objects.filter(pk=encounter_id, patient=patient).first()
+        if enc is None:
+            raise NotFound(f"unknown date of service {encounter_id} for this patient", field="encounter")
+    window = manual_credit_window_total(practice=practice, patient_id=patient.pk)
+    needs = window + amount > practice.manual_credit_approval_limit
+    req = ManualCreditRequest(practice_id=practice.pk, patient=patient, encounter=enc, amount=amount, note=note,
+                              needs_approval=needs, requested_by=actor)
+    if needs:
+        save_with_history(req, actor=actor, reason=f"Manual credit requested: {note}")
+        return req
+    c = _manual_credit(patient=patient, amount=amount, note=note, actor=actor, reason=note,
+                       source=Credit.Source.MANUAL, lock_to=enc)
+    req.approve(by=actor, note="within the practice's limit", credit=c)
+    save_with_history(req, actor=actor, reason=note)
+    return c
+
+
+def _note(note) -> str:
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("a note is required for a manual credit", field="note")
+    if len(note) > NOTE_MAX:
+        raise InvalidInput(f"the note has {len(note):,} characters; at most {NOTE_MAX:,}", field="note")
+    return note
+
+
+def _manual_request(request_id) -> ManualCreditRequest:
+    req = ManualCreditRequest.objects.filter(pk=request_id).first()
+    if req is None:
+        raise NotFound(f"unknown manual credit {request_id}", field="manual_credit")
+    return req
+
+
+@transaction.atomic(durable=True)
+def manual_credit_approve(*, request_id: int, actor, note: str = "") -> ManualCreditRequest:
+    """A manager other than the requester approves a waiting manual credit: the credit is created
+    now (its history names both: who asked, who approved)."""
+    req = _manual_request(request_id)
+    ensure_approver(actor, practice_id=req.practice_id, requested_by_id=req.requested_by_id, what="manual credit")
+    patient = lock_patient(req.patient_id)
+    req = ManualCreditRequest.objects.select_for_update(no_key=True).select_related("requested_by").get(pk=req.pk)
+    if req.state != ManualCreditRequest.State.PENDING:
+        raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
+                            "approved", field="manual_credit")
+    note = (note or "").strip()
+    enc = Encounter.objects.get(pk=req.encounter_id) if req.encounter_id else None
+    c = _manual_credit(patient=patient, amount=req.amount, note=req.note, actor=actor,
+                       reason=f"{req.note} (manual credit #{req.pk} asked by {req.requested_by.get_username()}, "
+                              f"approved by {actor.get_username()}{': ' + note if note else ''})",
+                       source=Credit.Source.MANUAL, lock_to=enc)
+    req.approve(by=actor, note=note, credit=c)
+    save_with_history(req, actor=actor, reason=f"Approved: {note}" if note else "Approved")
+    return req
+
+
+@transaction.atomic(durable=True)
+def manual_credit_reject(*, request_id: int, actor, note: str) -> ManualCreditRequest:
+    """A manager other than the requester rejects a waiting manual credit: no credit is created."""
+    note = require_reason(note)
+    req = _manual_request(request_id)
+    ensure_approver(actor, practice_id=req.practice_id, requested_by_id=req.requested_by_id, what="manual credit")
+    lock_patient(req.patient_id)
+    req = ManualCreditRequest.objects.select_for_update(no_key=True).get(pk=req.pk)
+    if req.state != ManualCreditRequest.State.PENDING:
+        raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
+                            "rejected", field="manual_credit")
+    req.reject(by=actor, note=note)
+    save_with_history(req, actor=actor, reason=f"Rejected: {note}")
+    return req

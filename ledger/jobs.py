@@ -1,8 +1,0 @@
-"""Jobs django-q2 runs for the ledger app (registered in config/schedules.py)."""
-
-
-def purge_idempotency_keys() -> dict:
-    """API idempotency keys are kept 24 hours per token; drop the expired ones (idempotent)."""
-    from ledger.api.idempotency import purge_expired
-
-    return {"purged": purge_expired()}
