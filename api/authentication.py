@@ -14,7 +14,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from api.models import ApiToken
-from api.tokens import find_token, token_power
+from api.tokens import api_token_find, token_power
 from ledger.errors import PermissionDenied
 
 log = logging.getLogger("api")
@@ -35,7 +35,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("The token is not valid.") from None
-        token = find_token(raw)
+        token = api_token_find(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("The token is not valid.")
         try:

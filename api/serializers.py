@@ -334,8 +334,8 @@ class CheckoutResultSerializer(serializers.Serializer):
 class CreditManualSerializer(serializers.Serializer):
     patient = Id()
     amount = MoneyField(min_value=Decimal("0.01"))
-    note = TextField(max_length=2000, help_text="Required: where the credit comes from (e.g. carried over from the "
-                                                "old system).")
+    reason = TextField(max_length=2000, help_text="Required: where the credit comes from and why (e.g. carried over "
+                                                  "from the old system); kept as the credit's note.")
     encounter = Id(required=False, allow_null=True, default=None,
                    help_text="Lock the credit to this date of service; otherwise it is available.")
 
@@ -350,11 +350,11 @@ class ManualCreditSerializer(serializers.ModelSerializer):
 
 
 class DecisionSerializer(serializers.Serializer):
-    note = TextField(max_length=2000, required=False, default="", allow_blank=True)
+    reason = TextField(max_length=2000, required=False, default="", allow_blank=True)
 
 
 class RejectionSerializer(serializers.Serializer):
-    note = TextField(max_length=2000, help_text="Required: why it is rejected.")
+    reason = TextField(max_length=2000, help_text="Required: why it is rejected.")
 
 
 class CreditImportSerializer(serializers.ModelSerializer):
@@ -446,11 +446,11 @@ class RefundSerializer(serializers.ModelSerializer):
 
 
 class RefundApproveSerializer(serializers.Serializer):
-    note = TextField(max_length=2000, required=False, default="", allow_blank=True)
+    reason = TextField(max_length=2000, required=False, default="", allow_blank=True)
 
 
 class RefundRejectSerializer(serializers.Serializer):
-    note = TextField(max_length=2000, help_text="Required: why the refund is rejected.")
+    reason = TextField(max_length=2000, help_text="Required: why the refund is rejected.")
 
 
 class RefundIssueSerializer(serializers.Serializer):

@@ -27,7 +27,7 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def find_token(raw: str) -> ApiToken | None:
+def api_token_find(raw: str) -> ApiToken | None:
     """The token row for `raw`, revoked or not; None when it matches nothing."""
     m = TOKEN_RE.match(raw or "")
     if not m:

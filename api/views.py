@@ -18,9 +18,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api import filters
-from api.fields import MAX_ID
 from api import serializers as s
 from api.base import SettleAPIView, SettleViewSet
+from api.fields import MAX_ID
 from api.permissions import HasApiToken, IsManagerToken
 from api.practice import practice_update_settings
 from credits import services as credit_services
@@ -138,7 +138,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleVie
     def apply_credits(self, request, pk=None):
         patient = self.own(pk)
         data = self.input(s.PatientApplyCreditsSerializer)
-        result = credit_services.credits_apply_for_patient(patient_id=patient.pk, actor=self.actor,
+        result = credit_services.credits_apply(patient_id=patient.pk, actor=self.actor,
                                                            reason=data["reason"], respect_settings=False)
         return Response(s.ApplyCreditsResultSerializer(
             {"applied_total": result.total, "released": result.released, "lines": result.lines}).data)

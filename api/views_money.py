@@ -101,7 +101,7 @@ class CreditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleView
         data = self.input(s.CreditManualSerializer)
         patient = self.scoped(Patient, data.pop("patient"), field="patient")
         enc = self.scoped(Encounter, data.pop("encounter"), field="encounter", patient=patient)
-        credit = credit_services.credit_add_manual(patient_id=patient.pk, encounter_id=enc.pk if enc else None,
+        credit = credit_services.manual_credit_add(patient_id=patient.pk, encounter_id=enc.pk if enc else None,
                                                    actor=self.actor, **data)
         if isinstance(credit, ManualCreditRequest):
             return Response(s.ManualCreditSerializer(credit).data, status=status.HTTP_202_ACCEPTED)
@@ -195,7 +195,7 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleView
     def approve(self, request, pk=None):
         refund = self.own(pk)
         data = self.input(s.RefundApproveSerializer)
-        refund = credit_services.refund_approve(refund_id=refund.pk, actor=self.actor, note=data["note"])
+        refund = credit_services.refund_approve(refund_id=refund.pk, actor=self.actor, reason=data["reason"])
         return Response(s.RefundSerializer(refund).data)
 
     @extend_schema(summary="Reject a refund",
@@ -206,7 +206,7 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleView
     def reject(self, request, pk=None):
         refund = self.own(pk)
         data = self.input(s.RefundRejectSerializer)
-        refund = credit_services.refund_reject(refund_id=refund.pk, actor=self.actor, note=data["note"])
+        refund = credit_services.refund_reject(refund_id=refund.pk, actor=self.actor, reason=data["reason"])
         return Response(s.RefundSerializer(refund).data)
 
     @extend_schema(summary="Issue an approved refund",
@@ -262,7 +262,7 @@ class ManualCreditViewSet(DecisionActionsMixin, mixins.ListModelMixin, mixins.Re
     def approve(self, request, pk=None):
         req = self.own(pk)
         data = self.input(s.DecisionSerializer)
-        req = credit_services.manual_credit_approve(request_id=req.pk, actor=self.actor, note=data["note"])
+        req = credit_services.manual_credit_approve(request_id=req.pk, actor=self.actor, reason=data["reason"])
         return Response(s.ManualCreditSerializer(req).data)
 
     @extend_schema(summary="Reject a waiting manual credit (manager token)",
@@ -272,7 +272,7 @@ class ManualCreditViewSet(DecisionActionsMixin, mixins.ListModelMixin, mixins.Re
     def reject(self, request, pk=None):
         req = self.own(pk)
         data = self.input(s.RejectionSerializer)
-        req = credit_services.manual_credit_reject(request_id=req.pk, actor=self.actor, note=data["note"])
+        req = credit_services.manual_credit_reject(request_id=req.pk, actor=self.actor, reason=data["reason"])
         return Response(s.ManualCreditSerializer(req).data)
 
 
@@ -300,7 +300,7 @@ class CreditImportViewSet(DecisionActionsMixin, mixins.ListModelMixin, mixins.Re
     def create(self, request):
         data = self.input(s.CreditImportUploadSerializer)
         upload = data["file"]
-        result = credit_services.credits_import_csv(practice_id=self.practice_id, data=upload,
+        result = credit_services.credit_import_create(practice_id=self.practice_id, data=upload,
                                                     filename=upload.name or "upload.csv", actor=self.actor,
                                                     reason=data["reason"])
         return Response(s.CreditImportSerializer(result.batch).data, status=status.HTTP_201_CREATED)
@@ -312,7 +312,7 @@ class CreditImportViewSet(DecisionActionsMixin, mixins.ListModelMixin, mixins.Re
     def approve(self, request, pk=None):
         batch = self.own(pk)
         data = self.input(s.DecisionSerializer)
-        batch = credit_services.credit_import_approve(import_id=batch.pk, actor=self.actor, note=data["note"])
+        batch = credit_services.credit_import_approve(import_id=batch.pk, actor=self.actor, reason=data["reason"])
         return Response(s.CreditImportSerializer(batch).data)
 
     @extend_schema(summary="Reject a waiting credit import (manager token)",
@@ -322,5 +322,5 @@ class CreditImportViewSet(DecisionActionsMixin, mixins.ListModelMixin, mixins.Re
     def reject(self, request, pk=None):
         batch = self.own(pk)
         data = self.input(s.RejectionSerializer)
-        batch = credit_services.credit_import_reject(import_id=batch.pk, actor=self.actor, note=data["note"])
+        batch = credit_services.credit_import_reject(import_id=batch.pk, actor=self.actor, reason=data["reason"])
         return Response(s.CreditImportSerializer(batch).data)

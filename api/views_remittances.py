@@ -1,6 +1,6 @@
 """835 remittance files and the nightly application through the API. Uploads go through
-`remittance_import` (remittances/posting.py), the unmatched queue through remittances/queue.py,
-runs through `run_nightly` (credits/nightly.py): the same code as the admin, import_835 and
+`remittance_file_import` (remittances/posting.py), the unmatched queue through remittances/queue.py,
+runs through `nightly_apply` (credits/nightly.py): the same code as the admin, import_835 and
 run_nightly."""
 
 from django.shortcuts import get_object_or_404
@@ -19,7 +19,7 @@ from ledger.models import Claim
 from remittances.models import RemittanceClaim, RemittanceFile
 from remittances.nightly import nightly_run
 from remittances.queue import remittance_claim_dismiss, remittance_claim_match
-from remittances.receive import remittance_import
+from remittances.receive import remittance_file_import
 
 
 @extend_schema_view(
@@ -59,7 +59,7 @@ class RemittanceFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Se
         limit = max_835_bytes()  # also refused from the Content-Length, before reading (UploadParser)
         if upload.size > limit:
             raise RequestTooLarge(limit, "the file", field="file")  # 413 in the error shape
-        result = remittance_import(practice_id=self.practice_id, data=upload.read(),
+        result = remittance_file_import(practice_id=self.practice_id, data=upload.read(),
                                    filename=upload.name or "upload.835", actor=self.actor, post=data["post"])
         return Response(s.RemittanceFileSerializer(self.own(result.received.file.pk)).data,
                         status=status.HTTP_201_CREATED)

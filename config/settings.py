@@ -54,7 +54,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc assets served from here, not a CDN
     "django_q",
+    "axes",  # login throttling (section "Login throttling" below)
     "simple_history",
     # the one-way stack, bottom to top (docs/architecture.md): each app imports only those above it here
     "ledger",        # the books kernel
@@ -68,6 +70,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # every error under /api/ in the JSON shape, also what escapes DRF (a 404 no route matches, an exception
+    # after the view or in a middleware, a database outage): first, so it sees everything (api/middleware.py)
+    "api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -76,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: it answers a lockout
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -110,9 +116,9 @@ if not DATABASE_URL:
 
 DATABASES = {
     # CONN_MAX_AGE=0: one connection per request; safe with threads, qcluster and tests.
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0),
+    # ATOMIC_REQUESTS off: services own their transactions (durable, outermost).
+    "default": {**dj_database_url.parse(DATABASE_URL, conn_max_age=0), "ATOMIC_REQUESTS": False},
 }
-DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -136,19 +142,6 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "static"
-
-# --- REST framework -------------------------------------------------------------------
-
-REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-}
-
-SPECTACULAR_SETTINGS = {
-    "TITLE": "settle API",
-    "VERSION": "0.1.0",
-}
 
 # --- Background jobs (django-q2, ORM broker) ------------------------------------------
 
@@ -193,10 +186,9 @@ SETTLE_CSV_IMPORT_MAX_BYTES = int(env("SETTLE_CSV_IMPORT_MAX_BYTES", str(50 * 10
 
 # --- REST API (issue 6; api/, docs/api.md) ----------------------------------------
 
-INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI / Redoc assets served from here, not a CDN
-
-REST_FRAMEWORK.update({
+REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.SettleAutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasApiToken"],
     "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
@@ -206,9 +198,9 @@ REST_FRAMEWORK.update({
     "EXCEPTION_HANDLER": "api.exceptions.error_response",
     "COERCE_DECIMAL_TO_STRING": True,  # money leaves as "50.00", never as a JSON number
     "PAGE_SIZE": 50,
-})
+}
 
-SPECTACULAR_SETTINGS.update({
+SPECTACULAR_SETTINGS = {
     "TITLE": "settle API",
     "VERSION": "1.0.0",
     "DESCRIPTION": (
@@ -232,7 +224,7 @@ SPECTACULAR_SETTINGS.update({
         "ManualCreditStateEnum": "credits.models.ManualCreditRequest.State",
         "CreditImportStateEnum": "credits.models.CreditImport.State",
     },
-})
+}
 
 # Requests per token (DRF rate syntax, e.g. 600/minute, 20/second). Counted in the default cache.
 SETTLE_API_RATE = env("SETTLE_API_RATE", "600/minute")
@@ -241,9 +233,6 @@ SETTLE_API_IDEMPOTENCY_WAIT = float(env("SETTLE_API_IDEMPOTENCY_WAIT", "10"))
 
 # --- REST API: limits and failures (issue 9; docs/api.md "Errors", "Idempotency-Key") ---------------
 
-# Every error under /api/ in the JSON shape, also what escapes DRF (a 404 no route matches, an
-# exception after the view or in a middleware, a database outage): first, so it sees everything.
-MIDDLEWARE.insert(0, "api.middleware.ApiErrorMiddleware")
 # A JSON body over this many bytes is refused with 413 (before it is read, from its Content-Length).
 SETTLE_API_MAX_JSON_BYTES = int(env("SETTLE_API_MAX_JSON_BYTES", str(1024 * 1024)))
 # An 835 upload (POST /api/v1/remittance-files) over this many bytes is refused with 413.
@@ -261,10 +250,8 @@ SETTLE_API_IDEMPOTENCY_LEASE = float(env("SETTLE_API_IDEMPOTENCY_LEASE", "60"))
 # client.force_login in tests never go through authenticate(), so they are not counted.
 from datetime import timedelta  # noqa: E402
 
-INSTALLED_APPS += ["axes"]
 # AxesStandaloneBackend first: it refuses a locked-out login before any password is checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks: it answers a lockout
 AXES_FAILURE_LIMIT = int(env("SETTLE_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(env("SETTLE_LOGIN_LOCKOUT_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a pair: an attacker cannot lock a person out everywhere

@@ -5,7 +5,7 @@ journal lines for the piece of work they do."""
 
 from decimal import Decimal
 
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, Sum
 
 from credits.models import Credit, CreditApplication, WriteOff
 from ledger import journal
@@ -15,7 +15,6 @@ from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.locks import lock_encounters
 from ledger.models import Account, Claim, Encounter, JournalEntry, Payment
-from ledger.money import ZERO
 
 
 def credit_account(c: Credit) -> str:
@@ -255,19 +254,6 @@ def release_balanced(*, encounters, actor, reason: str) -> int:
     return len(rows)
 
 
-def usable_credits_for(encounter: Encounter) -> list[Credit]:
-    """Rule 6 order: credits locked to this DoS first, then available credits, oldest first.
-    Credits locked to another DoS are never used. Rows come back locked."""
-    rows = list(
-        Credit.objects.select_for_update(no_key=True)
-        .filter(Q(patient_id=encounter.patient_id, state=Credit.State.AVAILABLE, on_hand__gt=0)
-                | Q(locked_encounter=encounter, state=Credit.State.LOCKED))
-        .order_by("pk")
-    )
-    rows.sort(key=lambda c: (c.state != Credit.State.LOCKED, c.created_at, c.pk))
-    return rows
-
-
 def outstanding_encounters(patient_id: int) -> list[Encounter]:
     """The patient's dates of service with a positive PR balance, oldest first, locked."""
     from django.db.models import F
@@ -281,7 +267,3 @@ def outstanding_encounters(patient_id: int) -> list[Encounter]:
 
     locked = lock_encounters(ids)
     return [locked[i] for i in ids]
-
-
-def sum_or_zero(qs, field="amount") -> Decimal:
-    return qs.aggregate(s=Sum(field))["s"] or ZERO

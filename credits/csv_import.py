@@ -329,7 +329,7 @@ def _lock_patients_of(cur, patients_sql: str, params) -> None:
 
 # --- the import -----------------------------------------------------------------------------------------------
 
-def credits_import_csv(*, practice_id: int, data, filename: str, actor,
+def credit_import_create(*, practice_id: int, data, filename: str, actor,
                        reason: str = "Credits imported from CSV") -> ImportResult:
     """Import credits in bulk from a CSV file (`data`: bytes, or a binary file such as an upload).
     Every line is validated first and every problem reported at once (`file_problems`: an
@@ -407,7 +407,7 @@ def _batch(import_id) -> CreditImport:
 
 
 @transaction.atomic(durable=True)
-def credit_import_approve(*, import_id: int, actor, note: str = "") -> CreditImport:
+def credit_import_approve(*, import_id: int, actor, reason: str = "") -> CreditImport:
     """A manager other than the importer approves a waiting import: its credits are created now."""
     batch = _batch(import_id)
     ensure_approver(actor, practice_id=batch.practice_id, requested_by_id=batch.created_by_id, what="credit import")
@@ -418,26 +418,26 @@ def credit_import_approve(*, import_id: int, actor, note: str = "") -> CreditImp
         if batch.state != CreditImport.State.PENDING:
             raise RuleViolation(f"import #{batch.pk} is {batch.get_state_display().lower()}; only a waiting import is "
                                 "approved", field="credit_import")
-        note = (note or "").strip()
-        batch.approve(by=actor, note=note)
-        save_with_history(batch, actor=actor, reason=f"Approved: {note}" if note else "Approved")
+        reason = (reason or "").strip()
+        batch.approve(by=actor, note=reason)
+        save_with_history(batch, actor=actor, reason=f"Approved: {reason}" if reason else "Approved")
         _create_credits(cur, batch=batch, actor=actor)
     return batch
 
 
 @transaction.atomic(durable=True)
-def credit_import_reject(*, import_id: int, actor, note: str) -> CreditImport:
+def credit_import_reject(*, import_id: int, actor, reason: str) -> CreditImport:
     """A manager other than the importer rejects a waiting import: no credit is ever created from
     it; its lines stay as the record of what was asked."""
-    note = require_reason(note)
+    reason = require_reason(reason)
     batch = _batch(import_id)
     ensure_approver(actor, practice_id=batch.practice_id, requested_by_id=batch.created_by_id, what="credit import")
     batch = CreditImport.objects.select_for_update(no_key=True).get(pk=batch.pk)
     if batch.state != CreditImport.State.PENDING:
         raise RuleViolation(f"import #{batch.pk} is {batch.get_state_display().lower()}; only a waiting import is "
                             "rejected", field="credit_import")
-    batch.reject(by=actor, note=note)
-    save_with_history(batch, actor=actor, reason=f"Rejected: {note}")
+    batch.reject(by=actor, note=reason)
+    save_with_history(batch, actor=actor, reason=f"Rejected: {reason}")
     return batch
 
 

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, FSMModelMixin
 
+from ledger.fsm import transition
 from ledger.models import AMOUNT_CEILING, history
 from ledger.money import ZERO, money_field
 

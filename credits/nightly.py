@@ -198,14 +198,6 @@ def _unlock(practice_id: int) -> None:
         cur.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_NAMESPACE, practice_id])
 
 
-def is_running(practice_id: int) -> bool:
-    """True while some session holds the practice's run lock."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
-                    "AND granted", [ADVISORY_NAMESPACE, practice_id])
-        return cur.fetchone()[0] > 0
-
-
 def _patient_batches(practice_id: int, batch_size: int):
     """Keyset pagination over the practice's patients who have credits on hand: memory stays at
     one batch of ids whatever the size of the practice."""
@@ -288,7 +280,7 @@ def _release(cur, p: dict) -> int:
     return count
 
 
-def run_nightly(*, practice_id: int, dry_run: bool = False, actor=None, batch_size: int = DEFAULT_BATCH,
+def nightly_apply(*, practice_id: int, dry_run: bool = False, actor=None, batch_size: int = DEFAULT_BATCH,
                 reason: str = "Nightly application", before_apply=None) -> RunResult:
     """Run (or preview, with `dry_run`) the nightly steps for one practice. Returns what was done;
     a run that finds another one in progress does nothing and says so (status "skipped").

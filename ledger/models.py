@@ -13,10 +13,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import FSMField, FSMModelMixin
 from simple_history.models import HistoricalRecords
 
 from ledger.dates import DB_EARLIEST, DB_LATEST
+from ledger.fsm import transition
 from ledger.money import ZERO, money_field
 
 

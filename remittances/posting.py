@@ -102,7 +102,7 @@ ROW_FIELDS = ["id", "transaction_id", "claim_number", "status_code", "charge", "
               "pr_adjustments", "other_adjustments", "payer_claim_number", "segment"]
 
 
-def remittance_post_file(*, file_id: int, actor, batch_size: int | None = None, progress=None) -> PostResult:
+def remittance_file_post(*, file_id: int, actor, batch_size: int | None = None, progress=None) -> PostResult:
     """Post the pending claims and PLB adjustments of a received file, batch by batch (one
     transaction each, `batch_size` claims, default POST_BATCH). Safe to run twice at once and
     after a crash: see the module docstring."""
@@ -129,12 +129,12 @@ def remittance_post_file(*, file_id: int, actor, batch_size: int | None = None, 
     return result
 
 
-def post_pending(*, practice_id: int, actor) -> int:
+def remittance_files_post_pending(*, practice_id: int, actor) -> int:
     """Nightly step 1: post every received file of the practice. Returns the number of files."""
     count = 0
     for file_id in RemittanceFile.objects.filter(practice_id=practice_id, status=RemittanceFile.Status.RECEIVED) \
             .order_by("pk").values_list("pk", flat=True):
-        remittance_post_file(file_id=file_id, actor=actor)
+        remittance_file_post(file_id=file_id, actor=actor)
         count += 1
     return count
 
@@ -144,7 +144,7 @@ def _match_batch(rows, *, practice_id: int, txs: dict) -> dict:
     id, why)}."""
     numbers = {rc.claim_number for rc in rows}
     by_number: dict[str, list[tuple]] = {}
-    for c in Claim.objects.filter(practice_id=practice_id, claim_number__in=numbers) \
+    for c in Claim.objects.filter(practice_id=practice_id, claim_number__in=numbers).order_by("pk") \
             .values_list("pk", "claim_number", "payer_id", "payer__name", "encounter__patient_id", "encounter_id"):
         by_number.setdefault(c[1], []).append(c)
     out = {}
@@ -277,7 +277,7 @@ def _post_claim(rc, claim: Claim, enc, *, tx, filename: str, batch, actor, resul
     # the payer pays a finalized, paid claim again without reversing it first: paid twice
     if claim.state == Claim.State.PAID and claim.paid_amount > 0 and rc.paid > 0:
         pc = payer_credit_open(payer_id=claim.payer_id, amount=rc.paid, reason_code="duplicate_payment", actor=actor,
-                               note=f"Paid twice: {reason}", claim_id=claim.pk,
+                               reason=f"Paid twice: {reason}", claim_id=claim.pk,
                                payer_claim_number=rc.payer_claim_number, cash_received=True)
         result.payer_credits += 1
         _done(rc, claim, actor, RemittanceClaim.State.PAYER_CREDIT, result,
@@ -293,7 +293,7 @@ def _post_claim(rc, claim: Claim, enc, *, tx, filename: str, batch, actor, resul
         # credit back with the savepoint, and the claim waits for staff with the reason
         with transaction.atomic():
             pc = payer_credit_open(payer_id=claim.payer_id, amount=excess, reason_code="above_allowed", actor=actor,
-                                   note=f"Paid {rc.paid} on a charge of {rc.charge}: {reason}", claim_id=claim.pk,
+                                   reason=f"Paid {rc.paid} on a charge of {rc.charge}: {reason}", claim_id=claim.pk,
                                    payer_claim_number=rc.payer_claim_number, cash_received=True)
             batch.record(**record)
         result.payer_credits += 1
@@ -387,7 +387,7 @@ def _post_plb(adj: RemittanceAdjustment, candidates: list, *, filename: str, act
             adj.note = "deferred recoupment from an unknown payer; booked as a payer adjustment"
         else:
             pc = payer_credit_open(payer_id=payer.pk, amount=-adj.amount, reason_code="other", actor=actor,
-                                   note=f"Recoupment deferred: {memo}", payer_claim_number=adj.reference,
+                                   reason=f"Recoupment deferred: {memo}", payer_claim_number=adj.reference,
                                    cash_received=True)
             booked.append((adj.pk, pc.opening_entry.pk, JournalEntry.Kind.PAYER_CREDIT))
             adj.payer_credit = pc

@@ -25,7 +25,7 @@ from remittances.models import (
     RemittanceFile,
     RemittanceTransaction,
 )
-from remittances.posting import PostResult, remittance_post_file
+from remittances.posting import PostResult, remittance_file_post
 from remittances.x12 import errors as x12_errors
 from remittances.x12.reader import Reader835
 
@@ -55,8 +55,8 @@ def _tx_key(sender: str, isa13, st02, trn02) -> tuple:
     return (sender or "", isa13 or "", st02 or "", trn02 or "")
 
 
-def remittance_receive(*, practice_id: int, data: bytes, filename: str, actor) -> ReceiveResult:
-    """Read and store one 835 file (nothing is posted yet; see `remittance_post_file`)."""
+def remittance_file_receive(*, practice_id: int, data: bytes, filename: str, actor) -> ReceiveResult:
+    """Read and store one 835 file (nothing is posted yet; see `remittance_file_post`)."""
     ensure_staff(actor, practice_id)
     practice = Practice.objects.filter(pk=practice_id).first()
     if practice is None:
@@ -230,12 +230,12 @@ class ImportResult:
         return out
 
 
-def remittance_import(*, practice_id: int, data: bytes, filename: str, actor, post: bool = True,
+def remittance_file_import(*, practice_id: int, data: bytes, filename: str, actor, post: bool = True,
                       batch_size: int | None = None, progress=None) -> ImportResult:
     """Receive a file and (with `post`) post it, batch by batch. The same file again while its first
     posting never finished (a process killed mid-file) finishes that posting: nothing twice, nothing
     left behind. The one way in for import_835, the admin upload and the API upload."""
-    received = remittance_receive(practice_id=practice_id, data=data, filename=filename, actor=actor)
+    received = remittance_file_receive(practice_id=practice_id, data=data, filename=filename, actor=actor)
     result = ImportResult(received=received)
     if not post:
         return result
@@ -250,7 +250,7 @@ def remittance_import(*, practice_id: int, data: bytes, filename: str, actor, po
         if progress is not None:
             progress.total = max(1, RemittanceClaim.objects.filter(file_id=target,
                                                                    state=RemittanceClaim.State.PENDING).count())
-        result.posted = remittance_post_file(file_id=target, actor=actor, progress=progress, batch_size=batch_size)
+        result.posted = remittance_file_post(file_id=target, actor=actor, progress=progress, batch_size=batch_size)
         if received.status == "received":
             received.file.refresh_from_db(fields=["status", "posted_at"])
             received.status = received.file.status

@@ -33,7 +33,7 @@ from backoffice.views.patient import PatientPagesMixin
 from config.schedules import sync
 from credits.models import Credit, CreditApplication
 from credits.selectors import credit_totals
-from credits.services import credits_apply_for_patient, credits_unlock
+from credits.services import credits_apply, credits_unlock
 from ledger import services
 from ledger.access import is_manager
 from ledger.locks import lock_patient
@@ -148,50 +148,6 @@ class MembershipAdmin(ScopedHistoryAdmin):
 
 # --- patients --------------------------------------------------------------------------------------
 
-class EncounterInline(ReadOnlyInline):
-    model = Encounter
-    fk_name = "patient"
-    fields = ("date_of_service", "description", "charge", "estimated_pr", "remittance_pr", "applied_amount",
-              "written_off_amount", "balance_due", "claim_states")
-    ordering = ("-date_of_service", "-pk")
-    verbose_name_plural = "dates of service"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("claims")
-
-    @admin.display(description="balance")
-    def balance_due(self, obj):
-        return obj.balance
-
-    @admin.display(description="claims")
-    def claim_states(self, obj):
-        return ", ".join(f"{c.claim_number}: {c.get_state_display()}" for c in obj.claims.all()) or "-"
-
-
-class PaymentInline(ReadOnlyInline):
-    model = Payment
-    fk_name = "patient"
-    fields = ("received_at", "amount", "channel", "refunded_amount", "encounter", "check_number",
-              "processor_reference", "created_by")
-    ordering = ("-received_at", "-pk")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("encounter__patient", "created_by")
-
-
-def _credit_inline():
-    class CreditInline(ReadOnlyInline):
-        model = Credit
-        fk_name = "patient"
-        fields = ("created_at", "source", "state", "amount", "on_hand", "refund_hold", "applied_amount",
-                  "refunded_amount", "removed_amount", "locked_encounter", "payment", "note")
-        ordering = ("-created_at", "-pk")
-
-        def get_queryset(self, request):
-            return super().get_queryset(request).select_related("locked_encounter__patient", "payment")
-
-    return CreditInline
-
 class OwesFilter(admin.SimpleListFilter):
     title = "balance"
     parameter_name = "owes"
@@ -232,7 +188,7 @@ class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
     show_facets = admin.ShowFacets.NEVER
 
     def get_inlines(self, request, obj):
-        return []  # the patient page renders its own sections (ledger/patient_page.py), capped and paged
+        return []  # the patient page renders its own sections (backoffice/patient_page.py), capped and paged
 
     def get_queryset(self, request):
         # the totals come from credits.PatientResponsibility (kept exact by triggers): one LEFT JOIN
@@ -311,7 +267,7 @@ class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
         def perform(reason):
             applied, total, errors = 0, ZERO, []
             for patient in queryset.order_by("pk"):
-                result, error = call_service(credits_apply_for_patient, patient_id=patient.pk, actor=request.user,
+                result, error = call_service(credits_apply, patient_id=patient.pk, actor=request.user,
                                              reason=reason, respect_settings=False)
                 if error:
                     errors.append(f"{patient}: {error}")
@@ -395,17 +351,14 @@ class ClaimInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("payer")
 
 
-def _application_inline():
-    class ApplicationInline(ReadOnlyInline):
-        model = CreditApplication
-        fk_name = "encounter"
-        fields = ("created_at", "amount", "credit", "payment", "returned_to", "reason", "created_by")
-        ordering = ("created_at", "pk")
+class ApplicationInline(ReadOnlyInline):
+    model = CreditApplication
+    fk_name = "encounter"
+    fields = ("created_at", "amount", "credit", "payment", "returned_to", "reason", "created_by")
+    ordering = ("created_at", "pk")
 
-        def get_queryset(self, request):
-            return super().get_queryset(request).select_related("credit", "payment", "returned_to", "created_by")
-
-    return ApplicationInline
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("credit", "payment", "returned_to", "created_by")
 
 
 @admin.register(Encounter)
@@ -421,7 +374,7 @@ class EncounterAdmin(ScopedHistoryAdmin):
     ordering = ("-date_of_service", "-pk")
 
     def get_inlines(self, request, obj):
-        return [ClaimInline, _application_inline()]
+        return [ClaimInline, ApplicationInline]
 
     @admin.display(description="balance")
     def balance_due(self, obj):

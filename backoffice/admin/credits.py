@@ -148,7 +148,7 @@ class RefundDecisionActions:
         def perform(note):
             done, errors = 0, []
             for refund in queryset.order_by("pk"):
-                _, error = call_service(service, refund_id=refund.pk, actor=request.user, note=note)
+                _, error = call_service(service, refund_id=refund.pk, actor=request.user, reason=note)
                 if error:
                     errors.append(f"Refund #{refund.pk}: {error}")
                 else:
@@ -246,7 +246,7 @@ class ApprovalActions:
         def perform(note):
             done, errors = 0, []
             for obj in queryset.order_by("pk"):
-                _, error = call_service(service, **{self.approval_id: obj.pk}, actor=request.user, note=note)
+                _, error = call_service(service, **{self.approval_id: obj.pk}, actor=request.user, reason=note)
                 if error:
                     errors.append(f"#{obj.pk}: {error}")
                 else:

@@ -31,7 +31,7 @@ from backoffice.admin.credits import RefundDecisionActions
 from backoffice.models import LockedCredit, RefundApproval
 from backoffice.views.common import admin_url, patient_url
 from credits.models import Credit, PatientResponsibility, Refund
-from credits.services import credits_apply_for_patient, credits_unlock
+from credits.services import credits_apply, credits_unlock
 from ledger.exports import csv_response
 from ledger.models import Claim
 
@@ -196,7 +196,7 @@ class PatientResponsibilityAdmin(ReadOnlyListAdmin):
         def perform(reason):
             applied, total, errors = 0, 0, []
             for patient_id in ids:
-                result, error = call_service(credits_apply_for_patient, patient_id=patient_id, actor=request.user,
+                result, error = call_service(credits_apply, patient_id=patient_id, actor=request.user,
                                              reason=reason, respect_settings=False)
                 if error:
                     errors.append(f"Patient {patient_id}: {error}")

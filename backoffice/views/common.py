@@ -8,7 +8,6 @@ from django.db import IntegrityError
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
 
 from backoffice import forms as f
 from ledger.access import practice_ids_for
@@ -91,7 +90,3 @@ def patient_crumbs(patient) -> list:
 
 def money(value) -> str:
     return f"{Decimal(value):,.2f}"
-
-
-def link(url: str, text) -> str:
-    return format_html('<a href="{}">{}</a>', url, text)

@@ -20,7 +20,7 @@ from backoffice.views.common import (
     run_service,
 )
 from credits.models import Credit, NightlyRun, Refund
-from credits.services import credits_import_csv, refund_approve, refund_issue, refund_reject
+from credits.services import credit_import_create, refund_approve, refund_issue, refund_reject
 from ledger.access import is_manager
 from ledger.errors import InvalidInput
 from ledger.models import Encounter, Patient
@@ -66,14 +66,14 @@ class RefundPagesMixin:
         if request.method == "POST" and form.is_valid():
             note = form.cleaned_data["note"].strip()
             if "_approve" in request.POST:
-                done = run_service(form, refund_approve, refund_id=r.pk, actor=request.user, note=note)
+                done = run_service(form, refund_approve, refund_id=r.pk, actor=request.user, reason=note)
                 if done is not None:
                     self.message_user(request, f"Refund #{r.pk} approved. Issue it now, or from the refund's page.",
                                       messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:credits_refund_issue", args=[r.pk]))
             elif "_reject" in request.POST:
                 done = run_service(form, refund_reject, fields={"reason": "note"}, refund_id=r.pk,
-                                   actor=request.user, note=note)
+                                   actor=request.user, reason=note)
                 if done is not None:
                     self.message_user(request, f"Refund #{r.pk} rejected; {money(r.amount)} is back on credit "
                                                f"#{r.credit_id}.", messages.SUCCESS)
@@ -133,7 +133,7 @@ class CreditImportMixin:
             def import_file(**kwargs):
                 # the service's one parser checks every line; its listing is shown by line, above the form
                 try:
-                    return credits_import_csv(**kwargs)
+                    return credit_import_create(**kwargs)
                 except InvalidInput as exc:
                     if not getattr(exc, "line_errors", None):
                         raise

@@ -30,12 +30,12 @@ from backoffice.views.common import (
 from credits.models import Credit, ManualCreditRequest, Refund, WriteOff
 from credits.selectors import payable_encounters
 from credits.services import (
-    credit_add_manual,
     credit_move,
     credit_remove,
-    credits_apply_for_patient,
+    credits_apply,
     credits_preselect,
     credits_unlock,
+    manual_credit_add,
     payment_checkout,
     payment_record,
     refund_options,
@@ -197,7 +197,7 @@ class PatientPagesMixin:
         patient = self._patient(request, patient_id)
         form = f.ReasonOnlyForm(request.POST or None, initial={"reason": "Applied by staff"})
         if request.method == "POST" and form.is_valid():
-            result = run_service(form, credits_apply_for_patient, patient_id=patient.pk, actor=request.user,
+            result = run_service(form, credits_apply, patient_id=patient.pk, actor=request.user,
                                  reason=form.cleaned_data["reason"], respect_settings=False)
             if result is not None:
                 if not result.total:
@@ -235,7 +235,7 @@ class PatientPagesMixin:
         form = f.CreditAddForm(request.POST or None, encounters=encounters)
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
-            c = run_service(form, credit_add_manual, patient_id=patient.pk, amount=d["amount"], note=d["note"],
+            c = run_service(form, manual_credit_add, patient_id=patient.pk, amount=d["amount"], reason=d["note"],
                             encounter_id=d["encounter"], actor=request.user)
             if isinstance(c, ManualCreditRequest):
                 return self._done(request, patient, f"Manual credit #{c.pk} of {money(c.amount)} requested: with the "
@@ -354,7 +354,7 @@ class PatientPagesMixin:
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
             wo = run_service(form, writeoff_create, fields={"encounter": None}, encounter_id=enc.pk,
-                             amount=d["amount"], reason_code=d["reason_code"], note=d["note"], actor=request.user)
+                             amount=d["amount"], reason_code=d["reason_code"], reason=d["note"], actor=request.user)
             if wo is not None:
                 return self._done(request, patient, f"Wrote off {money(wo.amount)} of DoS "
                                   f"{enc.date_of_service:%m/%d/%Y}.", tab="writeoffs")

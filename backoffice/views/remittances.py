@@ -17,7 +17,7 @@ from remittances.queue import (
     remittance_claim_match,
     remittance_claim_mismatches,
 )
-from remittances.receive import remittance_import
+from remittances.receive import remittance_file_import
 
 # --- remittances: upload, the unmatched queue ----------------------------------------------------------------
 
@@ -35,7 +35,7 @@ class RemittanceUploadMixin:
             for upload in form.cleaned_data["files"]:
                 row = {"filename": upload.name, "status": "", "file": None, "posted": None, "error": ""}
                 try:
-                    done = remittance_import(practice_id=practice.pk, data=upload.read(), filename=upload.name,
+                    done = remittance_file_import(practice_id=practice.pk, data=upload.read(), filename=upload.name,
                                              actor=request.user)
                     row["file"], row["status"], row["posted"] = done.received.file, done.received.status, done.posted
                 except SettleError as exc:

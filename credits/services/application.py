@@ -11,8 +11,8 @@ from credits.csv_import import (  # noqa: F401
     NOTE_MAX,
     ImportResult,
     credit_import_approve,
+    credit_import_create,
     credit_import_reject,
-    credits_import_csv,
     manual_credit_window_total,
 )
 from credits.models import Credit
@@ -39,8 +39,8 @@ class ApplyResult:
         return sum((ln.amount for ln in self.lines), ZERO)
 
 
-def apply_for_patient(*, patient: Patient, actor, reason: str, nightly_run=None) -> ApplyResult:
-    """Body of `credits_apply_for_patient`; the caller holds the patient lock."""
+def credits_apply_locked(*, patient: Patient, actor, reason: str, nightly_run=None) -> ApplyResult:
+    """Body of `credits_apply`; the caller holds the patient lock."""
     result = ApplyResult(patient_id=patient.pk)
     encs = core.outstanding_encounters(patient.pk)
     payable = [e for e in encs if core.encounter_payable(e)]
@@ -66,7 +66,7 @@ def apply_for_patient(*, patient: Patient, actor, reason: str, nightly_run=None)
         journal.post(practice_id=patient.practice_id, kind=JournalEntry.Kind.APPLICATION, memo=reason,
                      actor=actor, patient=patient, lines=entry_lines)
         newly = 0
-        for enc in {by_id[ln.encounter_id] for ln in lines}:
+        for enc in sorted({by_id[ln.encounter_id] for ln in lines}, key=lambda e: e.pk):
             save_with_history(enc, actor=actor, reason=reason)
             newly += core.release_if_balanced(encounter=enc, actor=actor, reason=reason)
         result.released += newly
@@ -77,7 +77,7 @@ def apply_for_patient(*, patient: Patient, actor, reason: str, nightly_run=None)
 
 
 @transaction.atomic(durable=True)
-def credits_apply_for_patient(*, patient_id: int, actor, reason: str = "Nightly application",
+def credits_apply(*, patient_id: int, actor, reason: str = "Nightly application",
                               respect_settings: bool = True, nightly_run=None) -> ApplyResult:
     """Apply a patient's usable credits to their open PR balances by DOMAIN rule 6. With
     `respect_settings` (the nightly run), practices with auto-apply off and excluded patients are
@@ -91,7 +91,7 @@ def credits_apply_for_patient(*, patient_id: int, actor, reason: str = "Nightly 
     if respect_settings and (not patient.practice.auto_apply or patient.exclude_from_auto_apply):
         return ApplyResult(patient_id=patient.pk)
     patient = lock_patient(patient.pk)
-    return apply_for_patient(patient=patient, actor=actor, reason=reason, nightly_run=nightly_run)
+    return credits_apply_locked(patient=patient, actor=actor, reason=reason, nightly_run=nightly_run)
 
 
 @transaction.atomic(durable=True)

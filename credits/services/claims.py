@@ -135,7 +135,7 @@ class ClaimResultBatch:
         return released
 
 
-def record_claim_result(*, claim: Claim, encounter: Encounter, outcome: str, paid_amount: Decimal,
+def _claim_result_write(*, claim: Claim, encounter: Encounter, outcome: str, paid_amount: Decimal,
                         adjustment_amount: Decimal, patient_responsibility: Decimal | None, actor, reason: str,
                         payer_claim_number: str = "") -> ClaimResult:
     """One decision through `ClaimResultBatch`, written at once (caller holds the locks)."""
@@ -173,7 +173,7 @@ def claim_record_result(*, claim_id: int, outcome: str, actor, reason: str, paid
     lock_patient(claim.encounter.patient_id)
     enc = lock_encounters([claim.encounter_id])[claim.encounter_id]
     claim = lock_claims([claim.pk])[claim.pk]
-    return record_claim_result(claim=claim, encounter=enc, outcome=outcome, paid_amount=paid,
+    return _claim_result_write(claim=claim, encounter=enc, outcome=outcome, paid_amount=paid,
                                adjustment_amount=adj, patient_responsibility=pr, actor=actor, reason=reason,
                                payer_claim_number=payer_claim_number)
 

@@ -7,8 +7,8 @@ from credits.csv_import import (  # noqa: F401
     NOTE_MAX,
     ImportResult,
     credit_import_approve,
+    credit_import_create,
     credit_import_reject,
-    credits_import_csv,
     manual_credit_window_total,
 )
 from credits.models import Credit

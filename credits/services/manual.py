@@ -8,8 +8,8 @@ from credits.csv_import import (  # noqa: F401
     NOTE_MAX,
     ImportResult,
     credit_import_approve,
+    credit_import_create,
     credit_import_reject,
-    credits_import_csv,
     manual_credit_window_total,
 )
 from credits.models import Credit, ManualCreditRequest
@@ -36,7 +36,7 @@ def _manual_credit(*, patient, amount, note, actor, reason, source, lock_to=None
 
 
 @transaction.atomic(durable=True)
-def credit_add_manual(*, patient_id: int, amount, note: str, actor,
+def manual_credit_add(*, patient_id: int, amount, reason: str, actor,
                       encounter_id: int | None = None) -> Credit | ManualCreditRequest:
     """Rule 3 (manual): staff add a credit with a required note; it has no payment trail, so it
     can only be refunded by check or ACH (example F).
@@ -49,7 +49,7 @@ def credit_add_manual(*, patient_id: int, amount, note: str, actor,
     run, checkout and refunds cannot use it before. Splitting does not escape the limit: requests
     for one patient are serialised by the patient's lock and added up."""
     amount = positive_money(amount)
-    note = _note(note)
+    reason = _note(reason)
     patient = Patient.objects.select_related("practice").filter(pk=patient_id).first()
     if patient is None:
         raise NotFound(f"unknown patient {patient_id}", field="patient")
@@ -64,25 +64,24 @@ def credit_add_manual(*, patient_id: int, amount, note: str, actor,
             raise NotFound(f"unknown date of service {encounter_id} for this patient", field="encounter")
     window = manual_credit_window_total(practice=practice, patient_id=patient.pk)
     needs = window + amount > practice.manual_credit_approval_limit
-    req = ManualCreditRequest(practice_id=practice.pk, patient=patient, encounter=enc, amount=amount, note=note,
+    req = ManualCreditRequest(practice_id=practice.pk, patient=patient, encounter=enc, amount=amount, note=reason,
                               needs_approval=needs, requested_by=actor)
     if needs:
-        save_with_history(req, actor=actor, reason=f"Manual credit requested: {note}")
+        save_with_history(req, actor=actor, reason=f"Manual credit requested: {reason}")
         return req
-    c = _manual_credit(patient=patient, amount=amount, note=note, actor=actor, reason=note,
+    c = _manual_credit(patient=patient, amount=amount, note=reason, actor=actor, reason=reason,
                        source=Credit.Source.MANUAL, lock_to=enc)
     req.approve(by=actor, note="within the practice's limit", credit=c)
-    save_with_history(req, actor=actor, reason=note)
+    save_with_history(req, actor=actor, reason=reason)
     return c
 
 
-def _note(note) -> str:
-    note = (note or "").strip()
-    if not note:
-        raise InvalidInput("a note is required for a manual credit", field="note")
-    if len(note) > NOTE_MAX:
-        raise InvalidInput(f"the note has {len(note):,} characters; at most {NOTE_MAX:,}", field="note")
-    return note
+def _note(reason) -> str:
+    """A manual credit's reason (where the money comes from) is also its note: required, bounded."""
+    reason = require_reason(reason)
+    if len(reason) > NOTE_MAX:
+        raise InvalidInput(f"the reason has {len(reason):,} characters; at most {NOTE_MAX:,}", field="reason")
+    return reason
 
 
 def _manual_request(request_id) -> ManualCreditRequest:
@@ -93,7 +92,7 @@ def _manual_request(request_id) -> ManualCreditRequest:
 
 
 @transaction.atomic(durable=True)
-def manual_credit_approve(*, request_id: int, actor, note: str = "") -> ManualCreditRequest:
+def manual_credit_approve(*, request_id: int, actor, reason: str = "") -> ManualCreditRequest:
     """A manager other than the requester approves a waiting manual credit: the credit is created
     now (its history names both: who asked, who approved)."""
     req = _manual_request(request_id)
@@ -103,21 +102,21 @@ def manual_credit_approve(*, request_id: int, actor, note: str = "") -> ManualCr
     if req.state != ManualCreditRequest.State.PENDING:
         raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
                             "approved", field="manual_credit")
-    note = (note or "").strip()
+    reason = (reason or "").strip()
     enc = Encounter.objects.get(pk=req.encounter_id) if req.encounter_id else None
     c = _manual_credit(patient=patient, amount=req.amount, note=req.note, actor=actor,
                        reason=f"{req.note} (manual credit #{req.pk} asked by {req.requested_by.get_username()}, "
-                              f"approved by {actor.get_username()}{': ' + note if note else ''})",
+                              f"approved by {actor.get_username()}{': ' + reason if reason else ''})",
                        source=Credit.Source.MANUAL, lock_to=enc)
-    req.approve(by=actor, note=note, credit=c)
-    save_with_history(req, actor=actor, reason=f"Approved: {note}" if note else "Approved")
+    req.approve(by=actor, note=reason, credit=c)
+    save_with_history(req, actor=actor, reason=f"Approved: {reason}" if reason else "Approved")
     return req
 
 
 @transaction.atomic(durable=True)
-def manual_credit_reject(*, request_id: int, actor, note: str) -> ManualCreditRequest:
+def manual_credit_reject(*, request_id: int, actor, reason: str) -> ManualCreditRequest:
     """A manager other than the requester rejects a waiting manual credit: no credit is created."""
-    note = require_reason(note)
+    reason = require_reason(reason)
     req = _manual_request(request_id)
     ensure_approver(actor, practice_id=req.practice_id, requested_by_id=req.requested_by_id, what="manual credit")
     lock_patient(req.patient_id)
@@ -125,6 +124,6 @@ def manual_credit_reject(*, request_id: int, actor, note: str) -> ManualCreditRe
     if req.state != ManualCreditRequest.State.PENDING:
         raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
                             "rejected", field="manual_credit")
-    req.reject(by=actor, note=note)
-    save_with_history(req, actor=actor, reason=f"Rejected: {note}")
+    req.reject(by=actor, note=reason)
+    save_with_history(req, actor=actor, reason=f"Rejected: {reason}")
     return req

@@ -8,8 +8,8 @@ from credits.csv_import import (  # noqa: F401
     NOTE_MAX,
     ImportResult,
     credit_import_approve,
+    credit_import_create,
     credit_import_reject,
-    credits_import_csv,
     manual_credit_window_total,
 )
 from credits.models import PayerCredit
@@ -27,7 +27,7 @@ from ledger.money import positive_money
 # --- payer credits (rule 13) -------------------------------------------------------------------------
 
 @transaction.atomic
-def payer_credit_open(*, payer_id: int, amount, reason_code: str, actor, note: str = "", claim_id: int | None = None,
+def payer_credit_open(*, payer_id: int, amount, reason_code: str, actor, reason: str = "", claim_id: int | None = None,
                       payer_claim_number: str = "", cash_received: bool = False) -> PayerCredit:
     """Record money a payer overpaid as a credit due to the payer. `cash_received` when the
     overpayment arrives now (in the remittance being posted: cash in, liability up); otherwise
@@ -40,13 +40,13 @@ def payer_credit_open(*, payer_id: int, amount, reason_code: str, actor, note: s
         raise NotFound(f"unknown payer {payer_id}", field="payer")
     ensure_staff(actor, payer.practice_id)
     pc = PayerCredit(practice_id=payer.practice_id, payer=payer, claim_id=claim_id,
-                     payer_claim_number=payer_claim_number, reason=reason_code, amount=amount, note=note,
+                     payer_claim_number=payer_claim_number, reason=reason_code, amount=amount, note=reason,
                      created_by=actor)
-    save_with_history(pc, actor=actor, reason=note or pc.get_reason_display())
+    save_with_history(pc, actor=actor, reason=reason or pc.get_reason_display())
     source = Account.CASH if cash_received else Account.CONTRACTUAL
     # the entry is handed back on the instance: the 835 posting names it (remittances.models.RemittanceBooking)
     pc.opening_entry = journal.post(practice_id=payer.practice_id, kind=JournalEntry.Kind.PAYER_CREDIT,
-                                    memo=note or reason_code, actor=actor,
+                                    memo=reason or reason_code, actor=actor,
                                     lines=[dr(source, amount, claim=claim_id), cr(Account.PAYER_CREDITS, amount,
                                                                                   claim=claim_id)])
     return pc

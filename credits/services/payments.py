@@ -66,7 +66,7 @@ def _void_charge_if_not_booked(*, patient: Patient, channel: str, reference: str
         raise
 
 
-def allocate_payment(*, payment: Payment, patient: Patient, encounter: Encounter | None, actor, reason: str,
+def payment_allocate(*, payment: Payment, patient: Patient, encounter: Encounter | None, actor, reason: str,
                      credit_source: str = Credit.Source.OVERPAYMENT, lock_to: Encounter | None = None) -> PaymentResult:
     """Book a payment just saved: toward a DoS with an open claim it is held as a locked credit
     (rule 3); toward a payable DoS it pays the balance and the rest is an available credit;
@@ -109,7 +109,7 @@ def allocate_payment(*, payment: Payment, patient: Patient, encounter: Encounter
         result.credits.append(c)
     journal.post(practice_id=payment.practice_id, kind=JournalEntry.Kind.PAYMENT, memo=reason, actor=actor,
                  patient=patient, lines=lines)
-    for enc in {a.encounter_id: a.encounter for a in result.applications}.values():
+    for _, enc in sorted({a.encounter_id: a.encounter for a in result.applications}.items()):
         core.release_if_balanced(encounter=enc, actor=actor, reason=reason)
     return result
 
@@ -170,7 +170,7 @@ def _payment_record_tx(*, patient, amount, channel, encounter_id, reference, che
     enc = _encounter_of(patient, encounter_id)
     payment = _create_payment(patient=patient, amount=amount, channel=channel, encounter=enc, reference=reference,
                               check_number=check_number, note=note, actor=actor, reason=reason)
-    return allocate_payment(payment=payment, patient=patient, encounter=enc, actor=actor, reason=reason)
+    return payment_allocate(payment=payment, patient=patient, encounter=enc, actor=actor, reason=reason)
 
 
 def credit_purchase(*, patient_id: int, amount, channel: str, actor, reason: str = "Credits purchased",

@@ -13,8 +13,8 @@ from credits.csv_import import (  # noqa: F401
     NOTE_MAX,
     ImportResult,
     credit_import_approve,
+    credit_import_create,
     credit_import_reject,
-    credits_import_csv,
     manual_credit_window_total,
 )
 from credits.models import Credit, Refund
@@ -33,7 +33,7 @@ from ledger.processors import ProcessorError, get_processor
 from ledger.services import amount_within_limit
 
 # --- CSV import: credits/csv_import.py (the one parser; set-based writes) ----------------------------------------
-# credits_import_csv, credit_import_approve and credit_import_reject are imported above and are
+# credit_import_create, credit_import_approve and credit_import_reject are imported above and are
 # part of this module's services.
 
 
@@ -163,22 +163,22 @@ def _refund_for_decision(refund_id):
 
 
 @transaction.atomic(durable=True)
-def refund_approve(*, refund_id: int, actor, note: str = "") -> Refund:
+def refund_approve(*, refund_id: int, actor, reason: str = "") -> Refund:
     r = _refund_for_decision(refund_id)
     ensure_approver(actor, practice_id=r.practice_id, requested_by_id=r.requested_by_id, what="refund")
     lock_patient(r.patient_id)
     r = lock_refunds([r.pk])[r.pk]
     try:
-        r.approve(by=actor, note=note)
+        r.approve(by=actor, note=reason)
     except TransitionNotAllowed:
         raise RuleViolation(f"refund {r.pk} is {r.get_state_display().lower()}; it cannot be approved") from None
-    save_with_history(r, actor=actor, reason=note or "Approved")
+    save_with_history(r, actor=actor, reason=reason or "Approved")
     return r
 
 
 @transaction.atomic(durable=True)
-def refund_reject(*, refund_id: int, actor, note: str) -> Refund:
-    note = require_reason(note)
+def refund_reject(*, refund_id: int, actor, reason: str) -> Refund:
+    reason = require_reason(reason)
     r = _refund_for_decision(refund_id)
     if r.needs_approval:  # four eyes: the database refuses it too
         ensure_staff(actor, r.practice_id, manager=True)
@@ -191,13 +191,13 @@ def refund_reject(*, refund_id: int, actor, note: str) -> Refund:
     c = lock_credits([r.credit_id])[r.credit_id]
     r = lock_refunds([r.pk])[r.pk]
     try:
-        r.reject(by=actor, note=note)
+        r.reject(by=actor, note=reason)
     except TransitionNotAllowed:
         raise RuleViolation(f"refund {r.pk} is {r.get_state_display().lower()}; it cannot be rejected") from None
-    save_with_history(r, actor=actor, reason=note)
+    save_with_history(r, actor=actor, reason=reason)
     c.refund_hold -= r.amount
     c.on_hand += r.amount
-    save_with_history(c, actor=actor, reason=f"Refund {r.pk} rejected: {note}")
+    save_with_history(c, actor=actor, reason=f"Refund {r.pk} rejected: {reason}")
     return r
 
 

@@ -10,8 +10,8 @@ from credits.csv_import import (  # noqa: F401
     NOTE_MAX,
     ImportResult,
     credit_import_approve,
+    credit_import_create,
     credit_import_reject,
-    credits_import_csv,
     manual_credit_window_total,
 )
 from credits.models import WriteOff
@@ -30,11 +30,11 @@ from ledger.services import amount_within_limit
 # --- write-offs (rule 11) ----------------------------------------------------------------------------
 
 @transaction.atomic(durable=True)
-def writeoff_create(*, encounter_id: int, amount, reason_code: str, note: str, actor, as_of: date | None = None
+def writeoff_create(*, encounter_id: int, amount, reason_code: str, reason: str, actor, as_of: date | None = None
                     ) -> WriteOff:
     """Write off (part of) a small PR balance with a reason code. Billing staff stay within the
     practice's policy (amount and age limits); beyond it a manager must do it."""
-    note = require_reason(note)
+    reason = require_reason(reason)
     amount = positive_money(amount)
     if reason_code not in WriteOff.ReasonCode.values:
         raise InvalidInput(f"reason code must be one of {', '.join(WriteOff.ReasonCode.values)}", field="reason_code")
@@ -58,15 +58,15 @@ def writeoff_create(*, encounter_id: int, amount, reason_code: str, note: str, a
     if amount > enc.balance:
         raise RuleViolation(f"write-off of {amount} exceeds the balance of {enc.balance}", field="amount")
     wo = WriteOff(practice_id=enc.practice_id, patient_id=enc.patient_id, encounter=enc, amount=amount,
-                  reason_code=reason_code, note=note, created_by=actor)
-    save_with_history(wo, actor=actor, reason=note)
+                  reason_code=reason_code, note=reason, created_by=actor)
+    save_with_history(wo, actor=actor, reason=reason)
     enc.written_off_amount += amount
-    save_with_history(enc, actor=actor, reason=f"Write-off: {note}")
-    journal.post(practice_id=enc.practice_id, kind=JournalEntry.Kind.WRITE_OFF, memo=note, actor=actor,
+    save_with_history(enc, actor=actor, reason=f"Write-off: {reason}")
+    journal.post(practice_id=enc.practice_id, kind=JournalEntry.Kind.WRITE_OFF, memo=reason, actor=actor,
                  patient=enc.patient_id,
                  lines=[dr(Account.WRITE_OFFS, amount, patient=enc.patient_id, encounter=enc),
                         cr(Account.PATIENT_RECEIVABLE, amount, patient=enc.patient_id, encounter=enc)])
-    core.release_if_balanced(encounter=enc, actor=actor, reason=f"Write-off: {note}")
+    core.release_if_balanced(encounter=enc, actor=actor, reason=f"Write-off: {reason}")
     return wo
 
 

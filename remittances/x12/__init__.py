@@ -21,8 +21,6 @@ from .models import (
 from .reader import Reader835, iter_claims, iter_transactions, read_835
 from .tokenizer import Delimiters, Segment, Tokenizer
 
-Warning = X12Warning
-
 __all__ = [
     "Adjustment",
     "Claim",
@@ -39,7 +37,6 @@ __all__ = [
     "ServiceLine",
     "Tokenizer",
     "Transaction835",
-    "Warning",
     "X12Error",
     "X12Warning",
     "generate_835",

@@ -21,7 +21,7 @@ def test_a_manual_credit_of_2147483648_is_refused_with_its_field(api, world):
     """Issue 9: POST /credits/manual accepted 2,147,483,648.00 without approval."""
     pat = world.patient()
     before = counts()
-    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "2147483648.00", "note": "old system"})
+    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "2147483648.00", "reason": "old system"})
     assert r.status_code == 400
     err = error_of(r)
     assert (err["code"], err["field"]) == ("above_maximum", "amount")
@@ -31,7 +31,7 @@ def test_a_manual_credit_of_2147483648_is_refused_with_its_field(api, world):
 
 def test_a_manual_credit_above_the_limit_waits_for_a_manager_token(api, manager_api, world):
     pat = world.patient()
-    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "1500.00", "note": "Carried over"})
+    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "1500.00", "reason": "Carried over"})
     assert r.status_code == 202, r.content
     req = r.json()
     assert (req["state"], req["needs_approval"], req["credit"], req["amount"]) == ("pending", True, None, "1500.00")
@@ -40,33 +40,33 @@ def test_a_manual_credit_above_the_limit_waits_for_a_manager_token(api, manager_
     assert [q["id"] for q in queue] == [req["id"]]
     assert api.get("/manual-credits", {"state": "nonsense"}).status_code == 400
 
-    r = api.post(f"/manual-credits/{req['id']}/approve", {"note": "ok"})
+    r = api.post(f"/manual-credits/{req['id']}/approve", {"reason": "ok"})
     assert r.status_code == 403 and error_of(r)["code"] == "permission_denied"  # a billing token
-    r = manager_api.post(f"/manual-credits/{req['id']}/approve", {"note": "Conversion report"})
+    r = manager_api.post(f"/manual-credits/{req['id']}/approve", {"reason": "Conversion report"})
     assert r.status_code == 200, r.content
     done = r.json()
     assert (done["state"], done["decision_note"]) == ("approved", "Conversion report") and done["credit"]
     credit = api.get(f"/credits/{done['credit']}").json()
     assert (credit["state"], credit["on_hand"], credit["source"]) == ("available", "1500.00", "manual")
-    r = manager_api.post(f"/manual-credits/{req['id']}/reject", {"note": "late"})
+    r = manager_api.post(f"/manual-credits/{req['id']}/reject", {"reason": "late"})
     assert r.status_code == 409 and error_of(r)["code"] == "rule_violation"
     check_duties(world.practice.pk)
 
 
 def test_a_manager_cannot_approve_their_own_manual_credit_through_another_token(manager_api, world):
     pat = world.patient()
-    req = manager_api.post("/credits/manual", {"patient": pat.pk, "amount": "5000.00", "note": "mine"}).json()
+    req = manager_api.post("/credits/manual", {"patient": pat.pk, "amount": "5000.00", "reason": "mine"}).json()
     second = make_api(world.practice, role=Membership.Role.MANAGER, name="second-token", person=world.manager)
     r = second.post(f"/manual-credits/{req['id']}/approve", {})
     assert r.status_code == 403 and "own manual credit" in error_of(r)["message"]
-    r = second.post(f"/manual-credits/{req['id']}/reject", {"note": "mine too"})
+    r = second.post(f"/manual-credits/{req['id']}/reject", {"reason": "mine too"})
     assert r.status_code == 403
     assert ManualCreditRequest.objects.get(pk=req["id"]).state == "pending"
 
 
 def test_another_practice_sees_and_decides_nothing(api, other_api, world):
     pat = world.patient()
-    req = api.post("/credits/manual", {"patient": pat.pk, "amount": "5000.00", "note": "old"}).json()
+    req = api.post("/credits/manual", {"patient": pat.pk, "amount": "5000.00", "reason": "old"}).json()
     assert other_api.get(f"/manual-credits/{req['id']}").status_code == 404
     assert other_api.get("/manual-credits").json()["results"] == []
     their_manager = make_api(other_api.practice, role=Membership.Role.MANAGER, name="their-boss")
@@ -77,13 +77,13 @@ def test_another_practice_sees_and_decides_nothing(api, other_api, world):
 
 def test_three_refunds_of_100_through_the_api(api, manager_api, world):
     pat = world.patient()
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="300.00", note="old", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="300.00", reason="old", actor=world.clerk)
     states = [api.post(f"/credits/{c.pk}/refunds", {"amount": "100.00", "reason": "by check",
                                                     "reference": f"CHK {n}"}).json()
               for n in (1, 2, 3)]
     assert [(s["state"], s["needs_approval"], s["reference"]) for s in states] == \
         [("issued", False, "CHK 1"), ("requested", True, ""), ("requested", True, "")]
-    r = manager_api.post(f"/refunds/{states[1]['id']}/approve", {"note": "ok"})
+    r = manager_api.post(f"/refunds/{states[1]['id']}/approve", {"reason": "ok"})
     assert r.status_code == 200 and r.json()["state"] == "approved"
     r = api.post(f"/refunds/{states[1]['id']}/issue", {"reference": "CHK 2"})
     assert r.status_code == 200 and r.json()["state"] == "issued"
@@ -133,7 +133,7 @@ def test_csv_import_through_the_api(api, manager_api, world):
     assert (big["state"], big["needs_approval"]) == ("pending", True)
     assert [i["id"] for i in api.get("/credit-imports", {"state": "pending"}).json()["results"]] == [big["id"]]
     assert api.post(f"/credit-imports/{big['id']}/approve", {}).status_code == 403
-    r = manager_api.post(f"/credit-imports/{big['id']}/approve", {"note": "Checked"})
+    r = manager_api.post(f"/credit-imports/{big['id']}/approve", {"reason": "Checked"})
     assert r.status_code == 200 and r.json()["state"] == "imported"
     amounts = sorted(c.amount for c in Credit.objects.filter(patient=ana, source="import"))
     assert amounts == [D("25.00"), D("2500.00")]

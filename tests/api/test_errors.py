@@ -35,7 +35,7 @@ def test_nested_fields_are_named_with_a_dotted_path(api, world):
 ])
 def test_money_is_a_decimal_string_or_a_whole_number(api, world, amount, ok):
     pat = world.patient()
-    r = api.post("/credits/manual", {"patient": pat.pk, "amount": amount, "note": "Carried over"})
+    r = api.post("/credits/manual", {"patient": pat.pk, "amount": amount, "reason": "Carried over"})
     if ok:
         assert r.status_code == 201, r.content
         assert isinstance(r.json()["amount"], str) and r.json()["amount"].count(".") == 1
@@ -45,7 +45,7 @@ def test_money_is_a_decimal_string_or_a_whole_number(api, world, amount, ok):
 
 
 def test_a_json_float_gets_a_clear_message(api, world):
-    r = api.post("/credits/manual", {"patient": world.patient().pk, "amount": 12.5, "note": "x"})
+    r = api.post("/credits/manual", {"patient": world.patient().pk, "amount": 12.5, "reason": "x"})
     assert "as strings" in error_of(r)["message"]
 
 

@@ -44,16 +44,16 @@ def test_two_tokens_of_one_person_cannot_approve_that_persons_refund(world, othe
     refund = big_refund(asks, world)
     assert refund.requested_by == world.manager  # the person, not a token user
 
-    r = approves.post(f"/refunds/{refund.pk}/approve", {"note": "mine"})
+    r = approves.post(f"/refunds/{refund.pk}/approve", {"reason": "mine"})
     assert r.status_code == 403 and error_of(r)["code"] == "permission_denied"
     assert "requester" in error_of(r)["message"]
-    r = approves.post(f"/refunds/{refund.pk}/reject", {"note": "mine"})
+    r = approves.post(f"/refunds/{refund.pk}/reject", {"reason": "mine"})
     assert r.status_code == 403
     refund.refresh_from_db()
     assert (refund.state, refund.decided_by) == (Refund.State.REQUESTED, None)
 
     deputy = make_api(world.practice, role="manager", name="deputy", person=other_manager)
-    r = deputy.post(f"/refunds/{refund.pk}/approve", {"note": "Checked the EOB"})
+    r = deputy.post(f"/refunds/{refund.pk}/approve", {"reason": "Checked the EOB"})
     assert r.status_code == 200, r.content
     refund.refresh_from_db()
     assert (refund.state, refund.decided_by) == (Refund.State.APPROVED, other_manager)
@@ -64,7 +64,7 @@ def test_two_tokens_of_one_person_cannot_approve_that_persons_refund(world, othe
 def test_a_manager_token_of_another_person_approves_an_integrations_request(api, manager_api, world):
     refund = big_refund(api, world)  # `api` is an integration token: its own user asks
     assert refund.requested_by == api.token.user
-    r = manager_api.post(f"/refunds/{refund.pk}/approve", {"note": "ok"})
+    r = manager_api.post(f"/refunds/{refund.pk}/approve", {"reason": "ok"})
     assert r.status_code == 200 and r.json()["state"] == "approved"
     refund.refresh_from_db()
     assert refund.decided_by == world.manager
@@ -74,12 +74,12 @@ def test_an_integration_token_cannot_approve(api, world):
     clerk = make_api(world.practice, name="clerk-sync", person=world.clerk)
     refund = big_refund(clerk, world)
     # an integration token is billing: the manager's endpoints refuse it ...
-    r = api.post(f"/refunds/{refund.pk}/approve", {"note": "ok"})
+    r = api.post(f"/refunds/{refund.pk}/approve", {"reason": "ok"})
     assert r.status_code == 403
     # ... even when its user was made a manager of the practice behind the API's back
     Membership.objects.filter(user=api.token.user).update(role=Membership.Role.MANAGER)
     assert api.get("/token").json()["effective_role"] == "billing"
-    r = api.post(f"/refunds/{refund.pk}/approve", {"note": "ok"})
+    r = api.post(f"/refunds/{refund.pk}/approve", {"reason": "ok"})
     assert r.status_code == 403
     # ... and the one four-eyes check every approval calls refuses it by itself
     with pytest.raises(PermissionDenied, match="an integration cannot approve"):
@@ -119,13 +119,13 @@ def test_a_demoted_person_loses_the_managers_power(manager_api, api, world):
     Membership.objects.filter(user=world.manager, practice=world.practice).update(role=Membership.Role.BILLING)
     r = manager_api.get("/token")
     assert (r.json()["role"], r.json()["effective_role"]) == ("manager", "billing")
-    r = manager_api.post(f"/refunds/{refund.pk}/approve", {"note": "ok"})
+    r = manager_api.post(f"/refunds/{refund.pk}/approve", {"reason": "ok"})
     assert r.status_code == 403 and error_of(r)["code"] == "permission_denied"
     r = manager_api.patch("/practice", {"auto_apply": False, "reason": "x"})
     assert r.status_code == 403
     assert manager_api.get("/patients").status_code == 200  # billing work still goes on
     Membership.objects.filter(user=world.manager, practice=world.practice).update(role=Membership.Role.MANAGER)
-    assert manager_api.post(f"/refunds/{refund.pk}/approve", {"note": "ok"}).status_code == 200
+    assert manager_api.post(f"/refunds/{refund.pk}/approve", {"reason": "ok"}).status_code == 200
 
 
 def test_a_person_removed_or_deactivated_loses_the_token(manager_api, world):

@@ -33,7 +33,7 @@ def test_preselect_and_checkout_with_preselected_credits(api, world):
     world.pay(pat, "25.00", encounter=jun8, channel="cash")  # held, locked to 8 June
     from credits import services as credit_services
 
-    avail = credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="Carried over",
+    avail = credit_services.manual_credit_add(patient_id=pat.pk, amount="100.00", reason="Carried over",
                                               actor=world.clerk)
     world.remit(claim, pr="60.00", paid="100.00")
     r = api.get(f"/patients/{pat.pk}/preselect", {"encounter_ids": str(jun8.pk)})
@@ -57,7 +57,7 @@ def test_checkout_with_chosen_credits_charges_the_rest_to_the_card(api, world):
     enc, _ = world.visit(pat, date(2026, 2, 2), claim=False, estimated_pr="90.00")
     from credits import services as credit_services
 
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="40.00", note="Goodwill", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="40.00", reason="Goodwill", actor=world.clerk)
     r = api.post("/payments/checkout", {"patient": pat.pk, "encounter_ids": [enc.pk],
                                         "credits": [{"credit": c.pk, "amount": "30.00"}],
                                         "channel": "portal", "card_token": "tok_visa"})
@@ -80,7 +80,7 @@ def test_credits_list_and_filter(api, world):
     held = world.pay(pat, "50.00", encounter=enc).credits[0]
     from credits import services as credit_services
 
-    manual = credit_services.credit_add_manual(patient_id=pat.pk, amount="5.00", note="x", actor=world.clerk)
+    manual = credit_services.manual_credit_add(patient_id=pat.pk, amount="5.00", reason="x", actor=world.clerk)
     ids = lambda **q: [c["id"] for c in api.get("/credits", q).json()["results"]]
     assert ids(state="locked") == [held.pk]
     assert ids(state=["locked", "available"]) == [manual.pk, held.pk]
@@ -92,12 +92,12 @@ def test_credits_list_and_filter(api, world):
 def test_manual_credit_move_unlock_remove(api, world):
     pat = world.patient()
     enc, _ = world.visit(pat, date(2026, 3, 3))
-    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "200.00", "note": "carried over from old system"})
+    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "200.00", "reason": "carried over from old system"})
     assert r.status_code == 201
     c = r.json()
     assert (c["source"], c["state"], c["payment"]) == ("manual", "available", None)
-    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "10.00", "note": " "})
-    assert r.status_code == 400 and error_of(r)["field"] == "note"
+    r = api.post("/credits/manual", {"patient": pat.pk, "amount": "10.00", "reason": " "})
+    assert r.status_code == 400 and error_of(r)["field"] == "reason"
 
     r = api.post(f"/credits/{c['id']}/move", {"to_encounter": enc.pk, "reason": "For the March visit"})
     assert r.status_code == 200 and (r.json()["state"], r.json()["locked_encounter"]) == ("locked", enc.pk)
@@ -141,9 +141,9 @@ def test_refund_above_threshold_needs_another_manager(api, manager_api, world):
     assert (refund["state"], refund["needs_approval"], refund["method"]) == ("requested", True, "original_payment")
     r = api.post(f"/refunds/{refund['id']}/issue", {})
     assert r.status_code == 409
-    r = api.post(f"/refunds/{refund['id']}/approve", {"note": "ok"})
+    r = api.post(f"/refunds/{refund['id']}/approve", {"reason": "ok"})
     assert r.status_code == 403 and error_of(r)["code"] == "permission_denied"
-    r = manager_api.post(f"/refunds/{refund['id']}/approve", {"note": "Checked the EOB"})
+    r = manager_api.post(f"/refunds/{refund['id']}/approve", {"reason": "Checked the EOB"})
     assert r.status_code == 200 and r.json()["state"] == "approved"
     r = api.post(f"/refunds/{refund['id']}/issue", {})
     assert r.status_code == 200 and r.json()["state"] == "issued"
@@ -155,7 +155,7 @@ def test_refund_by_check_and_reject(api, manager_api, world):
     from credits import services as credit_services
 
     pat = world.patient()
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="200.00", note="carried over from old system",
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="200.00", reason="carried over from old system",
                                           actor=world.clerk)
     r = api.post(f"/credits/{c.pk}/refunds", {"amount": "50.00", "reason": "x", "method": "original_payment"})
     assert r.status_code == 409 and error_of(r)["field"] == "method"  # example F: no system payment behind it
@@ -168,9 +168,9 @@ def test_refund_by_check_and_reject(api, manager_api, world):
     assert r.status_code == 200 and r.json()["reference"] == "CHK 5521"
 
     big = api.post(f"/credits/{c.pk}/refunds", {"amount": "150.00", "reason": "All of it"}).json()
-    r = api.post(f"/refunds/{big['id']}/reject", {"note": "no"})
+    r = api.post(f"/refunds/{big['id']}/reject", {"reason": "no"})
     assert r.status_code == 403  # needs approval: a manager rejects it
-    r = manager_api.post(f"/refunds/{big['id']}/reject", {"note": "Keep as credit, patient agreed"})
+    r = manager_api.post(f"/refunds/{big['id']}/reject", {"reason": "Keep as credit, patient agreed"})
     assert r.status_code == 200 and r.json()["state"] == "rejected"
     assert api.get(f"/credits/{c.pk}").json()["on_hand"] == "150.00"
     assert Refund.objects.filter(patient=pat).count() == 2
@@ -209,7 +209,7 @@ def test_loose_money_is_refused_everywhere_and_nothing_is_written(api, world, te
     before = _written()
     for path, body in [
         ("/payments", {"patient": pat.pk, "amount": text, "channel": "cash"}),
-        ("/credits/manual", {"patient": pat.pk, "amount": text, "note": "Carried over"}),
+        ("/credits/manual", {"patient": pat.pk, "amount": text, "reason": "Carried over"}),
         ("/credits/purchase", {"patient": pat.pk, "amount": text, "channel": "portal", "card_token": "tok_visa"}),
         (f"/credits/{credit.pk}/refunds", {"amount": text, "reason": "Overpaid"}),
         (f"/credits/{credit.pk}/remove", {"amount": text, "reason": "Refunded outside settle"}),
@@ -240,14 +240,14 @@ def test_signed_money_takes_a_minus_but_nothing_else_loose(api, world):
 
 def test_json_whole_numbers_stay_money_and_fractions_stay_refused(api, world):
     pat = world.patient()
-    r = api.post("/credits/manual", {"patient": pat.pk, "amount": 50, "note": "Carried over"})
+    r = api.post("/credits/manual", {"patient": pat.pk, "amount": 50, "reason": "Carried over"})
     assert r.status_code == 201 and r.json()["amount"] == "50.00"
     for amount in (50.5, 1e2, 10**13, True):
-        r = api.post("/credits/manual", {"patient": pat.pk, "amount": amount, "note": "Carried over"})
+        r = api.post("/credits/manual", {"patient": pat.pk, "amount": amount, "reason": "Carried over"})
         assert r.status_code == 400 and error_of(r)["field"] == "amount", (amount, r.content)
-    err = error_of(api.post("/credits/manual", {"patient": pat.pk, "amount": 10**13, "note": "x"}))
+    err = error_of(api.post("/credits/manual", {"patient": pat.pk, "amount": 10**13, "reason": "x"}))
     assert err["code"] == "out_of_range" and "out of range" in err["message"]
-    err = error_of(api.post("/credits/manual", {"patient": pat.pk, "amount": "5.001", "note": "x"}))
+    err = error_of(api.post("/credits/manual", {"patient": pat.pk, "amount": "5.001", "reason": "x"}))
     assert err["code"] == "max_decimal_places" and "fractions of a cent" in err["message"]
 
 

@@ -17,8 +17,8 @@ from credits.models import Credit, CreditImport, ManualCreditRequest, NightlyRun
 from ledger.models import Claim, Encounter, Patient, Payer, Payment
 from remittances.models import RemittanceClaim, RemittanceFile
 from remittances.nightly import nightly_run
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
 from tests.api.conftest import error_of, make_api
 from tests.factories import PatientFactory
@@ -39,14 +39,14 @@ def a(world):
     pay = w.pay(pat, "300.00", channel="portal")
     avail = pay.credits[0]
     refund = credit_services.refund_request(credit_id=avail.pk, amount="200.00", actor=w.clerk, reason="Asked")
-    received = remittance_receive(practice_id=w.practice.pk, filename="a.835", actor=w.clerk, data=generate_835(
+    received = remittance_file_receive(practice_id=w.practice.pk, filename="a.835", actor=w.clerk, data=generate_835(
         specs=[ClaimSpec("UNKNOWN-1", charge="80.00", paid="50.00")], payer_id="PAYER-A"))
-    remittance_post_file(file_id=received.file.pk, actor=w.clerk)
+    remittance_file_post(file_id=received.file.pk, actor=w.clerk)
     rc = RemittanceClaim.objects.get(file=received.file)
     run = nightly_run(practice_id=w.practice.pk).run
     # waiting for a manager (issue 9): a manual credit and a CSV import above the practice's limit
-    manual = credit_services.credit_add_manual(patient_id=pat.pk, amount="5000.00", note="old", actor=w.clerk)
-    batch = credit_services.credits_import_csv(practice_id=w.practice.pk, filename="a.csv", actor=w.clerk,
+    manual = credit_services.manual_credit_add(patient_id=pat.pk, amount="5000.00", reason="old", actor=w.clerk)
+    batch = credit_services.credit_import_create(practice_id=w.practice.pk, filename="a.csv", actor=w.clerk,
                                                data=f"account_number,amount,note\n{pat.account_number},2500.00,old\n"
                                                .encode()).batch
     return SimpleNamespace(patient=pat.pk, encounter=enc.pk, claim=claim.pk, payment=pay.payment.pk, held=held.pk,
@@ -99,7 +99,7 @@ def routes(a):
          {"patient": d.patient, "encounter_ids": [d.encounter]}, ("404", "patient")),
         ("get", "/api/v1/credits", "/credits", c, "list"),
         ("get", "/api/v1/credits/{id}", f"/credits/{d.credit}", c, "404"),
-        ("post", "/api/v1/credits/manual", "/credits/manual", {"patient": d.patient, "amount": "5.00", "note": "x"},
+        ("post", "/api/v1/credits/manual", "/credits/manual", {"patient": d.patient, "amount": "5.00", "reason": "x"},
          ("404", "patient")),
         ("post", "/api/v1/credits/purchase", "/credits/purchase",
          {"patient": d.patient, "amount": "5.00", "channel": "cash"}, ("404", "patient")),
@@ -113,17 +113,17 @@ def routes(a):
         ("get", "/api/v1/refunds", "/refunds", c, "list"),
         ("get", "/api/v1/refunds/{id}", f"/refunds/{d.refund}", c, "404"),
         ("post", "/api/v1/refunds/{id}/approve", f"/refunds/{d.refund}/approve", {}, "404"),
-        ("post", "/api/v1/refunds/{id}/reject", f"/refunds/{d.refund}/reject", {"note": "x"}, "404"),
+        ("post", "/api/v1/refunds/{id}/reject", f"/refunds/{d.refund}/reject", {"reason": "x"}, "404"),
         ("post", "/api/v1/refunds/{id}/issue", f"/refunds/{d.refund}/issue", {"reference": "1"}, "404"),
         ("get", "/api/v1/manual-credits", "/manual-credits", c, "list"),
         ("get", "/api/v1/manual-credits/{id}", f"/manual-credits/{d.manual}", c, "404"),
         ("post", "/api/v1/manual-credits/{id}/approve", f"/manual-credits/{d.manual}/approve", {}, "404"),
-        ("post", "/api/v1/manual-credits/{id}/reject", f"/manual-credits/{d.manual}/reject", {"note": "x"}, "404"),
+        ("post", "/api/v1/manual-credits/{id}/reject", f"/manual-credits/{d.manual}/reject", {"reason": "x"}, "404"),
         ("get", "/api/v1/credit-imports", "/credit-imports", c, "list"),
         ("post", "/api/v1/credit-imports", "/credit-imports", "csv-upload", "own"),
         ("get", "/api/v1/credit-imports/{id}", f"/credit-imports/{d.batch}", c, "404"),
         ("post", "/api/v1/credit-imports/{id}/approve", f"/credit-imports/{d.batch}/approve", {}, "404"),
-        ("post", "/api/v1/credit-imports/{id}/reject", f"/credit-imports/{d.batch}/reject", {"note": "x"}, "404"),
+        ("post", "/api/v1/credit-imports/{id}/reject", f"/credit-imports/{d.batch}/reject", {"reason": "x"}, "404"),
         ("get", "/api/v1/remittance-files", "/remittance-files", c, "list"),
         ("post", "/api/v1/remittance-files", "/remittance-files", "upload", "own"),
         ("get", "/api/v1/remittance-files/{id}", f"/remittance-files/{d.file}", c, "404"),

@@ -94,7 +94,7 @@ def test_payment_amount_is_refused(world, pat, value, message):
 @pytest.mark.parametrize("value,message", BAD_AMOUNTS)
 def test_manual_credit_amount_is_refused(world, pat, value, message):
     with refused(InvalidInput, field="amount", names=message):
-        credit_services.credit_add_manual(patient_id=pat.pk, amount=value, note="old system", actor=world.clerk)
+        credit_services.manual_credit_add(patient_id=pat.pk, amount=value, reason="old system", actor=world.clerk)
 
 
 @pytest.mark.parametrize("value,message", BAD_AMOUNTS)
@@ -116,7 +116,7 @@ def test_writeoff_amount_is_refused(world, pat, value, message):
     enc, _ = world.visit(pat, date(2025, 1, 10), estimated_pr="20.00", claim=False)
     with refused(InvalidInput, field="amount", names=message):
         credit_services.writeoff_create(encounter_id=enc.pk, amount=value, reason_code="small_balance",
-                                        note="Small balance", actor=world.manager)
+                                        reason="Small balance", actor=world.manager)
 
 
 @pytest.mark.parametrize("value,message", [v for v in BAD_AMOUNTS if not v[1].startswith("must")
@@ -162,7 +162,7 @@ def test_loose_amounts_are_refused_by_every_money_service(world, pat, value, mes
     card = available_card_credit(world, pat)
     for field, call in [
         ("amount", lambda: world.pay(pat, value, channel="cash")),
-        ("amount", lambda: credit_services.credit_add_manual(patient_id=pat.pk, amount=value, note="old",
+        ("amount", lambda: credit_services.manual_credit_add(patient_id=pat.pk, amount=value, reason="old",
                                                              actor=world.clerk)),
         ("amount", lambda: credit_services.refund_request(credit_id=card.pk, amount=value, actor=world.clerk,
                                                           reason="Refund")),
@@ -211,7 +211,7 @@ def test_a_date_of_birth_outside_the_range_is_refused(world):
 
 def test_checkout_credit_amount_with_fractions_of_a_cent_is_refused(world, pat):
     enc, _ = world.visit(pat, date(2025, 1, 10), estimated_pr="20.00", claim=False)
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="50.00", note="prepaid", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="50.00", reason="prepaid", actor=world.clerk)
     with refused(InvalidInput, field=f"credit {c.pk}", names="'10.005' has fractions of a cent"):
         credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "10.005"},
                                          channel="cash", actor=world.clerk)
@@ -227,9 +227,9 @@ def test_unknown_patient(world, patient_id):
 
 def test_unknown_patient_for_manual_credit_and_nightly(world):
     with refused(NotFound, field="patient", names="987654321"):
-        credit_services.credit_add_manual(patient_id=987654321, amount="10.00", note="x", actor=world.clerk)
+        credit_services.manual_credit_add(patient_id=987654321, amount="10.00", reason="x", actor=world.clerk)
     with refused(NotFound, field="patient", names="987654321"):
-        credit_services.credits_apply_for_patient(patient_id=987654321, actor=world.clerk)
+        credit_services.credits_apply(patient_id=987654321, actor=world.clerk)
 
 
 def test_unknown_encounter_credit_refund_and_writeoff(world, pat):
@@ -246,7 +246,7 @@ def test_unknown_encounter_credit_refund_and_writeoff(world, pat):
 
 def test_another_practices_patient_is_out_of_reach(world, other_practice):
     _, their_clerk, theirs = other_practice
-    their_credit = credit_services.credit_add_manual(patient_id=theirs.pk, amount="40.00", note="old system",
+    their_credit = credit_services.manual_credit_add(patient_id=theirs.pk, amount="40.00", reason="old system",
                                                      actor=their_clerk)
     their_enc = ledger_services.encounter_create(patient_id=theirs.pk, date_of_service=date(2025, 1, 5),
                                                  charge="100.00", estimated_pr="30.00", actor=their_clerk)
@@ -254,8 +254,8 @@ def test_another_practices_patient_is_out_of_reach(world, other_practice):
         lambda: world.pay(theirs, "10.00", channel="cash"),
         lambda: ledger_services.encounter_create(patient_id=theirs.pk, date_of_service=date(2025, 1, 6),
                                                  charge="10.00", estimated_pr="0.00", actor=world.clerk),
-        lambda: credit_services.credit_add_manual(patient_id=theirs.pk, amount="10.00", note="x", actor=world.clerk),
-        lambda: credit_services.credits_apply_for_patient(patient_id=theirs.pk, actor=world.clerk),
+        lambda: credit_services.manual_credit_add(patient_id=theirs.pk, amount="10.00", reason="x", actor=world.clerk),
+        lambda: credit_services.credits_apply(patient_id=theirs.pk, actor=world.clerk),
         lambda: credit_services.credits_unlock(patient_ids=[theirs.pk], actor=world.clerk, reason="x"),
         lambda: credit_services.credit_move(credit_id=their_credit.pk, to_encounter_id=their_enc.pk,
                                             actor=world.clerk, reason="x"),
@@ -263,11 +263,11 @@ def test_another_practices_patient_is_out_of_reach(world, other_practice):
         lambda: credit_services.refund_request(credit_id=their_credit.pk, amount="5.00", actor=world.clerk,
                                                reason="x"),
         lambda: credit_services.writeoff_create(encounter_id=their_enc.pk, amount="1.00",
-                                                reason_code="small_balance", note="x", actor=world.manager),
+                                                reason_code="small_balance", reason="x", actor=world.manager),
         lambda: credit_services.payment_checkout(patient_id=theirs.pk, encounter_ids=[their_enc.pk],
                                                  credit_amounts={their_credit.pk: "30.00"}, channel="cash",
                                                  actor=world.clerk),
-        lambda: credit_services.credits_import_csv(practice_id=theirs.practice_id, data=b"account_number,amount,note\n"
+        lambda: credit_services.credit_import_create(practice_id=theirs.practice_id, data=b"account_number,amount,note\n"
                                                    + theirs.account_number.encode() + b",5.00,x\n",
                                                    filename="x.csv", actor=world.manager),
     ]
@@ -280,13 +280,13 @@ def test_another_practices_patient_is_out_of_reach(world, other_practice):
 
 def test_a_user_with_no_membership_can_do_nothing(world, pat):
     stranger = UserFactory(username="walk-in")
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="40.00", note="old system", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="40.00", reason="old system", actor=world.clerk)
     enc, _ = world.visit(pat, date(2025, 3, 3))
     (locked,) = world.pay(pat, "20.00", encounter=enc, channel="cash").credits
     attempts = [
         lambda: credit_services.payment_record(patient_id=pat.pk, amount="10.00", channel="cash", actor=stranger),
-        lambda: credit_services.credit_add_manual(patient_id=pat.pk, amount="1.00", note="x", actor=stranger),
-        lambda: credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=stranger),
+        lambda: credit_services.manual_credit_add(patient_id=pat.pk, amount="1.00", reason="x", actor=stranger),
+        lambda: credit_services.credits_apply(patient_id=pat.pk, actor=stranger),
         lambda: credit_services.credit_remove(credit_id=c.pk, actor=stranger, reason="x"),
         lambda: credit_services.refund_request(credit_id=c.pk, amount="5.00", actor=stranger, reason="x"),
         lambda: credit_services.credits_unlock(credit_ids=[locked.pk], actor=stranger, reason="x"),
@@ -294,7 +294,7 @@ def test_a_user_with_no_membership_can_do_nothing(world, pat):
         lambda: credit_services.credits_unlock(patient_ids=[pat.pk], actor=stranger, reason="x"),
         lambda: credit_services.credit_move(credit_id=locked.pk, to_encounter_id=None, actor=stranger, reason="x"),
         lambda: credit_services.writeoff_create(encounter_id=enc.pk, amount="1.00", reason_code="small_balance",
-                                                note="x", actor=stranger),
+                                                reason="x", actor=stranger),
         lambda: credit_services.claim_resubmit(claim_id=enc.claims.get().pk, actor=stranger, reason="x"),
     ]
     for attempt in attempts:
@@ -354,7 +354,7 @@ def test_refund_through_the_system_past_the_card_window(world, pat):
         # above the threshold: approved by a manager in time, not paid out yet
         approved = credit_services.refund_request(credit_id=c.pk, amount="120.00", actor=world.clerk,
                                                   reason="Refund to card")
-        approved = credit_services.refund_approve(refund_id=approved.pk, actor=world.manager, note="ok")
+        approved = credit_services.refund_approve(refund_id=approved.pk, actor=world.manager, reason="ok")
         assert approved.method == "original_payment" and approved.state == "approved"
     with time_machine.travel(datetime(2025, 7, 2, 15, tzinfo=dt_timezone.utc), tick=False):  # 181 days later
         with refused(RuleViolation, field="method", names="180 days"):
@@ -368,7 +368,7 @@ def test_refund_through_the_system_past_the_card_window(world, pat):
 
 
 def test_issuing_a_check_refund_needs_its_number(world, pat):
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="20.00", note="old system", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="20.00", reason="old system", actor=world.clerk)
     r = credit_services.refund_request(credit_id=c.pk, amount="20.00", actor=world.clerk, reason="By check")
     with refused(InvalidInput, field="reference", names="check reference"):
         credit_services.refund_issue(refund_id=r.pk, actor=world.clerk, reference="  ")
@@ -385,9 +385,9 @@ def test_requester_cannot_approve_or_reject_their_own_refund(world, pat):
     r = credit_services.refund_request(credit_id=c.pk, amount="150.00", actor=world.manager, reason="Refund")
     assert r.needs_approval and r.state == "requested"
     with refused(PermissionDenied, names="own refund"):
-        credit_services.refund_approve(refund_id=r.pk, actor=world.manager, note="ok")
+        credit_services.refund_approve(refund_id=r.pk, actor=world.manager, reason="ok")
     with refused(PermissionDenied, names="own refund"):
-        credit_services.refund_reject(refund_id=r.pk, actor=world.manager, note="changed my mind")
+        credit_services.refund_reject(refund_id=r.pk, actor=world.manager, reason="changed my mind")
     r.refresh_from_db()
     assert (r.state, r.decided_by_id) == ("requested", None)
 
@@ -396,9 +396,9 @@ def test_billing_staff_cannot_approve_or_reject_a_refund_that_needs_a_manager(wo
     c = available_card_credit(world, pat, "150.00")
     r = credit_services.refund_request(credit_id=c.pk, amount="150.00", actor=world.manager, reason="Refund")
     with refused(PermissionDenied, names=["clerk", "not a manager"]):
-        credit_services.refund_approve(refund_id=r.pk, actor=world.clerk, note="ok")
+        credit_services.refund_approve(refund_id=r.pk, actor=world.clerk, reason="ok")
     with refused(PermissionDenied, names=["clerk", "not a manager"]):
-        credit_services.refund_reject(refund_id=r.pk, actor=world.clerk, note="no")
+        credit_services.refund_reject(refund_id=r.pk, actor=world.clerk, reason="no")
 
 
 def test_a_refund_waiting_for_approval_cannot_be_issued(world, pat):
@@ -424,7 +424,7 @@ def test_declined_card_writes_nothing(world, pat, token, code):
 
 def test_declined_card_at_checkout_writes_nothing(world, pat):
     enc, _ = world.visit(pat, date(2025, 3, 3), estimated_pr="40.00", claim=False)
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="15.00", note="prepaid", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="15.00", reason="prepaid", actor=world.clerk)
     with refused(RuleViolation, field="card_token", code="card_declined"):
         credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "15.00"},
                                          channel="card_reader", card_token="tok_decline", actor=world.clerk)
@@ -462,7 +462,7 @@ def test_checkout_with_a_credit_locked_to_another_date(world, pat):
 def test_checkout_with_someone_elses_or_an_unknown_credit(world, pat):
     enc, _ = world.visit(pat, date(2025, 5, 1), estimated_pr="30.00", claim=False)
     stranger = world.patient()
-    theirs = credit_services.credit_add_manual(patient_id=stranger.pk, amount="30.00", note="x", actor=world.clerk)
+    theirs = credit_services.manual_credit_add(patient_id=stranger.pk, amount="30.00", reason="x", actor=world.clerk)
     with refused(NotFound, field="credit_amounts", names=str(theirs.pk)):
         credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={theirs.pk: "30.00"},
                                          channel="cash", actor=world.clerk)
@@ -473,8 +473,8 @@ def test_checkout_with_someone_elses_or_an_unknown_credit(world, pat):
 
 def test_checkout_with_more_credit_than_owed_or_more_than_on_hand(world, pat):
     enc, _ = world.visit(pat, date(2025, 5, 1), estimated_pr="30.00", claim=False)
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="20.00", note="x", actor=world.clerk)
-    big = credit_services.credit_add_manual(patient_id=pat.pk, amount="90.00", note="x", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="20.00", reason="x", actor=world.clerk)
+    big = credit_services.manual_credit_add(patient_id=pat.pk, amount="90.00", reason="x", actor=world.clerk)
     with refused(InvalidInput, field="credit_amounts", names=["40.00", "30.00"]):
         credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk],
                                          credit_amounts={big.pk: "40.00"}, channel="cash", actor=world.clerk)
@@ -492,13 +492,13 @@ def test_checkout_of_a_date_still_waiting_on_the_payer(world, pat):
 
 # --- manual credits, moves, removals, write-offs ------------------------------------------------------
 
-def test_manual_credit_needs_a_note(world, pat):
-    with refused(InvalidInput, field="note", names="note"):
-        credit_services.credit_add_manual(patient_id=pat.pk, amount="10.00", note="  ", actor=world.clerk)
+def test_manual_credit_needs_a_reason(world, pat):
+    with refused(InvalidInput, field="reason", names="reason"):
+        credit_services.manual_credit_add(patient_id=pat.pk, amount="10.00", reason="  ", actor=world.clerk)
 
 
 def test_remove_more_than_on_hand_or_without_reason(world, pat):
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="10.00", note="x", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="10.00", reason="x", actor=world.clerk)
     with refused(RuleViolation, field="amount", names=["10.00", "10.01"]):
         credit_services.credit_remove(credit_id=c.pk, amount="10.01", actor=world.clerk, reason="gone")
     with refused(InvalidInput, field="reason"):
@@ -506,7 +506,7 @@ def test_remove_more_than_on_hand_or_without_reason(world, pat):
 
 
 def test_move_to_another_patients_date(world, pat):
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="10.00", note="x", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="10.00", reason="x", actor=world.clerk)
     their_enc, _ = world.visit(world.patient(), date(2025, 5, 1))
     with refused(NotFound, field="to_encounter", names=str(their_enc.pk)):
         credit_services.credit_move(credit_id=c.pk, to_encounter_id=their_enc.pk, actor=world.clerk, reason="x")
@@ -520,19 +520,19 @@ def test_writeoff_above_policy_by_billing_staff(world, pat):
     enc, _ = world.visit(pat, date(2025, 1, 10), estimated_pr="50.00", claim=False)
     with refused(PermissionDenied, field="amount", names=["10.00", "manager"]):
         credit_services.writeoff_create(encounter_id=enc.pk, amount="10.01", reason_code="small_balance",
-                                        note="Small balance", actor=world.clerk, as_of=date(2025, 6, 1))
+                                        reason="Small balance", actor=world.clerk, as_of=date(2025, 6, 1))
     with refused(PermissionDenied, field="encounter", names=["20 days", "30"]):
         credit_services.writeoff_create(encounter_id=enc.pk, amount="5.00", reason_code="small_balance",
-                                        note="Small balance", actor=world.clerk, as_of=date(2025, 1, 30))
+                                        reason="Small balance", actor=world.clerk, as_of=date(2025, 1, 30))
     with refused(RuleViolation, field="amount", names=["50.01", "50.00"]):
         credit_services.writeoff_create(encounter_id=enc.pk, amount="50.01", reason_code="small_balance",
-                                        note="Small balance", actor=world.manager, as_of=date(2025, 6, 1))
+                                        reason="Small balance", actor=world.manager, as_of=date(2025, 6, 1))
     with refused(InvalidInput, field="reason_code", names="small_balance"):
         credit_services.writeoff_create(encounter_id=enc.pk, amount="5.00", reason_code="because",
-                                        note="x", actor=world.manager, as_of=date(2025, 6, 1))
+                                        reason="x", actor=world.manager, as_of=date(2025, 6, 1))
     # within policy, billing staff may
     wo = credit_services.writeoff_create(encounter_id=enc.pk, amount="10.00", reason_code="small_balance",
-                                         note="Small balance", actor=world.clerk, as_of=date(2025, 6, 1))
+                                         reason="Small balance", actor=world.clerk, as_of=date(2025, 6, 1))
     credit_services.writeoff_undo(writeoff_id=wo.pk, actor=world.clerk, reason="Posted in error")
     with refused(RuleViolation, field="writeoff", names="already undone"):
         credit_services.writeoff_undo(writeoff_id=wo.pk, actor=world.clerk, reason="again")
@@ -564,26 +564,26 @@ def test_csv_import_with_one_bad_row_writes_nothing(world, pat, bad_row, names):
                 bad_row.format(acct=pat.account_number),
                 f"{pat.account_number},20.00,old system,2025-01-10")
     with refused(InvalidInput, field="file", names=["legacy.csv"] + names):
-        credit_services.credits_import_csv(practice_id=world.practice.pk, data=data, filename="legacy.csv",
+        credit_services.credit_import_create(practice_id=world.practice.pk, data=data, filename="legacy.csv",
                                            actor=world.clerk)
 
 
 def test_csv_import_missing_column_or_not_utf8(world, pat):
     with refused(InvalidInput, field="file", names=["line 1", "note"]):
-        credit_services.credits_import_csv(practice_id=world.practice.pk, data=b"account_number,amount\nA1,5\n",
+        credit_services.credit_import_create(practice_id=world.practice.pk, data=b"account_number,amount\nA1,5\n",
                                            filename="x.csv", actor=world.clerk)
     with refused(InvalidInput, field="file", names="not UTF-8"):
-        credit_services.credits_import_csv(practice_id=world.practice.pk, data=b"\xff\xfe\x00a", filename="x.csv",
+        credit_services.credit_import_create(practice_id=world.practice.pk, data=b"\xff\xfe\x00a", filename="x.csv",
                                            actor=world.clerk)
 
 
 def test_the_same_csv_twice_is_a_duplicate(world, pat):
     data = _csv(f"{pat.account_number},10.00,old system,", f"{pat.account_number},2.50,old system,")
-    result = credit_services.credits_import_csv(practice_id=world.practice.pk, data=data, filename="legacy.csv",
+    result = credit_services.credit_import_create(practice_id=world.practice.pk, data=data, filename="legacy.csv",
                                                 actor=world.clerk)
     assert [c.amount for c in result.credits] == [D("10.00"), D("2.50")]
     with refused(Duplicate, field="file", names="legacy-again.csv"):
-        credit_services.credits_import_csv(practice_id=world.practice.pk, data=data, filename="legacy-again.csv",
+        credit_services.credit_import_create(practice_id=world.practice.pk, data=data, filename="legacy-again.csv",
                                            actor=world.clerk)
 
 
@@ -591,7 +591,7 @@ def test_checkout_refused_after_the_card_was_charged_leaves_no_charge_behind(wor
     """The card is charged before the booking transaction; when the booking is refused the
     patient must not be left paying for nothing (the charge is voided at the processor)."""
     enc, _ = world.visit(pat, date(2025, 5, 1), estimated_pr="30.00", claim=False)
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="20.00", note="x", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="20.00", reason="x", actor=world.clerk)
     with refused(RuleViolation, field="credit_amounts", names=[str(c.pk), "20.00", "25.00"]):
         credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "25.00"},
                                          channel="card_reader", card_token="tok_visa", actor=world.clerk)

@@ -30,7 +30,7 @@ def csv_bytes(*lines: str, header: str = HEADER) -> bytes:
 
 
 def do_import(world, data, *, actor=None, filename="old.csv"):
-    return credit_services.credits_import_csv(practice_id=world.practice.pk, data=data, filename=filename,
+    return credit_services.credit_import_create(practice_id=world.practice.pk, data=data, filename=filename,
                                               actor=actor or world.clerk, reason="Conversion from the old system")
 
 
@@ -213,11 +213,11 @@ def test_an_import_above_the_limit_waits_whole_for_another_manager(world, pats):
     assert result.pending and (batch.state, batch.needs_approval, batch.total) == ("pending", True, D("1200.00"))
     assert not Credit.objects.exists() and result.credits.count() == 0
     assert CreditImportRow.objects.filter(credit_import=batch, credit__isnull=True).count() == 2
-    assert credit_services.credits_apply_for_patient(patient_id=ana.pk, actor=world.clerk).total == 0
+    assert credit_services.credits_apply(patient_id=ana.pk, actor=world.clerk).total == 0
     for who, match in ((world.clerk, "not a manager"),):
         with pytest.raises(PermissionDenied, match=match):
             credit_services.credit_import_approve(import_id=batch.pk, actor=who)
-    batch = credit_services.credit_import_approve(import_id=batch.pk, actor=world.manager, note="Matches the report")
+    batch = credit_services.credit_import_approve(import_id=batch.pk, actor=world.manager, reason="Matches the report")
     assert (batch.state, batch.decided_by, batch.decision_note) == ("imported", world.manager, "Matches the report")
     credits = list(result.credits)
     assert [(c.patient_id, c.amount, c.created_by_id) for c in credits] == \
@@ -237,10 +237,10 @@ def test_the_importer_cannot_approve_or_reject_their_own_import(world, pats):
     batch = do_import(world, csv_bytes("A-1,1500.00,old,"), actor=world.manager).batch
     for fn in (credit_services.credit_import_approve, credit_services.credit_import_reject):
         with pytest.raises(PermissionDenied, match="own credit import"):
-            fn(import_id=batch.pk, actor=world.manager, note="mine")
+            fn(import_id=batch.pk, actor=world.manager, reason="mine")
     boss2 = MembershipFactory(practice=world.practice, user=UserFactory(username="boss2"),
                               role=Membership.Role.MANAGER).user
-    batch = credit_services.credit_import_reject(import_id=batch.pk, actor=boss2, note="Not from the conversion")
+    batch = credit_services.credit_import_reject(import_id=batch.pk, actor=boss2, reason="Not from the conversion")
     assert (batch.state, batch.decided_by) == ("rejected", boss2)
     assert not Credit.objects.exists()
     with pytest.raises(Duplicate, match="rejected"):  # the same file cannot slip in again
@@ -251,12 +251,12 @@ def test_the_importer_cannot_approve_or_reject_their_own_import(world, pats):
 def test_a_patients_manual_credits_and_imports_add_up(world, pats):
     """Splitting across a manual credit and a small import does not escape the limit either."""
     ana, ben = pats
-    credit_services.credit_add_manual(patient_id=ana.pk, amount="900.00", note="old", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=ana.pk, amount="900.00", reason="old", actor=world.clerk)
     small = do_import(world, csv_bytes("A-1,200.00,old,", "B-2,50.00,old,"))  # 250 in all, but Ana: 1,100
     assert small.pending
     other = do_import(world, csv_bytes("B-2,300.00,old,"), filename="b.csv")  # Ben: 50 waiting + 300
     assert not other.pending
-    assert credit_services.credit_add_manual(patient_id=ben.pk, amount="700.00", note="old",
+    assert credit_services.manual_credit_add(patient_id=ben.pk, amount="700.00", reason="old",
                                              actor=world.clerk).state == "pending"  # 50 + 300 + 700 > 1,000
 
 

@@ -41,7 +41,7 @@ def other_manager(world, name="boss2"):
 
 
 def manual(world, pat, amount, actor=None, **kw):
-    return credit_services.credit_add_manual(patient_id=pat.pk, amount=amount, note="Carried over from the old system",
+    return credit_services.manual_credit_add(patient_id=pat.pk, amount=amount, reason="Carried over from the old system",
                                              actor=actor or world.clerk, **kw)
 
 
@@ -63,7 +63,7 @@ def test_three_refunds_of_100_on_one_credit_do_not_leave_without_a_manager(world
     # the clerk cannot push them through; another person who is a manager must
     with pytest.raises(PermissionDenied, match="not a manager"):
         credit_services.refund_approve(refund_id=second.pk, actor=world.clerk)
-    credit_services.refund_approve(refund_id=second.pk, actor=world.manager, note="Checked")
+    credit_services.refund_approve(refund_id=second.pk, actor=world.manager, reason="Checked")
     assert credit_services.refund_issue(refund_id=second.pk, actor=world.clerk, reference="CHK 2").state == "issued"
     check_invariants(world.practice.pk)
 
@@ -76,7 +76,7 @@ def test_rejected_refunds_do_not_count_and_the_window_ends(world):
         assert (r1.state, r1.needs_approval) == ("approved", False)
         r2 = credit_services.refund_request(credit_id=c.pk, amount="20.00", actor=world.clerk, reason="More")
         assert r2.needs_approval  # 90 + 20 > 100 over the window
-        credit_services.refund_reject(refund_id=r2.pk, actor=world.manager, note="Not asked by the patient")
+        credit_services.refund_reject(refund_id=r2.pk, actor=world.manager, reason="Not asked by the patient")
         r3 = credit_services.refund_request(credit_id=c.pk, amount="10.00", actor=world.clerk, reason="More")
         assert not r3.needs_approval  # 90 + 10: the rejected one moved no money
     with time_machine.travel(datetime(2026, 3, 31, 14, tzinfo=dt_timezone.utc), tick=False):  # 29 days later
@@ -193,7 +193,7 @@ def test_manual_credit_above_the_limit_waits_and_nothing_can_use_it(world):
     assert not Credit.objects.filter(patient=pat).exists()
     assert JournalEntry.objects.count() == before[0]  # no money booked
     # nothing sees it: the nightly run, checkout, a refund
-    assert credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk).total == 0
+    assert credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk).total == 0
     run = nightly_run(practice_id=world.practice.pk)
     assert run.application_count == 0
     assert credit_services.credits_preselect(patient_id=pat.pk, encounter_ids=[enc.pk]) == {}
@@ -202,7 +202,7 @@ def test_manual_credit_above_the_limit_waits_and_nothing_can_use_it(world):
     with pytest.raises(PermissionDenied, match="not a manager"):
         credit_services.manual_credit_approve(request_id=req.pk, actor=world.clerk)
     boss2 = other_manager(world)
-    req = credit_services.manual_credit_approve(request_id=req.pk, actor=boss2, note="Conversion report p. 4")
+    req = credit_services.manual_credit_approve(request_id=req.pk, actor=boss2, reason="Conversion report p. 4")
     c = req.credit
     assert (req.state, req.decided_by, req.decision_note) == ("approved", boss2, "Conversion report p. 4")
     assert (c.state, c.on_hand, c.source) == ("available", D("2500.00"), "manual")
@@ -211,7 +211,7 @@ def test_manual_credit_above_the_limit_waits_and_nothing_can_use_it(world):
     assert steps == [("clerk", "pending", "Manual credit requested: Carried over from the old system"),
                      ("boss2", "approved", "Approved: Conversion report p. 4")]
     assert all(h.history_date for h in req.history.all())
-    assert credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk).total == D("50.00")
+    assert credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk).total == D("50.00")
     check_invariants(world.practice.pk)
     check_duties(world.practice.pk)
 
@@ -223,7 +223,7 @@ def test_splitting_manual_credits_does_not_escape_the_limit(world):
     assert isinstance(second, ManualCreditRequest) and second.state == "pending"
     assert isinstance(manual(world, other, "600.00"), Credit)  # another patient has their own window
     # a rejected request does not count; the window ends
-    credit_services.manual_credit_reject(request_id=second.pk, actor=world.manager, note="Duplicate of the first")
+    credit_services.manual_credit_reject(request_id=second.pk, actor=world.manager, reason="Duplicate of the first")
     assert isinstance(manual(world, pat, "400.00"), Credit)
     with time_machine.travel(datetime.now(dt_timezone.utc) + timedelta(days=31), tick=False):
         assert isinstance(manual(world, pat, "900.00"), Credit)  # the window has passed
@@ -236,11 +236,11 @@ def test_manual_credit_decisions_need_another_manager(world):
     assert mine.state == "pending"  # a manager's own manual credit waits too
     for fn in (credit_services.manual_credit_approve, credit_services.manual_credit_reject):
         with pytest.raises(PermissionDenied, match="own manual credit"):
-            fn(request_id=mine.pk, actor=world.manager, note="mine")
+            fn(request_id=mine.pk, actor=world.manager, reason="mine")
         with pytest.raises(PermissionDenied, match="not a manager"):
-            fn(request_id=mine.pk, actor=world.clerk, note="clerk")
+            fn(request_id=mine.pk, actor=world.clerk, reason="clerk")
     boss2 = other_manager(world)
-    credit_services.manual_credit_reject(request_id=mine.pk, actor=boss2, note="No proof of the old balance")
+    credit_services.manual_credit_reject(request_id=mine.pk, actor=boss2, reason="No proof of the old balance")
     mine.refresh_from_db()
     assert (mine.state, mine.credit_id, mine.decided_by) == ("rejected", None, boss2)
     with pytest.raises(RuleViolation, match="rejected"):
@@ -280,7 +280,7 @@ def _max_cases(world, pat):
         "refund": (lambda: credit_services.refund_request(credit_id=card.pk, amount=OVER, actor=world.clerk,
                                                           reason="x"), "amount"),
         "write-off": (lambda: credit_services.writeoff_create(encounter_id=self_pay.pk, amount=OVER,
-                                                              reason_code="bad_debt", note="x", actor=world.manager),
+                                                              reason_code="bad_debt", reason="x", actor=world.manager),
                       "amount"),
         "claim result": (lambda: credit_services.claim_record_result(claim_id=claim.pk, outcome="paid",
                                                                      paid_amount=OVER, actor=world.clerk,

@@ -8,7 +8,7 @@ import pytest
 
 from credits import services as credit_services
 from credits.models import Credit, CreditApplication, NightlyRun
-from credits.nightly import run_nightly
+from credits.nightly import nightly_apply
 from credits.selectors import credit_liability
 from credits.services import application as credit_application
 from ledger.models import Encounter, JournalLine
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def run(world, **kw):
-    return run_nightly(practice_id=world.practice.pk, **kw)
+    return nightly_apply(practice_id=world.practice.pk, **kw)
 
 
 def test_example_a_through_the_nightly_run(world):
@@ -52,10 +52,10 @@ def test_order_locked_then_available_and_never_other_dos(world):
     pat = world.patient()
     may5, _ = world.visit(pat, date(2026, 5, 5))
     world.pay(pat, "40.00", encounter=may5)
-    credit_services.credit_add_manual(patient_id=pat.pk, amount="10.00", note="old system", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=pat.pk, amount="10.00", reason="old system", actor=world.clerk)
     jun8, c8 = world.visit(pat, date(2026, 6, 8))
     world.pay(pat, "25.00", encounter=jun8)
-    credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="old system", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=pat.pk, amount="100.00", reason="old system", actor=world.clerk)
     world.remit(c8, pr="60.00", paid="100.00")
 
     result = run(world)
@@ -69,14 +69,14 @@ def test_auto_apply_off_and_excluded_patients_get_nothing(world):
     a, b = world.patient(), world.patient(exclude_from_auto_apply=True)
     for pat in (a, b):
         enc, claim = world.visit(pat, date(2026, 8, 1))
-        credit_services.credit_add_manual(patient_id=pat.pk, amount="40.00", note="prepaid", actor=world.clerk)
+        credit_services.manual_credit_add(patient_id=pat.pk, amount="40.00", reason="prepaid", actor=world.clerk)
         world.remit(claim, pr="25.00", paid="100.00")
     assert run(world).applied_total == D("25.00")  # only a
     world.practice.auto_apply = False
     world.practice.save()
     c = world.patient()
     enc, claim = world.visit(c, date(2026, 8, 2))
-    credit_services.credit_add_manual(patient_id=c.pk, amount="40.00", note="prepaid", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=c.pk, amount="40.00", reason="prepaid", actor=world.clerk)
     world.remit(claim, pr="25.00", paid="100.00")
     assert run(world).applied_total == 0
 
@@ -94,7 +94,7 @@ def test_second_run_while_one_runs_is_skipped(world):
 
         def other():
             try:
-                out["r"] = run_nightly(practice_id=world.practice.pk, dry_run=True)
+                out["r"] = nightly_apply(practice_id=world.practice.pk, dry_run=True)
             finally:
                 connection.close()
 
@@ -120,13 +120,13 @@ def test_set_based_plan_equals_the_rule_for_random_books(world):
             if rng.random() < 0.8:
                 world.remit(claim, pr=D(rng.randint(0, 150)), paid="10.00")
         for _ in range(rng.randint(0, 3)):
-            credit_services.credit_add_manual(patient_id=pat.pk, amount=D(rng.randint(1, 90)), note="n",
+            credit_services.manual_credit_add(patient_id=pat.pk, amount=D(rng.randint(1, 90)), reason="n",
                                               actor=world.clerk)
     from django.db import transaction
 
     with transaction.atomic():  # the reference: the per-patient service, rolled back
         for pat in patients:
-            lines = credit_application.apply_for_patient(patient=pat, actor=world.clerk, reason="reference").lines
+            lines = credit_application.credits_apply_locked(patient=pat, actor=world.clerk, reason="reference").lines
             expected[pat.pk] = sorted((ln.credit_id, ln.encounter_id, ln.amount) for ln in lines)
         transaction.set_rollback(True)
     assert sum(len(v) for v in expected.values()) > 10

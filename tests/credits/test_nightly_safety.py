@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Sum
 
 from credits.models import Credit, CreditApplication, NightlyRun
-from credits.nightly import run_nightly
+from credits.nightly import nightly_apply
 from credits.selectors import credit_liability
 from ledger.benchdata import build_books
 from ledger.errors import SettleError
@@ -64,7 +64,7 @@ def test_killed_run_then_rerun_equals_one_clean_run():
 
     practice, _ = build_books(patients=600, encounters_per_patient=2, credits_per_patient=3)
     with transaction.atomic():  # the reference: one clean run, rolled back
-        run_nightly(practice_id=practice.pk)
+        nightly_apply(practice_id=practice.pk)
         expected = applied_by_patient(practice)
         transaction.set_rollback(True)
     assert sum(len(v) for v in expected.values()) > 1000
@@ -84,12 +84,12 @@ def test_killed_run_then_rerun_equals_one_clean_run():
     assert 0 < partial < sum(len(v) for v in expected.values())  # really killed half-way
     assert NightlyRun.objects.get(practice=practice).status == "running"
 
-    result = run_nightly(practice_id=practice.pk)
+    result = nightly_apply(practice_id=practice.pk)
     assert result.status == "succeeded"
     assert NightlyRun.objects.get(practice=practice, status="failed").error.startswith("interrupted")
     assert applied_by_patient(practice) == expected
     assert_books_consistent(practice)
-    assert run_nightly(practice_id=practice.pk).application_count == 0
+    assert nightly_apply(practice_id=practice.pk).application_count == 0
 
 
 def test_staff_working_during_the_run_never_use_a_cent_twice():
@@ -103,7 +103,7 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
 
     def nightly():
         try:
-            run_nightly(practice_id=practice.pk, batch_size=7)
+            nightly_apply(practice_id=practice.pk, batch_size=7)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -143,7 +143,7 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
     assert not errors, errors
     assert_books_consistent(practice)
     # after the dust settles a clean run finds only what staff left open, and applies it once
-    run_nightly(practice_id=practice.pk)
-    assert run_nightly(practice_id=practice.pk).application_count == 0
+    nightly_apply(practice_id=practice.pk)
+    assert nightly_apply(practice_id=practice.pk).application_count == 0
     assert_books_consistent(practice)
     assert CreditApplication.objects.filter(practice=practice, amount__gt=0).aggregate(s=Sum("amount"))["s"] > D(0)

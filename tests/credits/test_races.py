@@ -73,7 +73,7 @@ def test_the_same_credit_at_two_checkouts_is_used_once(world, round_):
     pat = world.patient()
     jan = self_pay_visit(world, pat, date(2026, 1, 10), "50.00")
     feb = self_pay_visit(world, pat, date(2026, 2, 10), "50.00")
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="50.00", note="prepaid", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="50.00", reason="prepaid", actor=world.clerk)
 
     def checkout(enc):
         return lambda: credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[enc.pk],
@@ -101,11 +101,11 @@ def test_two_applications_for_one_patient_at_once_apply_once(world, round_):
     pat = world.patient()
     jan = self_pay_visit(world, pat, date(2026, 1, 10), "30.00")
     feb = self_pay_visit(world, pat, date(2026, 2, 10), "45.00")
-    old = credit_services.credit_add_manual(patient_id=pat.pk, amount="60.00", note="old", actor=world.clerk)
-    new = credit_services.credit_add_manual(patient_id=pat.pk, amount="40.00", note="new", actor=world.clerk)
+    old = credit_services.manual_credit_add(patient_id=pat.pk, amount="60.00", reason="old", actor=world.clerk)
+    new = credit_services.manual_credit_add(patient_id=pat.pk, amount="40.00", reason="new", actor=world.clerk)
 
     def apply():
-        return credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
+        return credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
 
     results = race(apply, apply)
     assert outcomes(results) == ["ok", "ok"]
@@ -130,7 +130,7 @@ def test_refund_request_racing_an_application_never_spends_beyond_on_hand(world,
     assert (refreshed(c).on_hand, refreshed(enc).balance) == (D("20.00"), D("0.00"))
     # a second DoS owes 60.00, and a 60.00 credit is wanted by both a refund and an application
     mar = self_pay_visit(world, pat, date(2026, 3, 10), "60.00")
-    top = credit_services.credit_add_manual(patient_id=pat.pk, amount="60.00", note="old system", actor=world.clerk)
+    top = credit_services.manual_credit_add(patient_id=pat.pk, amount="60.00", reason="old system", actor=world.clerk)
 
     def refund():
         return credit_services.refund_request(credit_id=top.pk, amount="60.00", actor=world.clerk,
@@ -142,7 +142,7 @@ def test_refund_request_racing_an_application_never_spends_beyond_on_hand(world,
                                                     credit_amounts={top.pk: "60.00"}, channel="cash",
                                                     actor=world.clerk)
         # the nightly run takes the older credit (20.00) first, then 40.00 of the top-up
-        return credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
+        return credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
 
     results = race(refund, apply)
     refund_won = results[0][0] == "ok"
@@ -178,14 +178,14 @@ def test_nightly_and_checkout_by_hand_never_use_a_cent_twice(world, round_):
     pat = world.patient()
     jan = self_pay_visit(world, pat, date(2026, 1, 10), "40.00")
     feb = self_pay_visit(world, pat, date(2026, 2, 10), "30.00")
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="prepaid", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="100.00", reason="prepaid", actor=world.clerk)
 
     def by_hand():
         return credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[jan.pk],
                                                 credit_amounts={c.pk: "40.00"}, channel="cash", actor=world.clerk)
 
     def nightly():
-        return credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
+        return credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
 
     results = race(by_hand, nightly)
     if results[0][0] == "ok":  # staff first: the nightly run then paid February only
@@ -207,7 +207,7 @@ def test_nightly_and_checkout_with_a_card_never_charge_for_nothing(world, round_
     pat = world.patient()
     jan = self_pay_visit(world, pat, date(2026, 1, 10), "40.00")
     feb = self_pay_visit(world, pat, date(2026, 2, 10), "30.00")
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="prepaid", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="100.00", reason="prepaid", actor=world.clerk)
 
     def by_hand():
         return credit_services.payment_checkout(patient_id=pat.pk, encounter_ids=[jan.pk],
@@ -215,7 +215,7 @@ def test_nightly_and_checkout_with_a_card_never_charge_for_nothing(world, round_
                                                 card_token="tok_visa", actor=world.clerk)
 
     def nightly():
-        return credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
+        return credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
 
     results = race(by_hand, nightly)
     c.refresh_from_db()
@@ -267,7 +267,7 @@ def test_many_threads_hammering_one_patient_keep_the_books_exact(world):
     encs.append(pending)
     claims = list(Claim.objects.filter(encounter__patient=pat))
     for amount in ("25.00", "40.00"):
-        credit_services.credit_add_manual(patient_id=pat.pk, amount=amount, note="seed", actor=world.clerk)
+        credit_services.manual_credit_add(patient_id=pat.pk, amount=amount, reason="seed", actor=world.clerk)
     book = Ledgerbook()
     book.manual = D("65.00")
     deadline = time.monotonic() + 4
@@ -298,10 +298,10 @@ def test_many_threads_hammering_one_patient_keep_the_books_exact(world):
                                                actor=world.clerk)
             book.add(op, paid=r.payment.amount)
         elif op == "manual":
-            c = credit_services.credit_add_manual(patient_id=pat.pk, amount=cents, note="by hand", actor=world.clerk)
+            c = credit_services.manual_credit_add(patient_id=pat.pk, amount=cents, reason="by hand", actor=world.clerk)
             book.add(op, manual=c.amount)
         elif op == "nightly":
-            credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
+            credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
             book.add(op)
         elif op == "checkout":
             open_ids = [e.pk for e in Encounter.objects.filter(patient=pat) if e.balance > 0
@@ -321,9 +321,9 @@ def test_many_threads_hammering_one_patient_keep_the_books_exact(world):
             r = credit_services.refund_request(credit_id=c.pk, amount=amount, method="check", actor=world.clerk,
                                                reason="Refund")
             if r.needs_approval:
-                credit_services.refund_approve(refund_id=r.pk, actor=world.manager, note="ok")
+                credit_services.refund_approve(refund_id=r.pk, actor=world.manager, reason="ok")
             if rnd.random() < 0.2:
-                credit_services.refund_reject(refund_id=r.pk, actor=world.manager, note="Keeps it")
+                credit_services.refund_reject(refund_id=r.pk, actor=world.manager, reason="Keeps it")
                 book.add("refund rejected")
             else:
                 credit_services.refund_issue(refund_id=r.pk, actor=world.clerk, reference=f"CHK {r.pk}")
@@ -349,7 +349,7 @@ def test_many_threads_hammering_one_patient_keep_the_books_exact(world):
         elif op == "write_off":
             enc = rnd.choice(encs)
             credit_services.writeoff_create(encounter_id=enc.pk, amount=min(cents, D("10.00")),
-                                            reason_code="small_balance", note="Small", actor=world.clerk)
+                                            reason_code="small_balance", reason="Small", actor=world.clerk)
             book.add(op)
         elif op == "undo":
             ids = list(WriteOff.objects.filter(patient=pat, state="active").values_list("pk", flat=True))

@@ -76,7 +76,7 @@ def test_refund_above_threshold_is_approved_by_another_manager_then_issued_to_th
     with pytest.raises(RuleViolation, match="only approved refunds are issued"):
         credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
 
-    r = credit_services.refund_approve(refund_id=r.pk, actor=world.manager, note="Verified with the patient")
+    r = credit_services.refund_approve(refund_id=r.pk, actor=world.manager, reason="Verified with the patient")
     assert (r.state, r.decided_by, r.decision_note) == ("approved", world.manager, "Verified with the patient")
     entries_before = JournalEntry.objects.count()
     r = credit_services.refund_issue(refund_id=r.pk, actor=world.clerk)
@@ -121,7 +121,7 @@ def test_rejecting_returns_the_hold_to_on_hand(world, state):
                                        method="check")
     assert r.state == state
     lines_before = JournalLine.objects.count()
-    r = credit_services.refund_reject(refund_id=r.pk, actor=world.manager, note="Patient prefers to keep a credit")
+    r = credit_services.refund_reject(refund_id=r.pk, actor=world.manager, reason="Patient prefers to keep a credit")
     assert (r.state, r.decided_by, r.decision_note) == ("rejected", world.manager, "Patient prefers to keep a credit")
     assert buckets(c) == ("available", D("300.00"), 0, 0, 0, 0)
     assert JournalLine.objects.count() == lines_before  # nothing was booked, nothing to reverse
@@ -147,7 +147,7 @@ def test_partial_refund_leaves_the_rest_usable(world):
 
     enc, claim = world.visit(pat, date(2026, 2, 2))
     world.remit(claim, pr="65.00", paid="100.00")
-    result = credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
+    result = credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="Nightly")
     assert result.total == D("50.00")
     assert buckets(c) == ("applied", 0, 0, D("50.00"), D("30.00"), 0)
     enc.refresh_from_db()
@@ -173,7 +173,7 @@ def test_refund_settles_everything_at_once(world):
     assert credit_liability(pat.pk) == 0
     assert balances(encounter=enc).get(Account.PATIENT_RECEIVABLE, D("0")) == 0
     for _ in range(2):  # nothing comes back on later runs
-        assert credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk).total == 0
+        assert credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk).total == 0
         assert credit_services.credits_release_balanced(patient_id=pat.pk, actor=world.clerk) == 0
     assert buckets(over) == ("refunded", 0, 0, 0, D("50.00"), 0)
     check_invariants(world.practice.pk)
@@ -220,14 +220,14 @@ def test_refunds_to_the_card_never_exceed_what_is_left_of_the_payment(world):
     c = card_credit(world, pat, "250.00")
     first = credit_services.refund_request(credit_id=c.pk, amount="180.00", actor=world.clerk, reason="First part")
     assert (first.method, first.state) == ("original_payment", "requested")
-    credit_services.refund_approve(refund_id=first.pk, actor=world.manager, note="ok")  # approved, not paid yet
+    credit_services.refund_approve(refund_id=first.pk, actor=world.manager, reason="ok")  # approved, not paid yet
     # the 180.00 waiting to go back to the card counts against the payment: 70.00 is left for the card
     rest = credit_services.refund_request(credit_id=c.pk, amount="70.00", actor=world.clerk, reason="The rest")
     assert (rest.method, rest.state) == ("original_payment", "requested")  # 180 + 70 over the window: a manager
-    credit_services.refund_reject(refund_id=rest.pk, actor=world.manager, note="Patient wants a check instead")
+    credit_services.refund_reject(refund_id=rest.pk, actor=world.manager, reason="Patient wants a check instead")
     by_check = credit_services.refund_request(credit_id=c.pk, amount="70.00", method="check", actor=world.clerk,
                                               reason="The rest by check")
-    credit_services.refund_approve(refund_id=by_check.pk, actor=world.manager, note="ok")
+    credit_services.refund_approve(refund_id=by_check.pk, actor=world.manager, reason="ok")
     for r in (first, by_check):
         credit_services.refund_issue(refund_id=r.pk, actor=world.clerk, reference=f"CHK {r.pk}")
     c.payment.refresh_from_db()
@@ -251,7 +251,7 @@ def test_beyond_what_is_left_on_the_card_the_refund_falls_back_to_a_check(world)
 def test_a_credit_from_cash_or_without_payment_is_refunded_by_check(world):
     pat = world.patient()
     (cash,) = world.pay(pat, "40.00", channel="cash").credits
-    manual = credit_services.credit_add_manual(patient_id=pat.pk, amount="25.00", note="old system",
+    manual = credit_services.manual_credit_add(patient_id=pat.pk, amount="25.00", reason="old system",
                                                actor=world.clerk)
     for c in (cash, manual):
         r = credit_services.refund_request(credit_id=c.pk, amount=c.amount, actor=world.clerk, reason="Refund")
@@ -274,7 +274,7 @@ def test_writeoff_and_undo_return_the_books_to_where_they_were(world):
     before_all, before_enc = balances(), balances(encounter=enc)
 
     wo = credit_services.writeoff_create(encounter_id=enc.pk, amount="8.00", reason_code="small_balance",
-                                         note="Under ten dollars", actor=world.clerk, as_of=date(2026, 3, 1))
+                                         reason="Under ten dollars", actor=world.clerk, as_of=date(2026, 3, 1))
     enc.refresh_from_db()
     assert (enc.written_off_amount, enc.balance) == (D("8.00"), D("0.00"))
     assert balances(encounter=enc).get(Account.PATIENT_RECEIVABLE, D("0")) == 0
@@ -296,10 +296,10 @@ def test_writeoff_that_balances_a_dos_releases_its_locked_credits(world):
     enc, claim = world.visit(pat, date(2026, 1, 5))
     world.remit(claim, pr="45.00", paid="100.00")
     world.pay(pat, "40.00", encounter=enc, channel="cash")
-    moved = credit_services.credit_add_manual(patient_id=pat.pk, amount="15.00", note="old", actor=world.clerk,
+    moved = credit_services.manual_credit_add(patient_id=pat.pk, amount="15.00", reason="old", actor=world.clerk,
                                               encounter_id=enc.pk)
     assert moved.state == "locked"
-    credit_services.writeoff_create(encounter_id=enc.pk, amount="5.00", reason_code="small_balance", note="Small",
+    credit_services.writeoff_create(encounter_id=enc.pk, amount="5.00", reason_code="small_balance", reason="Small",
                                     actor=world.clerk, as_of=date(2026, 3, 1))
     assert buckets(moved) == ("available", D("15.00"), 0, 0, 0, 0)
     check_invariants(world.practice.pk)
@@ -309,7 +309,7 @@ def test_a_lower_pr_gives_way_through_the_writeoff(world):
     pat = world.patient()
     enc, claim = world.visit(pat, date(2026, 1, 5))
     world.remit(claim, pr="30.00", paid="100.00")
-    credit_services.writeoff_create(encounter_id=enc.pk, amount="10.00", reason_code="hardship", note="Hardship",
+    credit_services.writeoff_create(encounter_id=enc.pk, amount="10.00", reason_code="hardship", reason="Hardship",
                                     actor=world.clerk, as_of=date(2026, 3, 1))
     claim.refresh_from_db()
     world.remit(claim, pr="5.00", paid="25.00", adjust="0.00", reason="Corrected remittance")
@@ -395,7 +395,7 @@ def test_payer_credit_open_partial_recoup_then_refund_check_closes_it(world):
     _, claim = world.visit(pat, date(2026, 2, 2))
     world.remit(claim, pr="20.00", paid="180.00")
     pc = credit_services.payer_credit_open(payer_id=world.payer.pk, amount="75.00", reason_code="duplicate_payment",
-                                           actor=world.clerk, note="Paid twice", claim_id=claim.pk,
+                                           actor=world.clerk, reason="Paid twice", claim_id=claim.pk,
                                            payer_claim_number="PCN-1", cash_received=True)
     assert (pc.state, pc.outstanding) == ("open", D("75.00"))
     assert balances()[Account.PAYER_CREDITS] == D("-75.00")
@@ -422,7 +422,7 @@ def test_payer_credit_open_partial_recoup_then_refund_check_closes_it(world):
 
 def test_payer_credit_fully_recouped_closes_as_recouped(world):
     pc = credit_services.payer_credit_open(payer_id=world.payer.pk, amount="40.00", reason_code="above_allowed",
-                                           actor=world.clerk, note="Paid above allowed")
+                                           actor=world.clerk, reason="Paid above allowed")
     for part in ("15.00", "25.00"):
         pc = credit_services.payer_credit_recoup(payer_credit_id=pc.pk, amount=part, reference="PLB WO",
                                                  actor=world.clerk, reason="Recouped")

@@ -19,7 +19,7 @@ def credits_of(patient):
 
 
 def nightly(world, patient):
-    return credit_services.credits_apply_for_patient(patient_id=patient.pk, actor=world.clerk,
+    return credit_services.credits_apply(patient_id=patient.pk, actor=world.clerk,
                                                      reason="Nightly application")
 
 
@@ -76,7 +76,7 @@ def test_c_locked_credits_are_not_used_for_other_dates(world):
     pat = world.patient()
     may5, claim5 = world.visit(pat, date(2026, 5, 5))
     world.pay(pat, "40.00", encounter=may5)
-    credit_services.credit_add_manual(patient_id=pat.pk, amount="10.00", note="Goodwill", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=pat.pk, amount="10.00", reason="Goodwill", actor=world.clerk)
     may1, claim1 = world.visit(pat, date(2026, 5, 1))
     world.remit(claim1, pr="30.00", paid="100.00")
 
@@ -92,7 +92,7 @@ def test_d_order_of_use(world):
     pat = world.patient()
     jun8, claim = world.visit(pat, date(2026, 6, 8))
     world.pay(pat, "25.00", encounter=jun8)
-    credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="Old system", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=pat.pk, amount="100.00", reason="Old system", actor=world.clerk)
     world.remit(claim, pr="60.00", paid="100.00")
 
     result = nightly(world, pat)
@@ -125,14 +125,14 @@ def test_e_resubmission(world):
 
 def test_f_no_system_refund_without_system_payment(world):
     pat = world.patient()
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="200.00", note="carried over from old system",
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="200.00", reason="carried over from old system",
                                           actor=world.clerk)
     with pytest.raises(RuleViolation, match="no payment behind it"):
         credit_services.refund_request(credit_id=c.pk, amount="200.00", method="original_payment",
                                        actor=world.clerk, reason="Refund to card")
     r = credit_services.refund_request(credit_id=c.pk, amount="200.00", actor=world.clerk, reason="Refund by check")
     assert (r.method, r.state, r.needs_approval) == ("check", "requested", True)
-    credit_services.refund_approve(refund_id=r.pk, actor=world.manager, note="ok")
+    credit_services.refund_approve(refund_id=r.pk, actor=world.manager, reason="ok")
     r = credit_services.refund_issue(refund_id=r.pk, actor=world.clerk, reference="CHK 5512")
     c.refresh_from_db()
     assert (r.state, r.reference, c.state, c.refunded_amount) == ("issued", "CHK 5512", "refunded", D("200.00"))
@@ -145,12 +145,12 @@ def test_g_auto_apply_off(world, how):
         world.practice.auto_apply = False
         world.practice.save()
     enc, claim = world.visit(pat, date(2026, 8, 1))
-    credit_services.credit_add_manual(patient_id=pat.pk, amount="40.00", note="prepaid", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=pat.pk, amount="40.00", reason="prepaid", actor=world.clerk)
     world.remit(claim, pr="25.00", paid="100.00")
     assert nightly(world, pat).total == 0
     enc.refresh_from_db()
     assert enc.balance == D("25.00")
-    by_hand = credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="By hand",
+    by_hand = credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="By hand",
                                                         respect_settings=False)
     assert by_hand.total == D("25.00")
 
@@ -158,7 +158,7 @@ def test_g_auto_apply_off(world, how):
 def test_h_twice_is_once(world):
     pat = world.patient()
     enc, claim = world.visit(pat, date(2026, 9, 9))
-    credit_services.credit_add_manual(patient_id=pat.pk, amount="100.00", note="prepaid", actor=world.clerk)
+    credit_services.manual_credit_add(patient_id=pat.pk, amount="100.00", reason="prepaid", actor=world.clerk)
     world.remit(claim, pr="45.00", paid="100.00")
     assert nightly(world, pat).total == D("45.00")
     assert nightly(world, pat).total == 0

@@ -42,13 +42,13 @@ def books(world):
     world.remit(claim, pr="60.00", paid="100.00")
     world.pay(pat, "40.00", encounter=enc, channel="cash")  # pays 40 of the 60
     wo = credit_services.writeoff_create(encounter_id=enc.pk, amount="5.00", reason_code="small_balance",
-                                         note="Small", actor=world.manager)
+                                         reason="Small", actor=world.manager)
     (card,) = world.pay(pat, "150.00", channel="card_reader").credits  # pays the 15.00 owed; 135.00 is credit
     refund = credit_services.refund_request(credit_id=card.pk, amount="120.00", actor=world.clerk,
                                             reason="Moving away")
     pc = credit_services.payer_credit_open(payer_id=world.payer.pk, amount="10.00", reason_code="duplicate_payment",
                                            actor=world.clerk, claim_id=claim.pk)
-    credit_services.credits_import_csv(practice_id=world.practice.pk, filename="old.csv", actor=world.clerk,
+    credit_services.credit_import_create(practice_id=world.practice.pk, filename="old.csv", actor=world.clerk,
                                        data=f"account_number,amount,note\n{pat.account_number},3.00,old\n".encode())
     enc.refresh_from_db()
     card.refresh_from_db()

@@ -27,8 +27,8 @@ from ledger.access import system_user
 from ledger.models import Claim, JournalEntry, Membership, Patient, Payer, Payment, Practice
 from ledger.money import CENT, ZERO
 from remittances.nightly import nightly_run
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
 
 RIVERSIDE = "Riverside Family Medicine"
@@ -177,7 +177,7 @@ class Demo:
             reason=reason or ("Copay at the front desk" if encounter is not None else "Payment on account"))
 
     def nightly(self, patient, *, run=None):
-        return credit_services.credits_apply_for_patient(patient_id=patient.pk, actor=system_user(),
+        return credit_services.credits_apply(patient_id=patient.pk, actor=system_user(),
                                                          reason="Nightly application", nightly_run=run)
 
     # --- Riverside ------------------------------------------------------------------------------------
@@ -263,8 +263,8 @@ class Demo:
 
         # Example F: a $200 manual credit, refund by check above the threshold: awaiting a manager.
         pt = new()
-        c = credit_services.credit_add_manual(patient_id=pt.pk, amount="200.00", actor=b,
-                                              note="Carried over from the old system (balance at conversion)")
+        c = credit_services.manual_credit_add(patient_id=pt.pk, amount="200.00", actor=b,
+                                              reason="Carried over from the old system (balance at conversion)")
         credit_services.refund_request(credit_id=c.pk, amount="200.00", actor=b,
                                        reason="Patient moved away; refund the old balance by check")
 
@@ -272,17 +272,17 @@ class Demo:
         # check not written yet; then $100 more, over the threshold with the first part (the patient's
         # refunds add up over the approval window): requested, approved by the manager, issued.
         pt = new()
-        c = credit_services.credit_add_manual(patient_id=pt.pk, amount="150.00", actor=b,
-                                              note="Carried over from the old system (overpaid 2024 statement)")
+        c = credit_services.manual_credit_add(patient_id=pt.pk, amount="150.00", actor=b,
+                                              reason="Carried over from the old system (overpaid 2024 statement)")
         credit_services.refund_request(credit_id=c.pk, amount="50.00", actor=b, method="check",
                                        reason="Refund requested by mail (first part)")
         r = credit_services.refund_request(credit_id=c.pk, amount="100.00", actor=b, method="check",
                                            reason="Refund requested by mail (the rest)")
-        credit_services.refund_approve(refund_id=r.pk, actor=m, note="Checked against the conversion report")
+        credit_services.refund_approve(refund_id=r.pk, actor=m, reason="Checked against the conversion report")
         credit_services.refund_issue(refund_id=r.pk, actor=b, reference="CHK 10452")
         # A large manual credit (above the practice's limit of $1,000): waits for a manager; not credited yet.
-        credit_services.credit_add_manual(patient_id=pt.pk, amount="2400.00", actor=b,
-                                          note="Old system: prepaid surgery deposit (to be confirmed)")
+        credit_services.manual_credit_add(patient_id=pt.pk, amount="2400.00", actor=b,
+                                          reason="Old system: prepaid surgery deposit (to be confirmed)")
 
         # Purchased flexible credit; a refund request is rejected (the patient keeps the credit).
         pt = new()
@@ -290,7 +290,7 @@ class Demo:
         r = credit_services.refund_request(credit_id=res.credits[0].pk, amount="120.00", actor=b,
                                            reason="Patient asked to cancel the prepayment")
         credit_services.refund_reject(refund_id=r.pk, actor=m,
-                                      note="Patient called back: keeps the credit for the upcoming visits")
+                                      reason="Patient called back: keeps the credit for the upcoming visits")
 
         # Purchased for a chosen DoS: locked to it.
         pt = new()
@@ -299,14 +299,14 @@ class Demo:
 
         # Removed: refunded outside settle before the conversion.
         pt = new()
-        c = credit_services.credit_add_manual(patient_id=pt.pk, amount="35.00", actor=b,
-                                              note="Carried over from the old system")
+        c = credit_services.manual_credit_add(patient_id=pt.pk, amount="35.00", actor=b,
+                                              reason="Carried over from the old system")
         credit_services.credit_remove(credit_id=c.pk, actor=b,
                                       reason="Already refunded by check 2231 from the old system")
 
         # A deposit that the nightly uses up entirely: applied.
         pt = new()
-        credit_services.credit_add_manual(patient_id=pt.pk, amount="45.00", actor=b, note="Deposit for the visit")
+        credit_services.manual_credit_add(patient_id=pt.pk, amount="45.00", actor=b, reason="Deposit for the visit")
         enc, claim = self.visit(pt, 60, medicare, b, visit=("Office visit, established patient (99213)", "150.00"))
         self.remit(claim, b, pr="45.00", paid="90.00", adjust="15.00")
 
@@ -316,7 +316,7 @@ class Demo:
         self.remit(claim, b, pr="57.50", paid="90.00", adjust="12.50")
         self.pay(pt, "50.00", "cash", b, encounter=enc)
         credit_services.writeoff_create(encounter_id=enc.pk, amount="7.50", reason_code="small_balance", actor=b,
-                                        note="Balance under $10 after 90 days")
+                                        reason="Balance under $10 after 90 days")
 
         # A write-off undone by the manager.
         pt = new()
@@ -324,7 +324,7 @@ class Demo:
         self.remit(claim, b, pr="30.00", paid="100.00", adjust="10.00")
         self.pay(pt, "25.00", "cash", b, encounter=enc)
         wo = credit_services.writeoff_create(encounter_id=enc.pk, amount="5.00", reason_code="small_balance", actor=b,
-                                             note="Small balance")
+                                             reason="Small balance")
         credit_services.writeoff_undo(writeoff_id=wo.pk, actor=m,
                                       reason="Patient disputes the visit; keep the balance on the statement")
 
@@ -337,7 +337,7 @@ class Demo:
 
         # Rule 10: a manual credit moved onto an upcoming DoS.
         pt = new()
-        c = credit_services.credit_add_manual(patient_id=pt.pk, amount="30.00", actor=b, note="Goodwill credit")
+        c = credit_services.manual_credit_add(patient_id=pt.pk, amount="30.00", actor=b, reason="Goodwill credit")
         enc, _ = self.visit(pt, 9, medicaid, b, visit=("Office visit (99213)", "180.00"))
         credit_services.credit_move(credit_id=c.pk, to_encounter_id=enc.pk, actor=b,
                                     reason="Patient asked to keep it for this visit")
@@ -346,14 +346,14 @@ class Demo:
         pt = new()
         ledger_services.patient_set_auto_apply(patient_id=pt.pk, excluded=True, actor=b,
                                                reason="Patient wants a refund rather than credits applied")
-        credit_services.credit_add_manual(patient_id=pt.pk, amount="50.00", actor=b, note="Carried over")
+        credit_services.manual_credit_add(patient_id=pt.pk, amount="50.00", actor=b, reason="Carried over")
         enc, claim = self.visit(pt, 55, bcbs, b, visit=("Office visit (99213)", "180.00"))
         self.remit(claim, b, pr="30.00")
 
         # Rule 7: paying at checkout with a credit; only the rest is charged.
         pt = new()
-        c = credit_services.credit_add_manual(patient_id=pt.pk, amount="40.00", actor=b,
-                                              note="Goodwill credit for the long wait")
+        c = credit_services.manual_credit_add(patient_id=pt.pk, amount="40.00", actor=b,
+                                              reason="Goodwill credit for the long wait")
         enc, claim = self.visit(pt, 40, bcbs, b, visit=("Office visit (99213)", "200.00"))
         self.remit(claim, b, pr="90.00", paid="100.00", adjust="10.00")
         credit_services.payment_checkout(patient_id=pt.pk, encounter_ids=[enc.pk], credit_amounts={c.pk: "40.00"},
@@ -365,14 +365,14 @@ class Demo:
         credit_services.payer_credit_open(
             payer_id=bcbs.pk, amount="96.00", reason_code="duplicate_payment", actor=b, claim_id=claim_b.pk,
             payer_claim_number=f"84980{claim_b.claim_number[3:]}", cash_received=True,
-            note="BCBS paid the claim a second time (check 778812)")
+            reason="BCBS paid the claim a second time (check 778812)")
         pt = new()
         enc, claim = self.visit(pt, 75, aetna, b, visit=("Office visit, extended (99214)", "230.00"))
         self.remit(claim, b, pr="40.00", paid="170.00", adjust="20.00")
         pc = credit_services.payer_credit_open(payer_id=aetna.pk, amount="40.00", reason_code="above_allowed",
                                                actor=b, claim_id=claim.pk,
                                                payer_claim_number=f"60054{claim.claim_number[3:]}",
-                                               note="Paid above the contracted allowed amount")
+                                               reason="Paid above the contracted allowed amount")
         credit_services.payer_credit_recoup(payer_credit_id=pc.pk, amount="40.00", actor=b,
                                             reference=f"PLB WO 60054{claim.claim_number[3:]}",
                                             reason="Recouped in the remittance of this week")
@@ -382,7 +382,7 @@ class Demo:
         pc = credit_services.payer_credit_open(payer_id=medicare.pk, amount="110.00", reason_code="wrong_primary",
                                                actor=b, claim_id=claim.pk,
                                                payer_claim_number=f"04412{claim.claim_number[3:]}",
-                                               note="Medicare paid as primary; the employer plan was primary")
+                                               reason="Medicare paid as primary; the employer plan was primary")
         credit_services.payer_credit_refund(payer_credit_id=pc.pk, check_number="CHK 10460", actor=m,
                                             reason="Refund to Medicare (MSP)")
 
@@ -399,10 +399,10 @@ class Demo:
             f"{enc_locked.date_of_service:%Y-%m-%d}\n"
             f"{imp_applied.account_number},25.00,Carried over from Kareo,\n"
         )
-        credit_services.credits_import_csv(practice_id=p.pk, data=csv_text.encode(),
+        credit_services.credit_import_create(practice_id=p.pk, data=csv_text.encode(),
                                            filename="kareo-credit-balances.csv", actor=b)
         # A second file above the practice's limit: it waits, as a whole, for a manager's approval.
-        credit_services.credits_import_csv(
+        credit_services.credit_import_create(
             practice_id=p.pk, filename="kareo-credit-balances-2.csv", actor=b,
             data=(f"account_number,amount,note\n{imp_free.account_number},1800.00,Carried over from Kareo (second "
                   f"ledger)\n{imp_applied.account_number},35.00,Carried over from Kareo (second ledger)\n").encode())
@@ -421,8 +421,8 @@ class Demo:
             plb=[("L6", "PROMPT-PAY-INTEREST", "-1.25")],
             payer_name="BLUE CROSS BLUE SHIELD OF TEXAS", payer_id=bcbs.payer_identifier,
             check_number="EFT884201", payment_date=self.today - timedelta(days=3))
-        received = remittance_receive(practice_id=p.pk, data=era, filename="bcbstx-era-0001.835", actor=b)
-        remittance_post_file(file_id=received.file.pk, actor=b)
+        received = remittance_file_receive(practice_id=p.pk, data=era, filename="bcbstx-era-0001.835", actor=b)
+        remittance_file_post(file_id=received.file.pk, actor=b)
 
         # Self-pay visit paid in cash at the desk.
         pt = new()
@@ -492,8 +492,8 @@ class Demo:
         self.remit(claim, a, pr="85.00")
         self.pay(pt, "85.00", "portal", a)
         pt = new()
-        credit_services.credit_add_manual(patient_id=pt.pk, amount="30.00", actor=a,
-                                          note="Carried over from the old system")
+        credit_services.manual_credit_add(patient_id=pt.pk, amount="30.00", actor=a,
+                                          reason="Carried over from the old system")
         pt = new()
         ledger_credit_purchase(pt, "50.00", "portal", a)
         pt = new()
@@ -511,7 +511,7 @@ class Demo:
 
     # --- the nightly, per patient ---------------------------------------------------------------------------
 
-    def run_nightly(self, practice):
+    def practice_nightly(self, practice):
         """The practice's nightly run (credits/nightly.py), exactly as the scheduler runs it."""
         return nightly_run(practice_id=practice.pk).run
 
@@ -519,7 +519,7 @@ class Demo:
         u = self.users()
         riverside = self.riverside(u)
         lakeside = self.lakeside(u)
-        return [self.run_nightly(riverside), self.run_nightly(lakeside)]
+        return [self.practice_nightly(riverside), self.practice_nightly(lakeside)]
 
 
 def ledger_credit_purchase(patient, amount, channel, actor, *, encounter=None):

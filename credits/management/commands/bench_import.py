@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from credits.csv_import import credit_import_approve, credits_import_csv
+from credits.csv_import import credit_import_approve, credit_import_create
 from credits.models import Credit
 from ledger.benchdata import new_practice, peak_mb
 from ledger.models import Membership
@@ -18,7 +18,7 @@ from ledger.models import Membership
 class Command(BaseCommand):
     help = ("Benchmark the credit CSV import (credits/csv_import.py): a practice of its own with one patient per line "
             "(a fifth of the lines locked to a visit by date_of_service), a CSV file written to a temporary file, "
-            "then credits_import_csv on it: validation, the stage table, the credits, their history and the journal. "
+            "then credit_import_create on it: validation, the stage table, the credits, their history and the journal. "
             "With --approval the import waits for a manager and the approval (which creates the credits) is timed "
             "too. Last line: one JSON object (rows, seconds, rows_per_s, peak_mb).")
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         try:
             with open(path, "rb") as data:
                 t0 = time.perf_counter()
-                result = credits_import_csv(practice_id=practice.pk, data=data, filename=f"bench-{rows}.csv",
+                result = credit_import_create(practice_id=practice.pk, data=data, filename=f"bench-{rows}.csv",
                                             actor=importer, reason="Benchmark import")
                 import_s = time.perf_counter() - t0
         finally:
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         if approval:
             assert result.pending, "the benchmark import should wait for approval"
             t0 = time.perf_counter()
-            credit_import_approve(import_id=result.batch.pk, actor=approver, note="Benchmark approval")
+            credit_import_approve(import_id=result.batch.pk, actor=approver, reason="Benchmark approval")
             approve_s = time.perf_counter() - t0
         created = Credit.objects.filter(practice=practice, source=Credit.Source.IMPORT).count()
         if created != rows:

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from credits.models import CreditApplication
-from credits.nightly import DEFAULT_BATCH, run_nightly
+from credits.nightly import DEFAULT_BATCH, nightly_apply
 from ledger.benchdata import build_books, peak_mb
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
                           f"in {build_s:.1f} s (practice {practice.pk})")
 
         t0 = time.perf_counter()
-        result = run_nightly(practice_id=practice.pk, batch_size=batch_size)
+        result = nightly_apply(practice_id=practice.pk, batch_size=batch_size)
         seconds = time.perf_counter() - t0
         applications = result.application_count
         rate = applications / seconds if seconds else 0.0

@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand
 from ledger.access import system_user
 from ledger.benchdata import build_books, peak_mb
 from ledger.models import Claim
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.reader import iter_claims
 
 PYX12_SNIPPET = """
@@ -70,8 +70,8 @@ class Command(BaseCommand):
 
         actor = system_user()
         t0 = time.perf_counter()
-        received = remittance_receive(practice_id=practice.pk, data=data, filename="bench.835", actor=actor)
-        posted = remittance_post_file(file_id=received.file.pk, actor=actor)
+        received = remittance_file_receive(practice_id=practice.pk, data=data, filename="bench.835", actor=actor)
+        posted = remittance_file_post(file_id=received.file.pk, actor=actor)
         post_s = time.perf_counter() - t0
         self.stdout.write(f"receive + post end to end: {post_s:.2f} s ({len(numbers) / post_s:,.0f} claims/s); "
                           f"{posted.by_state}")

@@ -8,7 +8,7 @@ from ledger.access import system_user
 from ledger.errors import SettleError
 from ledger.models import Practice
 from remittances.posting import POST_BATCH
-from remittances.receive import remittance_import
+from remittances.receive import remittance_file_import
 
 
 class _DryRun(Exception):
@@ -83,7 +83,7 @@ class Command(BaseCommand):
 
     def _one(self, data, filename, practice, actor, dry_run, batch_size) -> dict:
         def run():
-            return remittance_import(practice_id=practice, data=data, filename=filename, actor=actor,
+            return remittance_file_import(practice_id=practice, data=data, filename=filename, actor=actor,
                                      batch_size=batch_size, progress=Progress(0, filename)).as_dict()
 
         if not dry_run:

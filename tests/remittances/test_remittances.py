@@ -2,10 +2,8 @@
 and E driven by 835 files, nothing twice, reversal pairs, payer credits, the unmatched queue,
 and every real sample file."""
 
-import os
 from datetime import date
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
 
@@ -14,15 +12,16 @@ from ledger.errors import RuleViolation
 from ledger.models import Account, Claim, JournalLine
 from remittances.models import RemittanceClaim, RemittanceFile
 from remittances.nightly import nightly_run
-from remittances.posting import remittance_post_file
+from remittances.posting import remittance_file_post
 from remittances.queue import remittance_claim_match
-from remittances.receive import remittance_receive
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
+from tests.remittances.x12._samples import samples_dir
 
 pytestmark = pytest.mark.django_db
 
 PAYER_ID = "1999999999"
-SAMPLES = Path(os.environ.get("SETTLE_SAMPLES_835", Path(__file__).resolve().parents[3] / "shared" / "samples" / "835"))
+SAMPLES = samples_dir()  # these tests fail (not skip) without the samples: they are the real payers' files
 
 
 @pytest.fixture
@@ -33,9 +32,9 @@ def w(world):
 
 
 def import_835(world, data: bytes, name="era.835"):
-    received = remittance_receive(practice_id=world.practice.pk, data=data, filename=name, actor=world.clerk)
+    received = remittance_file_receive(practice_id=world.practice.pk, data=data, filename=name, actor=world.clerk)
     if received.status == "received":
-        remittance_post_file(file_id=received.file.pk, actor=world.clerk)
+        remittance_file_post(file_id=received.file.pk, actor=world.clerk)
     received.file.refresh_from_db()
     return received
 

@@ -17,8 +17,8 @@ from credits.models import Credit, NightlyRun, Refund
 from ledger import services as ledger_services
 from ledger.access import system_user
 from ledger.models import Membership, Patient, Practice
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 
@@ -55,7 +55,7 @@ def books(world):
     world.pay(pat, "50.00", encounter=enc)
     world.remit(claim, pr="20.00", paid="150.00")
     run = NightlyRun.objects.create(practice=world.practice, triggered_by=system_user())
-    credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=system_user(), nightly_run=run)
+    credit_services.credits_apply(patient_id=pat.pk, actor=system_user(), nightly_run=run)
     held = Credit.objects.get(patient=pat)
     refund = credit_services.refund_request(credit_id=held.pk, amount="10.00", actor=clerk, reason="Part back")
     assert refund.state == Refund.State.ISSUED  # below the threshold: approved and paid back to the card at once
@@ -65,14 +65,14 @@ def books(world):
     # A small balance written off, a payer credit, an import.
     enc3, claim3 = world.visit(pat, date(2026, 1, 5))
     world.remit(claim3, pr="5.00", paid="150.00")
-    credit_services.writeoff_create(encounter_id=enc3.pk, amount="5.00", reason_code="small_balance", note="small",
+    credit_services.writeoff_create(encounter_id=enc3.pk, amount="5.00", reason_code="small_balance", reason="small",
                                     actor=manager)
     credit_services.payer_credit_open(payer_id=world.payer.pk, amount="12.00", reason_code="duplicate_payment",
-                                      actor=clerk, claim_id=claim.pk, note="paid twice")
-    credit_services.credits_import_csv(practice_id=world.practice.pk, filename="old.csv", actor=clerk,
+                                      actor=clerk, claim_id=claim.pk, reason="paid twice")
+    credit_services.credit_import_create(practice_id=world.practice.pk, filename="old.csv", actor=clerk,
                                        data=f"account_number,amount,note\n{pat.account_number},7.00,old\n".encode())
     # A refund above the threshold waiting for a manager (the approvals queue); all of its credit is held.
-    big = credit_services.credit_add_manual(patient_id=pat.pk, amount="150.00", note="old system", actor=clerk)
+    big = credit_services.manual_credit_add(patient_id=pat.pk, amount="150.00", reason="old system", actor=clerk)
     credit_services.refund_request(credit_id=big.pk, amount="150.00", actor=clerk, reason="Patient asked",
                                    method="check")
     # A remittance file: one claim posted, one unmatched, one provider-level adjustment.
@@ -80,8 +80,8 @@ def books(world):
     era = generate_835(specs=[ClaimSpec("ERA-1", charge="200.00", paid="150.00",
                                         patient_responsibility=[("2", "10.00")]),
                               ClaimSpec("NOPE-1", charge="80.00", paid="50.00")], plb=[("L6", "INT", "-1.00")])
-    received = remittance_receive(practice_id=world.practice.pk, data=era, filename="era.835", actor=clerk)
-    remittance_post_file(file_id=received.file.pk, actor=clerk)
+    received = remittance_file_receive(practice_id=world.practice.pk, data=era, filename="era.835", actor=clerk)
+    remittance_file_post(file_id=received.file.pk, actor=clerk)
 
     other_practice = PracticeFactory(name="Bayside Orthopedics")
     other_staff = MembershipFactory(practice=other_practice, user=UserFactory(username="bayside")).user
@@ -374,7 +374,7 @@ def test_patient_actions_apply_and_unlock(client, books, world):
 
 def test_refund_actions_show_service_errors_as_messages(client, books, world):
     pat = books["patient"]
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="300.00", note="old system", actor=world.manager)
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="300.00", reason="old system", actor=world.manager)
     mine = credit_services.refund_request(credit_id=c.pk, amount="150.00", actor=world.manager, reason="by check")
     theirs = credit_services.refund_request(credit_id=c.pk, amount="120.00", actor=world.clerk, reason="by check")
     assert mine.state == theirs.state == Refund.State.REQUESTED
@@ -404,7 +404,7 @@ def test_refund_actions_show_service_errors_as_messages(client, books, world):
     assert mine.state == "requested"
 
     # another patient (this one's refunds already add up above the threshold over the approval window)
-    other = credit_services.credit_add_manual(patient_id=world.patient().pk, amount="20.00", note="old system",
+    other = credit_services.manual_credit_add(patient_id=world.patient().pk, amount="20.00", reason="old system",
                                               actor=world.manager)
     small = credit_services.refund_request(credit_id=other.pk, amount="20.00", actor=world.clerk, reason="by check")
     assert small.state == Refund.State.APPROVED  # below the threshold

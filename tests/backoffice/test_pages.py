@@ -14,7 +14,7 @@ from credits.selectors import patient_responsibility_mismatches
 from ledger.models import Encounter, Payment
 from remittances.models import RemittanceClaim, RemittanceFile
 from remittances.x12.generator import ClaimSpec, generate_835
-from tests.admin.conftest import messages_of, patient_page
+from tests.backoffice.conftest import messages_of, patient_page
 
 pytestmark = pytest.mark.django_db
 
@@ -200,7 +200,7 @@ def test_refund_back_to_the_card_below_the_threshold_is_issued_at_once(client, o
 
 def test_refund_by_check_of_a_manual_credit_records_the_check_number(client, office, world):
     ana = office["ana"]
-    c = credit_services.credit_add_manual(patient_id=ana.pk, amount="50.00", note="old system", actor=world.clerk)
+    c = credit_services.manual_credit_add(patient_id=ana.pk, amount="50.00", reason="old system", actor=world.clerk)
     client.force_login(world.clerk)
     page = client.get(url("ledger_patient_credit_refund", ana.pk, c.pk))
     methods = [m for m, _ in page.context["form"].fields["method"].choices]
@@ -226,7 +226,7 @@ def test_refunding_a_locked_credit_is_refused_on_the_form(client, office, world)
 
 def test_refund_above_threshold_waits_for_another_manager(client, office, world):
     ana = office["ana"]
-    c = credit_services.credit_add_manual(patient_id=ana.pk, amount="500.00", note="old system", actor=world.manager)
+    c = credit_services.manual_credit_add(patient_id=ana.pk, amount="500.00", reason="old system", actor=world.manager)
     client.force_login(world.manager)  # a manager asks...
     response = client.post(url("ledger_patient_credit_refund", ana.pk, c.pk), {
         "amount": "250.00", "method": "check", "reference": "", "reason": "Patient moved away"})

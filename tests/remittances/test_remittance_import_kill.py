@@ -17,7 +17,7 @@ from ledger.models import Claim
 from remittances.models import RemittanceClaim, RemittanceFile
 from remittances.x12.generator import generate_835
 from tests.credits.test_nightly_safety import database_url_for_this_test
-from tests.ledger.test_remittance_races import assert_posted_once
+from tests.remittances.test_remittance_races import assert_posted_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,7 @@ from remittances.queue import (
     remittance_claim_match,
     remittance_claim_mismatches,
 )
-from remittances.receive import remittance_import
+from remittances.receive import remittance_file_import
 from remittances.x12.generator import ClaimSpec, generate_835
 from tests.api.conftest import error_of, make_api
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
@@ -47,7 +47,7 @@ def queue(world):
                                         patient_first="PAT", member_id="BC-12345",
                                         service_date=date(2026, 10, 1))],
                        payer_id=BCBS_ID, payer_name="BCBS OF TEXAS")
-    done = remittance_import(practice_id=world.practice.pk, data=era, filename="bcbs.835", actor=world.clerk)
+    done = remittance_file_import(practice_id=world.practice.pk, data=era, filename="bcbs.835", actor=world.clerk)
     rc = RemittanceClaim.objects.get(file=done.received.file)
     assert rc.state == "unmatched"
     return {"rc": rc, "wrong": wrong, "right": right, "same_day": same_day, "rosa": rosa, "pat": pat}

@@ -11,8 +11,8 @@ from credits import services as credit_services
 from credits.models import Credit, NightlyRun
 from ledger import services as ledger_services
 from ledger.models import Membership
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 
@@ -36,8 +36,8 @@ def office(world):
     enc_b, claim_b = world.visit(ben, date(2026, 4, 4), number="BEN-1")
     world.pay(ben, "40.00", encounter=enc_b, channel="cash")
     era = generate_835(specs=[ClaimSpec("NOPE-9", charge="80.00", paid="50.00")])
-    received = remittance_receive(practice_id=world.practice.pk, data=era, filename="unmatched.835", actor=clerk)
-    remittance_post_file(file_id=received.file.pk, actor=clerk)
+    received = remittance_file_receive(practice_id=world.practice.pk, data=era, filename="unmatched.835", actor=clerk)
+    remittance_file_post(file_id=received.file.pk, actor=clerk)
 
     b = PracticeFactory(name="Bayside Orthopedics")
     b_staff = MembershipFactory(practice=b, user=UserFactory(username="bayside"), role=Membership.Role.MANAGER).user
@@ -51,14 +51,14 @@ def office(world):
                                         adjustment_amount="0.00", patient_responsibility="20.00", actor=b_staff,
                                         reason="Remittance")
     z_wo = credit_services.writeoff_create(encounter_id=z_enc.pk, amount="5.00", reason_code="small_balance",
-                                           note="small", actor=b_staff, as_of=date(2026, 6, 1))
-    z_credit = credit_services.credit_add_manual(patient_id=zed.pk, amount="300.00", note="old system",
+                                           reason="small", actor=b_staff, as_of=date(2026, 6, 1))
+    z_credit = credit_services.manual_credit_add(patient_id=zed.pk, amount="300.00", reason="old system",
                                                  actor=b_staff)
     z_refund = credit_services.refund_request(credit_id=z_credit.pk, amount="200.00", actor=b_staff,
                                               reason="asked", method="check")
     z_era = generate_835(specs=[ClaimSpec("ZZ-404", charge="80.00", paid="50.00")])
-    z_file = remittance_receive(practice_id=b.pk, data=z_era, filename="z.835", actor=b_staff)
-    remittance_post_file(file_id=z_file.file.pk, actor=b_staff)
+    z_file = remittance_file_receive(practice_id=b.pk, data=z_era, filename="z.835", actor=b_staff)
+    remittance_file_post(file_id=z_file.file.pk, actor=b_staff)
     z_run = NightlyRun.objects.create(practice=b, triggered_by=b_staff)
     return {
         "ana": ana, "ana_dos": enc_a, "ana_credit": Credit.objects.get(patient=ana), "card_payment": card.payment,

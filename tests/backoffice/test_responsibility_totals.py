@@ -12,8 +12,8 @@ from credits.models import PatientResponsibility
 from credits.selectors import patient_responsibility_mismatches
 from ledger.benchdata import build_books
 from remittances.nightly import nightly_run
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_totals_follow_every_kind_of_write(world):
     assert totals(pat) == (0, D("30.00"), 0)
     enc2, claim2 = world.visit(pat, date(2026, 4, 4))
     world.remit(claim2, pr="40.00", paid="100.00")
-    c = credit_services.credit_add_manual(patient_id=pat.pk, amount="15.00", note="old", actor=world.clerk,
+    c = credit_services.manual_credit_add(patient_id=pat.pk, amount="15.00", reason="old", actor=world.clerk,
                                           encounter_id=enc2.pk)
     assert totals(pat) == (D("40.00"), D("30.00"), D("15.00"))
     credit_services.credit_move(credit_id=c.pk, to_encounter_id=None, actor=world.clerk, reason="flexible")
@@ -46,18 +46,18 @@ def test_totals_follow_every_kind_of_write(world):
     r = credit_services.refund_request(credit_id=c.pk, amount="10.00", actor=world.clerk, reason="asked",
                                        method="check")
     assert totals(pat) == (D("40.00"), D("30.00"), 0)  # held for the refund: no longer available
-    credit_services.refund_reject(refund_id=r.pk, actor=world.clerk, note="kept")
-    credit_services.writeoff_create(encounter_id=enc2.pk, amount="5.00", reason_code="small_balance", note="x",
+    credit_services.refund_reject(refund_id=r.pk, actor=world.clerk, reason="kept")
+    credit_services.writeoff_create(encounter_id=enc2.pk, amount="5.00", reason_code="small_balance", reason="x",
                                     actor=world.manager)
-    credit_services.credits_apply_for_patient(patient_id=pat.pk, actor=world.clerk, reason="now",
+    credit_services.credits_apply(patient_id=pat.pk, actor=world.clerk, reason="now",
                                               respect_settings=False)
     assert totals(pat) == (0, D("5.00"), 0)
     credit_services.claim_resubmit(claim_id=claim2.pk, actor=world.clerk, reason="appeal")
     era = generate_835(specs=[ClaimSpec(claim2.claim_number, charge="200.00", paid="190.00",
                                         patient_responsibility=[("2", "10.00")])], interchange_control_number=3)
-    received = remittance_receive(practice_id=world.practice.pk, data=era, filename="r.835", actor=world.clerk)
-    remittance_post_file(file_id=received.file.pk, actor=world.clerk)
-    credit_services.credits_import_csv(practice_id=world.practice.pk, filename="i.csv", actor=world.clerk,
+    received = remittance_file_receive(practice_id=world.practice.pk, data=era, filename="r.835", actor=world.clerk)
+    remittance_file_post(file_id=received.file.pk, actor=world.clerk)
+    credit_services.credit_import_create(practice_id=world.practice.pk, filename="i.csv", actor=world.clerk,
                                        data=f"account_number,amount,note\n{pat.account_number},7.00,old\n".encode())
     assert patient_responsibility_mismatches() == []
 

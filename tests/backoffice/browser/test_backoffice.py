@@ -13,7 +13,7 @@ from credits.models import Credit, Refund
 from ledger.models import Payment
 from remittances.models import RemittanceFile
 from remittances.x12.generator import ClaimSpec, generate_835
-from tests.browser.conftest import login, shot
+from tests.backoffice.browser.conftest import login, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,7 +88,7 @@ def test_unlock_credits_with_a_reason(new_page, world):
 
 def test_refund_requested_by_billing_and_approved_by_a_manager(new_page, world):
     ana = world.patient(first_name="Ana", last_name="Avila", account_number="A-100")
-    credit = credit_services.credit_add_manual(patient_id=ana.pk, amount="500.00", note="carried over",
+    credit = credit_services.manual_credit_add(patient_id=ana.pk, amount="500.00", reason="carried over",
                                                actor=world.manager)
 
     billing = new_page()

@@ -115,7 +115,7 @@ def test_only_managers_approve_and_change_practice_settings(client, office, worl
     # in practice A: a refund above the threshold asked by the clerk
     from credits import services
 
-    c = services.credit_add_manual(patient_id=office["ana"].pk, amount="500.00", note="old", actor=world.clerk)
+    c = services.manual_credit_add(patient_id=office["ana"].pk, amount="500.00", reason="old", actor=world.clerk)
     mine = services.refund_request(credit_id=c.pk, amount="300.00", actor=world.clerk, reason="asked",
                                    method="check")
     client.force_login(world.clerk)

@@ -106,11 +106,11 @@ def test_seed_demo_books_balance_and_credits_equal_the_ledger(seeded):
         written_off = enc.write_offs.filter(state="active").aggregate(s=Sum("amount"))["s"] or ZERO
         assert (enc.applied_amount, enc.written_off_amount) == (applied, written_off), enc
     # The demo's nightly was complete: a second pass over every patient applies nothing.
-    from credits.services import credits_apply_for_patient
+    from credits.services import credits_apply
     from ledger.access import system_user
 
     assert [p.pk for p in Patient.objects.order_by("pk")
-            if credits_apply_for_patient(patient_id=p.pk, actor=system_user()).total] == []
+            if credits_apply(patient_id=p.pk, actor=system_user()).total] == []
 
 
 def test_seed_demo_twice_creates_nothing_new(seeded):

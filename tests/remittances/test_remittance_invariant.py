@@ -16,7 +16,7 @@ from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.models import Account, JournalEntry
 from remittances.models import RemittanceBooking, RemittanceClaim
-from remittances.receive import remittance_import
+from remittances.receive import remittance_file_import
 from remittances.x12.generator import ClaimSpec, generate_835
 from tests.credits.test_invariants import LedgerMachine, check_invariants, check_remittances
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_machine_posts_835_files_and_keeps_the_invariant():
-    LedgerMachine.remittance_files_posted = 0
+    LedgerMachine.fresh()
     run_state_machine_as_test(
         LedgerMachine,
         settings=hsettings(max_examples=8, stateful_step_count=20, deadline=None, print_blob=False,
@@ -35,7 +35,7 @@ def test_the_machine_posts_835_files_and_keeps_the_invariant():
 def test_the_invariant_fails_when_a_claim_is_booked_twice(world):
     pat = world.patient()
     enc, claim = world.visit(pat, date(2026, 3, 3), charge="200.00", number="INV-1")
-    done = remittance_import(practice_id=world.practice.pk, actor=world.clerk, filename="era.835", data=generate_835(
+    done = remittance_file_import(practice_id=world.practice.pk, actor=world.clerk, filename="era.835", data=generate_835(
         specs=[ClaimSpec("INV-1", charge="200.00", paid="150.00", patient_responsibility=[("2", "20.00")])],
         plb=[("L6", "INTEREST", "-2.00")]))
     f = done.received.file

@@ -11,7 +11,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
 
 # Playwright's sync API runs an event loop in this thread; the Django calls the tests make between
 # browser steps are plain synchronous ORM calls, which is safe here.

@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from credits import services as credit_services
 from credits.models import NightlyRun
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
 
 pytestmark = pytest.mark.django_db
@@ -26,15 +26,15 @@ def add_patients(world, n, start):
         world.remit(claim, pr="10.00", paid="190.00")
         pending, _ = world.visit(pat, date(2026, 3, 1) + timedelta(days=i), number=f"QB-{i}")
         world.pay(pat, "15.00", encounter=pending, channel="cash")
-        c = credit_services.credit_add_manual(patient_id=pat.pk, amount="170.00", note="old", actor=world.clerk)
+        c = credit_services.manual_credit_add(patient_id=pat.pk, amount="170.00", reason="old", actor=world.clerk)
         credit_services.refund_request(credit_id=c.pk, amount="150.00", actor=world.clerk, reason="asked",
                                        method="check")
         NightlyRun.objects.create(practice=world.practice, triggered_by=world.clerk)
         era = generate_835(specs=[ClaimSpec(f"NOPE-{i}", charge="80.00", paid="50.00")],
                            interchange_control_number=i + 1)
-        received = remittance_receive(practice_id=world.practice.pk, data=era, filename=f"u{i}.835",
+        received = remittance_file_receive(practice_id=world.practice.pk, data=era, filename=f"u{i}.835",
                                       actor=world.clerk)
-        remittance_post_file(file_id=received.file.pk, actor=world.clerk)
+        remittance_file_post(file_id=received.file.pk, actor=world.clerk)
 
 
 LISTS = [
@@ -85,7 +85,7 @@ def test_patient_page_runs_the_same_queries_for_5_and_25_of_everything(client, w
             enc, claim = world.visit(pat, date(2025, 1, 1) + timedelta(days=i), number=f"MANY-{i}")
             world.remit(claim, pr="10.00", paid="190.00")
             world.pay(pat, "12.00", encounter=enc, channel="cash")
-            credit_services.credit_add_manual(patient_id=pat.pk, amount="5.00", note="old", actor=world.clerk)
+            credit_services.manual_credit_add(patient_id=pat.pk, amount="5.00", reason="old", actor=world.clerk)
 
     url = reverse("admin:ledger_patient_change", args=[pat.pk])
     grow(5, 0)

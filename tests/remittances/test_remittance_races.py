@@ -21,8 +21,8 @@ from ledger.models import Claim, JournalEntry, JournalLine, Membership
 from remittances import posting as remittances
 from remittances.models import RemittanceClaim, RemittanceFile, RemittanceTransaction
 from remittances.nightly import nightly_run
-from remittances.posting import remittance_post_file
-from remittances.receive import remittance_receive
+from remittances.posting import remittance_file_post
+from remittances.receive import remittance_file_receive
 from remittances.x12.generator import generate_835
 from tests.api.conftest import make_api
 from tests.credits.test_invariants import check_invariants
@@ -79,10 +79,10 @@ def test_two_postings_of_one_pending_file_post_each_claim_once(small_batches):
     overlapped = 0
     for seed in (11, 12, 13):
         practice, data = books_and_file(claims=400, seed=seed)
-        f = remittance_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
+        f = remittance_file_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
 
         def post():
-            return remittance_post_file(file_id=f.pk, actor=actor)
+            return remittance_file_post(file_id=f.pk, actor=actor)
 
         (_, a), (_, b) = race(post, post)
         assert a.posted + b.posted == 400  # each claim by one of them
@@ -156,8 +156,8 @@ def test_the_database_alone_refuses_a_second_booking_of_a_claim():
     the second posting is written."""
     actor = system_user()
     practice, data = books_and_file(claims=30, seed=41)
-    f = remittance_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
-    remittance_post_file(file_id=f.pk, actor=actor)
+    f = remittance_file_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
+    remittance_file_post(file_id=f.pk, actor=actor)
     lines_before = JournalLine.objects.count()
     stale = [remittances._Row(*v) for v in RemittanceClaim.objects.filter(file=f).order_by("segment")
              .values_list(*remittances.ROW_FIELDS)]
@@ -177,8 +177,8 @@ def test_the_database_alone_refuses_a_second_booking_of_a_claim():
 def test_a_posted_remittance_claim_never_changes_again():
     actor = system_user()
     practice, data = books_and_file(claims=3, seed=51)
-    f = remittance_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
-    remittance_post_file(file_id=f.pk, actor=actor)
+    f = remittance_file_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
+    remittance_file_post(file_id=f.pk, actor=actor)
     rc = RemittanceClaim.objects.filter(file=f).first()
     with pytest.raises(IntegrityError, match="can never change again"), transaction.atomic(), \
             connection.cursor() as cur:
@@ -192,7 +192,7 @@ def test_the_nightly_run_finishes_a_file_an_upload_left_half_posted():
     posts only the rest."""
     actor = system_user()
     practice, data = books_and_file(claims=100, seed=61)
-    f = remittance_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
+    f = remittance_file_receive(practice_id=practice.pk, data=data, filename="era.835", actor=actor).file
     rows = [remittances._Row(*v) for v in RemittanceClaim.objects.filter(file=f).order_by("segment")
             .values_list(*remittances.ROW_FIELDS)[:40]]
     txs = {t.pk: t for t in RemittanceTransaction.objects.filter(file=f)}
