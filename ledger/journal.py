@@ -1,6 +1,8 @@
 """Writing the double-entry journal. Every money event calls `post` once, inside the service's
 transaction. Lines are signed (debit positive, credit negative) and must sum to zero; the
-database checks the same thing again at commit (a deferred constraint trigger)."""
+database checks the same thing again as the lines are written: a statement-level AFTER INSERT
+trigger refuses any INSERT statement in which an entry's lines do not sum to zero (so each
+entry's lines are written in one statement)."""
 
 from dataclasses import dataclass, field
 from decimal import Decimal
