@@ -92,7 +92,7 @@ class EncounterFilter(df.FilterSet):
         fields = ["patient"]
 
     def _has_balance(self, qs, name, value):
-        return qs.filter(balance_value__gt=0) if value else qs.filter(balance_value__lte=0)
+        return qs.filter(bal__gt=0) if value else qs.filter(bal__lte=0)
 
 
 class ClaimFilter(df.FilterSet):

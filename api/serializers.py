@@ -106,8 +106,13 @@ class PayerCreateSerializer(serializers.Serializer):
 
 class PatientSerializer(serializers.ModelSerializer):
     email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
-    balance = MoneyField(source="balance_owed", read_only=True,
-                         help_text="What the patient owes: the sum of the PR balances of their dates of service.")
+    due_now = MoneyField(read_only=True,
+                         help_text="What the patient owes now: the balances of their dates of service with no claim "
+                                   "waiting on a payer (what a payment or the nightly run can pay).")
+    pending_payer = MoneyField(read_only=True,
+                               help_text="Balances of dates of service whose claim still waits on a payer: the "
+                                         "estimated PR, not due until the payer decides (credits locked to those "
+                                         "dates are in locked_credit).")
     available_credit = MoneyField(source="available_total", read_only=True,
                                   help_text="Credits usable for any of the patient's balances.")
     locked_credit = MoneyField(source="locked_total", read_only=True,
@@ -116,7 +121,8 @@ class PatientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patient
         fields = ["id", "account_number", "first_name", "last_name", "date_of_birth", "email", "member_id",
-                  "exclude_from_auto_apply", "created_at", "balance", "available_credit", "locked_credit"]
+                  "exclude_from_auto_apply", "created_at", "due_now", "pending_payer", "available_credit",
+                  "locked_credit"]
         read_only_fields = fields
 
 

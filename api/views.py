@@ -3,9 +3,6 @@
 
 from django.db.models import (
     DecimalField,
-    Exists,
-    ExpressionWrapper,
-    F,
     OuterRef,
     Subquery,
     Sum,
@@ -25,7 +22,7 @@ from api.permissions import HasApiToken, IsManagerToken
 from api.practice import practice_update_settings
 from credits import services as credit_services
 from credits.models import Credit
-from credits.selectors import patients_with_credit_totals, plan_applications
+from credits.selectors import patient_list_with_totals, plan_applications
 from ledger import services
 from ledger.models import Claim, Encounter, Patient, Payer, Practice
 from ledger.money import ZERO
@@ -34,14 +31,11 @@ MONEY = DecimalField(max_digits=14, decimal_places=2)
 
 
 def encounters_of(practice_id: int):
-    """Encounters annotated with what the API shows: open claim, locked credits, balance."""
+    """Encounters annotated with what the API shows: balance (`bal`), open claim, locked credits."""
     locked = (Credit.objects.filter(locked_encounter=OuterRef("pk"), state=Credit.State.LOCKED)
               .values("locked_encounter").annotate(s=Sum("on_hand")).values("s"))
-    return Encounter.objects.filter(practice_id=practice_id).annotate(
-        has_open_claim=Exists(Claim.objects.filter(encounter=OuterRef("pk"), state__in=Claim.OPEN)),
+    return Encounter.objects.filter(practice_id=practice_id).with_balance().annotate(
         locked_credit=Coalesce(Subquery(locked, output_field=MONEY), Value(ZERO), output_field=MONEY),
-        balance_value=ExpressionWrapper(Coalesce("remittance_pr", "estimated_pr") - F("applied_amount")
-                                        - F("written_off_amount"), output_field=MONEY),
     )
 
 
@@ -50,7 +44,7 @@ def encounter_out(practice_id: int, pk: int) -> dict:
 
 
 def patient_out(practice_id: int, pk: int) -> dict:
-    return s.PatientSerializer(patients_with_credit_totals([practice_id]).get(pk=pk)).data
+    return s.PatientSerializer(patient_list_with_totals([practice_id]).get(pk=pk)).data
 
 
 # --- the token and its practice ----------------------------------------------------------------------
@@ -113,7 +107,7 @@ class PatientViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SettleVie
     action_query_params = {"preselect": {"encounter_ids"}}
 
     def get_queryset(self):
-        return patients_with_credit_totals([self.practice_id])
+        return patient_list_with_totals([self.practice_id])
 
     @extend_schema(summary="Create a patient", request=s.PatientCreateSerializer, responses={201: s.PatientSerializer})
     def create(self, request):

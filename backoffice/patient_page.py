@@ -9,14 +9,12 @@ capped at SECTION_LIMIT rows, with a link to the full list)."""
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Case, F, Prefetch, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Prefetch, Value, When
 from django.urls import reverse
 
 from credits.models import Credit, Refund, WriteOff
-from credits.selectors import credit_totals
+from credits.selectors import Owes, patient_owes
 from ledger.models import Claim, Encounter, Patient, Payment
-from ledger.money import ZERO
 
 SECTION_LIMIT = 500
 HISTORY_LIMIT = 200
@@ -48,8 +46,7 @@ class HistoryRow:
 @dataclass
 class PatientPage:
     patient: Patient
-    totals: dict
-    balance_owed: object
+    owes: Owes  # the heading card: due now, pending the payer, the credits (credits.selectors.patient_owes)
     encounters: list
     credits: list
     payments: list
@@ -163,13 +160,12 @@ def patient_history(patient: Patient, encounters_by_id: dict, *, limit: int = HI
 
 def patient_page(patient: Patient) -> PatientPage:
     encounters = list(
-        Encounter.objects.filter(patient=patient).order_by("-date_of_service", "-pk")
+        Encounter.objects.filter(patient=patient).with_balance().order_by("-date_of_service", "-pk")
         .prefetch_related(Prefetch("claims", queryset=Claim.objects.select_related("payer").order_by("pk")))
         [:SECTION_LIMIT])
     by_id = {e.pk: e for e in encounters}
     for e in encounters:
-        e.open_claims = [c for c in e.claims.all() if c.state in Claim.OPEN]
-        e.payable = not e.open_claims
+        e.payable = not e.has_open_claim  # its balance is due now; else pending the payer
     credits = list(
         Credit.objects.filter(patient=patient).select_related("locked_encounter", "origin_encounter", "payment",
                                                                "created_by")
@@ -184,15 +180,11 @@ def patient_page(patient: Patient) -> PatientPage:
     writeoffs = list(WriteOff.objects.filter(patient=patient).select_related("encounter", "created_by", "undone_by")
                      .order_by("-created_at", "-pk")[:SECTION_LIMIT])
     page = PatientPage(
-        patient=patient, totals=credit_totals(patient.pk),
-        balance_owed=sum((e.balance for e in encounters), ZERO), encounters=encounters, credits=credits,
+        patient=patient, owes=patient_owes(patient.pk), encounters=encounters, credits=credits,
         payments=payments, refunds=refunds, writeoffs=writeoffs,
         capped={name: len(rows) >= SECTION_LIMIT for name, rows in
                 (("encounters", encounters), ("credits", credits), ("payments", payments), ("refunds", refunds),
                  ("writeoffs", writeoffs))},
     )
-    if page.capped["encounters"]:  # the heading shows the whole balance, not the shown rows'
-        balance = Coalesce("remittance_pr", "estimated_pr") - F("applied_amount") - F("written_off_amount")
-        page.balance_owed = Encounter.objects.filter(patient=patient).aggregate(s=Sum(balance))["s"] or ZERO
     page.history = patient_history(patient, by_id)
     return page

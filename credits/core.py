@@ -14,7 +14,8 @@ from ledger.history import save_with_history
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.locks import lock_encounters
-from ledger.models import Account, Claim, Encounter, JournalEntry, Payment
+from ledger.models import Account, Encounter, JournalEntry, Payment
+from ledger.sql import ENCOUNTER_PAYABLE_SQL
 
 
 def credit_account(c: Credit) -> str:
@@ -26,7 +27,9 @@ def credit_dims(c: Credit) -> dict:
 
 
 def encounter_has_open_claim(encounter: Encounter) -> bool:
-    return Claim.objects.filter(encounter=encounter, state__in=Claim.OPEN).exists()
+    """A claim on the DoS still waits on a payer (EncounterQuerySet.pending_payer, the one definition)."""
+    return Encounter.objects.filter(pk=encounter.pk).pending_payer().exists()
+
 
 
 def encounter_payable(encounter: Encounter) -> bool:
@@ -232,9 +235,9 @@ def release_balanced(*, encounters, actor, reason: str) -> int:
     with connection.cursor() as cur:
         cur.execute("""SELECT c.id, c.practice_id, c.patient_id, c.locked_encounter_id, c.on_hand FROM credits_credit c
                         WHERE c.locked_encounter_id = ANY(%s) AND c.state = 'locked'
-                          AND NOT EXISTS (SELECT 1 FROM ledger_claim cl
-                                           WHERE cl.encounter_id = c.locked_encounter_id AND cl.state = ANY(%s))
-                        ORDER BY c.id FOR NO KEY UPDATE""", [list(by_id), list(Claim.OPEN)])
+                          AND EXISTS (SELECT 1 FROM ledger_encounter e WHERE e.id = c.locked_encounter_id AND {PAYABLE})
+                        ORDER BY c.id FOR NO KEY UPDATE""".format(PAYABLE=ENCOUNTER_PAYABLE_SQL.format(e="e")),
+                    [list(by_id)])
         rows = cur.fetchall()
         if not rows:
             return 0
@@ -255,15 +258,7 @@ def release_balanced(*, encounters, actor, reason: str) -> int:
 
 
 def outstanding_encounters(patient_id: int) -> list[Encounter]:
-    """The patient's dates of service with a positive PR balance, oldest first, locked."""
-    from django.db.models import F
-    from django.db.models.functions import Coalesce
-
-    ids = list(
-        Encounter.objects.filter(patient_id=patient_id)
-        .annotate(bal=Coalesce("remittance_pr", "estimated_pr") - F("applied_amount") - F("written_off_amount"))
-        .filter(bal__gt=0).order_by("date_of_service", "pk").values_list("pk", flat=True)
-    )
-
+    """The patient's dates of service with a positive PR balance (payable or not), oldest first, locked."""
+    ids = list(Encounter.objects.filter(patient_id=patient_id).owing().values_list("pk", flat=True))
     locked = lock_encounters(ids)
     return [locked[i] for i in ids]

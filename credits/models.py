@@ -518,11 +518,13 @@ class NightlyRun(models.Model):
 
 
 # --- rule 14: per-patient totals ---------------------------------------------------------------------
-# `PatientResponsibility` is one row per patient with money on the books: the patient's PR balance
-# and available and locked credit totals (DOMAIN rule 14). The back-office lists filter, count and
-# sort on it, which stays fast on 100,000 patients and 1,000,000 credits where summing credits per
-# patient for every row of a filtered count does not. It is exact by construction: statement-level
-# triggers on `ledger_encounter` and `credits_credit` (migration credits/0004_backoffice.py) add each
+# `PatientResponsibility` is one row per patient with money on the books: what the patient owes now
+# (balances of dates of service no claim waits on), what is pending the payer (balances of those a
+# claim still waits on) and the available and locked credit totals (DOMAIN rule 14). The
+# back-office lists filter, count and sort on it, which stays fast on 100,000 patients and
+# 1,000,000 credits where summing credits per patient for every row of a filtered count does not.
+# It is exact by construction: statement-level triggers on `ledger_encounter`, `ledger_claim` and
+# `credits_credit` (migrations credits/0004_backoffice.py, 0007_responsibility_due_now.py) add each
 # statement's changes to it in the statement's own transaction, so it changes under the same patient
 # row locks as the rows it sums, whoever writes them (services, the set-based nightly run, the 835
 # posting). `credits.selectors.patient_responsibility_mismatches` recomputes it from the source rows.
@@ -535,8 +537,11 @@ class PatientResponsibility(models.Model):
     practice = models.ForeignKey("ledger.Practice", on_delete=models.CASCADE, related_name="+", db_index=False)
     # sums of NUMERIC(14,2) amounts: six more digits, so no total of a patient's rows can overflow
     # (one credit of 999,999,999,999.99 once made every later write for its patient fail)
-    balance_owed = money_field(default=ZERO, max_digits=20,
-                               help_text="Sum of the PR balances of the patient's dates of service.")
+    due_now = money_field(default=ZERO, max_digits=20,
+                          help_text="Balances of the patient's dates of service with no claim waiting on a payer.")
+    pending_payer = money_field(default=ZERO, max_digits=20,
+                                help_text="Balances of the patient's dates of service whose claim still waits on a "
+                                          "payer (the estimated PR until it decides).")
     available = money_field(default=ZERO, max_digits=20, help_text="Credits available (on hand).")
     locked = money_field(default=ZERO, max_digits=20, help_text="Credits locked to a date of service (on hand).")
 
@@ -544,11 +549,12 @@ class PatientResponsibility(models.Model):
         verbose_name = "patient responsibility"
         verbose_name_plural = "patient responsibility"
         indexes = [
-            # the list: patients who owe, counted per practice (index-only, with the credit filters)
-            models.Index(fields=["practice"], include=["available", "locked"], condition=Q(balance_owed__gt=0),
-                         name="responsibility_owes_idx"),
+            # the list: patients with a balance, counted per practice (index-only, with the credit filters)
+            models.Index(fields=["practice"], include=["available", "locked"],
+                         condition=Q(due_now__gt=0) | Q(pending_payer__gt=0), name="responsibility_owes_idx"),
             # sorting by an amount (largest first) reads these backwards and stops at one page
-            models.Index(fields=["practice", "balance_owed"], name="responsibility_owed_idx"),
+            models.Index(fields=["practice", "due_now"], name="responsibility_due_now_idx"),
+            models.Index(fields=["practice", "pending_payer"], name="responsibility_pending_idx"),
             models.Index(fields=["practice", "available"], name="responsibility_available_idx"),
             models.Index(fields=["practice", "locked"], name="responsibility_locked_idx"),
         ]

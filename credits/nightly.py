@@ -29,16 +29,15 @@ from django.utils import timezone
 
 from credits.models import Credit, NightlyRun
 from ledger.access import ensure_staff, system_user
-from ledger.models import Claim, Encounter, Practice
+from ledger.models import Encounter, Practice
 from ledger.money import ZERO
+from ledger.sql import ENCOUNTER_BALANCE_SQL, ENCOUNTER_PAYABLE_SQL
 
 log = logging.getLogger(__name__)
 
 ADVISORY_NAMESPACE = 0x5E771E  # first key of pg_advisory_lock(int, int); second is the practice id
 DEFAULT_BATCH = 2000
 PREVIEW_LINE_CAP = 5000
-
-OPEN_STATES = list(Claim.OPEN)
 
 
 @dataclass
@@ -65,15 +64,16 @@ class RunResult:
 
 # --- SQL -----------------------------------------------------------------------------------------
 
-BALANCE = "COALESCE(e.remittance_pr, e.estimated_pr) - e.applied_amount - e.written_off_amount"
+# the PR balance of a DoS and "payable" (no claim waits on a payer): ledger/sql.py, the one definition
+BALANCE = ENCOUNTER_BALANCE_SQL.format(e="e")
+PAYABLE = ENCOUNTER_PAYABLE_SQL.format(e="e")
 
 PLAN_SQL = f"""
 CREATE TEMP TABLE nightly_plan ON COMMIT DROP AS
 WITH enc AS (
     SELECT e.id, e.patient_id, e.date_of_service, {BALANCE} AS bal
       FROM ledger_encounter e
-     WHERE e.patient_id = ANY(%(pids)s) AND {BALANCE} > 0
-       AND NOT EXISTS (SELECT 1 FROM ledger_claim cl WHERE cl.encounter_id = e.id AND cl.state = ANY(%(open)s))
+     WHERE e.patient_id = ANY(%(pids)s) AND {BALANCE} > 0 AND {PAYABLE}
 ), lk AS (
     SELECT c.id, c.patient_id, c.locked_encounter_id AS enc_id, c.on_hand,
            SUM(c.on_hand) OVER (PARTITION BY c.locked_encounter_id ORDER BY c.created_at, c.id) - c.on_hand AS cstart
@@ -109,8 +109,7 @@ RELEASE_SELECT_SQL = f"""
 CREATE TEMP TABLE nightly_release ON COMMIT DROP AS
 SELECT c.id AS credit_id, c.patient_id, c.locked_encounter_id AS enc_id, c.on_hand AS amount
   FROM credits_credit c JOIN ledger_encounter e ON e.id = c.locked_encounter_id
- WHERE c.patient_id = ANY(%(pids)s) AND c.state = 'locked' AND {BALANCE} = 0
-   AND NOT EXISTS (SELECT 1 FROM ledger_claim cl WHERE cl.encounter_id = e.id AND cl.state = ANY(%(open)s))
+ WHERE c.patient_id = ANY(%(pids)s) AND c.state = 'locked' AND {BALANCE} = 0 AND {PAYABLE}
 """
 
 
@@ -311,7 +310,7 @@ def nightly_apply(*, practice_id: int, dry_run: bool = False, actor=None, batch_
         try:
             if before_apply is not None and not dry_run:
                 result.remittances_posted = before_apply(user)
-            params = {"practice": practice_id, "open": OPEN_STATES, "user": user.pk, "reason": reason,
+            params = {"practice": practice_id, "user": user.pk, "reason": reason,
                       "now": timezone.now(), "run": result.run.pk if result.run else None}
             for pids in _patient_batches(practice_id, batch_size):
                 params["now"] = timezone.now()

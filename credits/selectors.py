@@ -4,12 +4,16 @@ never write."""
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum, Value
+from django.db import connection
+from django.db.models import DecimalField, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from credits.models import Credit, PatientResponsibility
-from ledger.models import Account, Claim, Encounter, JournalLine, Patient
+from ledger.models import Account, Encounter, JournalLine, Patient
 from ledger.money import ZERO
+from ledger.sql import ENCOUNTER_BALANCE_SQL, ENCOUNTER_OPEN_CLAIM_SQL
+
+MONEY = DecimalField(max_digits=20, decimal_places=2)
 
 
 @dataclass(frozen=True)
@@ -49,21 +53,27 @@ def plan(encounters, credits) -> list[PlanLine]:
 
 
 def payable_encounters(patient_id: int, encounter_ids=None):
-    """DoS with a positive PR balance and no claim still waiting on a payer, oldest first."""
-    qs = (
-        Encounter.objects.filter(patient_id=patient_id)
-        .annotate(bal=Coalesce("remittance_pr", "estimated_pr") - F("applied_amount") - F("written_off_amount"))
-        .filter(bal__gt=0)
-        .exclude(claims__state__in=Claim.OPEN)
-        .order_by("date_of_service", "pk")
-    )
+    """The patient's balances due now (DoS with a balance and no claim waiting on a payer), oldest
+    first, annotated with `bal`."""
+    qs = Encounter.objects.filter(patient_id=patient_id).due_now()
     if encounter_ids is not None:
         qs = qs.filter(pk__in=encounter_ids)
     return qs
 
 
+def pending_payer_encounters(patient_id: int):
+    """The patient's DoS whose claim still waits on a payer, oldest first, annotated with `bal`
+    (the balance on the PR as it stands: the estimate until the payer decides) and `locked_held`
+    (the credits locked to it)."""
+    locked = (Credit.objects.filter(locked_encounter=OuterRef("pk"), state=Credit.State.LOCKED)
+              .values("locked_encounter").annotate(s=Sum("on_hand")).values("s"))
+    return (Encounter.objects.filter(patient_id=patient_id).pending_payer().with_balance()
+            .annotate(locked_held=Coalesce(Subquery(locked, output_field=MONEY), Value(ZERO), output_field=MONEY))
+            .order_by("date_of_service", "pk"))
+
+
 def plan_applications(*, patient_id: int, encounter_ids=None):
-    encs = [(e.pk, e.bal) for e in payable_encounters(patient_id, encounter_ids).distinct()]
+    encs = [(e.pk, e.bal) for e in payable_encounters(patient_id, encounter_ids)]
     credits = list(
         Credit.objects.filter(patient_id=patient_id, state__in=Credit.ON_HAND, on_hand__gt=0)
         .values_list("pk", "state", "locked_encounter_id", "on_hand", "created_at")
@@ -74,13 +84,34 @@ def plan_applications(*, patient_id: int, encounter_ids=None):
     return lines, owed, covered
 
 
-def credit_totals(patient_id: int) -> dict:
-    agg = Credit.objects.filter(patient_id=patient_id).aggregate(
-        available=Coalesce(Sum("on_hand", filter=Q(state=Credit.State.AVAILABLE)), ZERO),
-        locked=Coalesce(Sum("on_hand", filter=Q(state=Credit.State.LOCKED)), ZERO),
-        refund_hold=Coalesce(Sum("refund_hold"), ZERO),
-    )
-    return agg
+# --- what a patient owes and holds (rule 14): one read path --------------------------------------------
+# Every screen reads the per-patient totals from `PatientResponsibility`, the row the database
+# triggers keep (credits/migrations/0007): lists through `patient_responsibility_list` and
+# `patient_totals()`, one patient through `patient_owes`. `patient_responsibility_mismatches`
+# audits the rows against the books (the same definitions: ledger/models.py, ledger/sql.py).
+
+@dataclass(frozen=True)
+class Owes:
+    due_now: Decimal        # balances of DoS with no claim waiting: what the patient can pay today
+    pending_payer: Decimal  # balances of DoS whose claim still waits on a payer (estimated PR)
+    locked_held: Decimal    # credits locked to a DoS, held until it settles (rules 3, 4)
+    available: Decimal      # credits usable for any balance
+    refund_hold: Decimal    # credits reserved by refunds not yet issued or rejected
+
+
+def patient_owes(patient_id: int) -> Owes:
+    """The rule-14 totals of one patient (the heading card, the payment screen, the API, the
+    portal): what is due now apart from what is pending the payer, and the credits. One query."""
+    hold = (Credit.objects.filter(patient_id=OuterRef("pk")).values("patient")
+            .annotate(s=Sum("refund_hold")).values("s"))
+    row = (Patient.objects.filter(pk=patient_id)
+           .values_list(Coalesce("responsibility__due_now", ZERO, output_field=MONEY),
+                        Coalesce("responsibility__pending_payer", ZERO, output_field=MONEY),
+                        Coalesce("responsibility__locked", ZERO, output_field=MONEY),
+                        Coalesce("responsibility__available", ZERO, output_field=MONEY),
+                        Coalesce(Subquery(hold, output_field=MONEY), ZERO, output_field=MONEY))
+           .first())
+    return Owes(*(row or (ZERO,) * 5))
 
 
 def credit_liability(patient_id: int) -> Decimal:
@@ -91,62 +122,68 @@ def credit_liability(patient_id: int) -> Decimal:
     return -total
 
 
-def patients_with_credit_totals(practice_ids):
-    """Patients annotated with balance owed, available and locked credit totals (rule 14)."""
-    money = DecimalField(max_digits=14, decimal_places=2)
+def patient_totals() -> dict:
+    """Annotations for a Patient queryset: the rule-14 totals from the patient's
+    `PatientResponsibility` row (zero without one), `due_now`, `pending_payer`, `available_total`,
+    `locked_total`. One LEFT JOIN instead of correlated sums per row."""
+    return {name: Coalesce(F(f"responsibility__{column}"), ZERO, output_field=MONEY)
+            for name, column in (("due_now", "due_now"), ("pending_payer", "pending_payer"),
+                                 ("available_total", "available"), ("locked_total", "locked"))}
 
-    def credit_sum(state):
-        return Coalesce(Subquery(
-            Credit.objects.filter(patient=OuterRef("pk"), state=state).values("patient")
-            .annotate(s=Sum("on_hand")).values("s"), output_field=money), Value(ZERO), output_field=money)
 
-    owed = Coalesce(Subquery(
-        Encounter.objects.filter(patient=OuterRef("pk")).values("patient")
-        .annotate(s=Sum(Coalesce("remittance_pr", "estimated_pr") - F("applied_amount") - F("written_off_amount")))
-        .values("s"), output_field=money), Value(ZERO), output_field=money)
-    return (Patient.objects.filter(practice_id__in=practice_ids)
-            .annotate(balance_owed=owed, available_total=credit_sum(Credit.State.AVAILABLE),
-                      locked_total=credit_sum(Credit.State.LOCKED)))
+def patient_list_with_totals(practice_ids):
+    """The practices' patients with `patient_totals()` (the API's patient endpoints)."""
+    return Patient.objects.filter(practice_id__in=practice_ids).annotate(**patient_totals())
 
 
 # --- the admin back-office (issue 5) ----------------------------------------------------------------
 
 def patient_responsibility_list(practice_ids):
-    """Rows of `PatientResponsibility` (one per patient with money on the books: balance owed,
-    available and locked credits) in the given practices, with the patient joined. The practice
-    is filtered on both tables so PostgreSQL can walk the patients' name index in order."""
+    """Rows of `PatientResponsibility` (one per patient with money on the books: due now, pending
+    the payer, available and locked credits) in the given practices, with the patient joined. The
+    practice is filtered on both tables so PostgreSQL can walk the patients' name index in order."""
     return (PatientResponsibility.objects.filter(practice_id__in=practice_ids, patient__practice_id__in=practice_ids)
             .select_related("patient", "practice"))
 
 
-MISMATCH_SQL = """
-WITH truth AS (
-    SELECT p.id AS patient_id,
-           COALESCE((SELECT sum(COALESCE(e.remittance_pr, e.estimated_pr) - e.applied_amount - e.written_off_amount)
-                       FROM ledger_encounter e WHERE e.patient_id = p.id), 0) AS balance_owed,
-           COALESCE((SELECT sum(c.on_hand) FROM credits_credit c
-                      WHERE c.patient_id = p.id AND c.state = 'available'), 0) AS available,
-           COALESCE((SELECT sum(c.on_hand) FROM credits_credit c
-                      WHERE c.patient_id = p.id AND c.state = 'locked'), 0) AS locked
+_BALANCE = ENCOUNTER_BALANCE_SQL.format(e="e")
+_WAITS = ENCOUNTER_OPEN_CLAIM_SQL.format(e="e")
+
+MISMATCH_SQL = f"""
+WITH owed AS (
+    SELECT e.patient_id,
+           sum(CASE WHEN {_WAITS} THEN 0 ELSE {_BALANCE} END) AS due_now,
+           sum(CASE WHEN {_WAITS} THEN {_BALANCE} ELSE 0 END) AS pending_payer
+      FROM ledger_encounter e
+     GROUP BY e.patient_id
+), held AS (
+    SELECT c.patient_id, sum(c.on_hand) FILTER (WHERE c.state = 'available') AS available,
+           sum(c.on_hand) FILTER (WHERE c.state = 'locked') AS locked
+      FROM credits_credit c WHERE c.state IN ('available', 'locked')
+     GROUP BY c.patient_id
+), truth AS (
+    SELECT p.id AS patient_id, COALESCE(o.due_now, 0) AS due_now, COALESCE(o.pending_payer, 0) AS pending_payer,
+           COALESCE(h.available, 0) AS available, COALESCE(h.locked, 0) AS locked
       FROM ledger_patient p
+      LEFT JOIN owed o ON o.patient_id = p.id
+      LEFT JOIN held h ON h.patient_id = p.id
      WHERE %(practice)s::bigint IS NULL OR p.practice_id = %(practice)s
 )
-SELECT t.patient_id, COALESCE(r.balance_owed, 0), t.balance_owed, COALESCE(r.available, 0), t.available,
-       COALESCE(r.locked, 0), t.locked
+SELECT t.patient_id, COALESCE(r.due_now, 0), t.due_now, COALESCE(r.pending_payer, 0), t.pending_payer,
+       COALESCE(r.available, 0), t.available, COALESCE(r.locked, 0), t.locked
   FROM truth t LEFT JOIN credits_patientresponsibility r ON r.patient_id = t.patient_id
- WHERE COALESCE(r.balance_owed, 0) <> t.balance_owed OR COALESCE(r.available, 0) <> t.available
-    OR COALESCE(r.locked, 0) <> t.locked
+ WHERE COALESCE(r.due_now, 0) <> t.due_now OR COALESCE(r.pending_payer, 0) <> t.pending_payer
+    OR COALESCE(r.available, 0) <> t.available OR COALESCE(r.locked, 0) <> t.locked
  ORDER BY t.patient_id
 """
 
 
 def patient_responsibility_mismatches(*, practice_id: int | None = None) -> list[dict]:
     """Patients whose `PatientResponsibility` row differs from the sums of their encounters and
-    credits (none, while the triggers of credits/0004_backoffice.py are in place)."""
-    from django.db import connection
-
+    credits, each total as (row, books) (none, while the triggers of credits/migrations/0007 are in
+    place)."""
     with connection.cursor() as cur:
         cur.execute(MISMATCH_SQL, {"practice": practice_id})
         rows = cur.fetchall()
-    return [{"patient": r[0], "balance_owed": (r[1], r[2]), "available": (r[3], r[4]), "locked": (r[5], r[6])}
-            for r in rows]
+    return [{"patient": r[0], "due_now": (r[1], r[2]), "pending_payer": (r[3], r[4]), "available": (r[5], r[6]),
+             "locked": (r[7], r[8])} for r in rows]

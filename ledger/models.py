@@ -11,7 +11,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin
 from simple_history.models import HistoricalRecords
@@ -152,6 +153,52 @@ class Payer(models.Model):
         return self.name
 
 
+# --- what a date of service owes: the one definition ------------------------------------------------
+# The PR balance of a DoS is `COALESCE(remittance_pr, estimated_pr) - applied_amount - written_off_amount`
+# (rule 9: the remittance PR replaces the estimate); a DoS is *payable* (patient money may be applied,
+# the balance is due now) while no claim on it is open, and *pending the payer* while one is. Here for
+# the ORM (EncounterQuerySet, Encounter.balance for a loaded row); ledger/sql.py has the same two in
+# SQL for the raw SQL of the nightly run, the audits and the benchmarks (a test holds them equal).
+
+BALANCE_FIELD = models.DecimalField(max_digits=14, decimal_places=2)
+
+
+def encounter_balance(prefix: str = "") -> ExpressionWrapper:
+    """The PR balance as an ORM expression; `prefix` reaches the encounter through a relation
+    (e.g. "encounters__" from a patient)."""
+    return ExpressionWrapper(
+        Coalesce(F(f"{prefix}remittance_pr"), F(f"{prefix}estimated_pr")) - F(f"{prefix}applied_amount")
+        - F(f"{prefix}written_off_amount"), output_field=BALANCE_FIELD)
+
+
+def encounter_open_claim(outer: str = "pk") -> Exists:
+    """True while a claim on the encounter (`outer`: its id in the outer query) waits on a payer."""
+    return Exists(Claim.objects.filter(encounter_id=OuterRef(outer), state__in=Claim.OPEN))
+
+
+class EncounterQuerySet(models.QuerySet):
+    def with_balance(self):
+        """Annotate `bal` (the PR balance) and `has_open_claim` (the claim still waits on a payer)."""
+        return self.annotate(bal=encounter_balance(), has_open_claim=encounter_open_claim())
+
+    def payable(self):
+        """DoS with no open claim: the PR is known, patient money may be applied."""
+        return self.filter(~encounter_open_claim())
+
+    def pending_payer(self):
+        """DoS whose claim still waits on a payer (the PR is an estimate until it decides)."""
+        return self.filter(encounter_open_claim())
+
+    def due_now(self):
+        """Payable DoS with a balance: what the patient owes now, oldest first, with `bal`."""
+        return (self.with_balance().filter(bal__gt=0, has_open_claim=False)
+                .order_by("date_of_service", "pk"))
+
+    def owing(self):
+        """DoS with a balance, payable or not, oldest first, with `bal`."""
+        return self.with_balance().filter(bal__gt=0).order_by("date_of_service", "pk")
+
+
 class Encounter(models.Model):
     """One visit (date of service) of one patient.
 
@@ -172,6 +219,8 @@ class Encounter(models.Model):
     written_off_amount = money_field(default=ZERO)
     created_at = models.DateTimeField(default=timezone.now)
     history = history(no_db_index=["practice", "patient"])
+
+    objects = EncounterQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -205,6 +254,7 @@ class Encounter(models.Model):
 
     @property
     def balance(self):
+        """The PR balance of this loaded row (`encounter_balance()` in the ORM, ENCOUNTER_BALANCE_SQL in SQL)."""
         return self.pr - self.applied_amount - self.written_off_amount
 
 

@@ -6,8 +6,7 @@ follows are in backoffice/admin/base.py)."""
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import F, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -32,7 +31,7 @@ from backoffice.patient_page import patient_page
 from backoffice.views.patient import PatientPagesMixin
 from config.schedules import sync
 from credits.models import Credit, CreditApplication
-from credits.selectors import credit_totals
+from credits.selectors import Owes, patient_owes, patient_totals
 from credits.services import credits_apply, credits_unlock
 from ledger import services
 from ledger.access import is_manager
@@ -153,13 +152,15 @@ class OwesFilter(admin.SimpleListFilter):
     parameter_name = "owes"
 
     def lookups(self, request, model_admin):
-        return (("yes", "Owes a balance"), ("no", "Owes nothing"))
+        return (("yes", "Owes now"), ("pending", "Pending the payer"), ("no", "Owes nothing"))
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(balance_owed__gt=0)
+            return queryset.filter(due_now__gt=0)
+        if self.value() == "pending":
+            return queryset.filter(pending_payer__gt=0)
         if self.value() == "no":
-            return queryset.filter(balance_owed__lte=0)
+            return queryset.filter(due_now__lte=0, pending_payer__lte=0)
         return queryset
 
 
@@ -174,9 +175,9 @@ class PatientAddForm(forms.ModelForm):
 class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
     editable_fields = ("first_name", "last_name", "date_of_birth", "email", "member_id", "exclude_from_auto_apply")
     add_fields = PatientAddForm.Meta.fields
-    computed_fields = ("balance_owed_display", "available_credit", "locked_credit")
-    list_display = ("account_number", "last_name", "first_name", "date_of_birth", "practice", "balance_owed_display",
-                    "available_credit", "locked_credit", "exclude_from_auto_apply")
+    computed_fields = ("due_now_display", "pending_payer_display", "available_credit", "locked_credit")
+    list_display = ("account_number", "last_name", "first_name", "date_of_birth", "practice", "due_now_display",
+                    "pending_payer_display", "available_credit", "locked_credit", "exclude_from_auto_apply")
     list_display_links = ("account_number", "last_name")
     list_filter = (CreditsFilter, OwesFilter, "exclude_from_auto_apply", ("practice", PracticeFilter))
     search_fields = ("account_number", "last_name", "first_name", "email", "member_id")
@@ -192,56 +193,54 @@ class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
 
     def get_queryset(self, request):
         # the totals come from credits.PatientResponsibility (kept exact by triggers): one LEFT JOIN
-        # instead of three correlated sums per row, so filtering and counting stay fast at scale
-        money = models.DecimalField(max_digits=14, decimal_places=2)
-        return super().get_queryset(request).select_related("practice").annotate(
-            balance_owed=Coalesce(F("responsibility__balance_owed"), ZERO, output_field=money),
-            available_total=Coalesce(F("responsibility__available"), ZERO, output_field=money),
-            locked_total=Coalesce(F("responsibility__locked"), ZERO, output_field=money),
-        )
+        # instead of correlated sums per row, so filtering and counting stay fast at scale
+        return super().get_queryset(request).select_related("practice").annotate(**patient_totals())
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = PatientAddForm
         return super().get_form(request, obj, change=change, **kwargs)
 
-    @admin.display(description="balance owed", ordering="balance_owed")
-    def balance_owed_display(self, obj):
-        value = getattr(obj, "balance_owed", None)
-        if value is None:
-            value = sum((e.balance for e in obj.encounters.all()), ZERO)
-        return value
-
-    def _totals(self, obj):
-        if not hasattr(obj, "_credit_totals"):
-            if hasattr(obj, "available_total") and not getattr(obj, "_on_change_page", False):
-                obj._credit_totals = {"available": obj.available_total, "locked": obj.locked_total}
+    def _owes(self, obj) -> Owes:
+        """The rule-14 totals: the list's annotations (patient_totals), else credits.selectors.patient_owes."""
+        if not hasattr(obj, "_owes"):
+            if hasattr(obj, "due_now") and not getattr(obj, "_on_change_page", False):
+                obj._owes = Owes(due_now=obj.due_now, pending_payer=obj.pending_payer, locked_held=obj.locked_total,
+                                 available=obj.available_total, refund_hold=ZERO)
             else:
-                obj._credit_totals = credit_totals(obj.pk)
-        return obj._credit_totals
+                obj._owes = patient_owes(obj.pk)
+        return obj._owes
+
+    @admin.display(description="due now", ordering="due_now")
+    def due_now_display(self, obj):
+        return self._owes(obj).due_now
+
+    @admin.display(description="pending the payer", ordering="pending_payer")
+    def pending_payer_display(self, obj):
+        return self._owes(obj).pending_payer
 
     @admin.display(description="available credit", ordering="available_total")
     def available_credit(self, obj):
-        return self._totals(obj)["available"]
+        return self._owes(obj).available
 
     @admin.display(description="locked credit", ordering="locked_total")
     def locked_credit(self, obj):
-        return self._totals(obj)["locked"]
+        return self._owes(obj).locked_held
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
-            obj._on_change_page = True  # the heading totals come from credits.selectors.credit_totals
+            obj._on_change_page = True  # the heading totals come from credits.selectors.patient_owes
         return obj
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:  # rule 14: the heading shows the balance and the credit totals
+        if obj is not None:  # rule 14: the heading shows what is due now, pending the payer, and the credits
 
             context["page"] = page = patient_page(obj)
             context["title"] = str(obj)
-            obj._credit_totals = page.totals
-            context["subtitle"] = (f"{obj} · balance owed {page.balance_owed} · available credit "
-                                   f"{self.available_credit(obj)} · locked credit {self.locked_credit(obj)}")
+            obj._owes = owes = page.owes
+            context["subtitle"] = (f"{obj} · due now {owes.due_now} · pending the payer {owes.pending_payer} · "
+                                   f"available credit {owes.available} · locked credit {owes.locked_held}")
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def save_model(self, request, obj, form, change):

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Prefetch, Q
+from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -33,7 +33,7 @@ from backoffice.views.common import admin_url, patient_url
 from credits.models import Credit, PatientResponsibility, Refund
 from credits.services import credits_apply, credits_unlock
 from ledger.exports import csv_response
-from ledger.models import Claim
+from ledger.models import Claim, encounter_open_claim
 
 # --- back-office lists (issue 5) ------------------------------------------------------------------------
 
@@ -44,15 +44,16 @@ class RuleFourteenFilter(CreditsFilter):
 
 
 class BalanceFilter(admin.SimpleListFilter):
-    """The list is of patients with open balances unless asked otherwise."""
+    """The list is of patients with a balance (due now or pending the payer) unless asked otherwise."""
     title = "balance"
     parameter_name = "balance"
 
     def lookups(self, request, model_admin):
-        return (("none", "No balance (credits only)"), ("all", "Everyone with a balance or credits"))
+        return (("due", "Owes now"), ("pending", "Pending the payer"), ("none", "No balance (credits only)"),
+                ("all", "Everyone with a balance or credits"))
 
     def choices(self, changelist):
-        yield {"selected": self.value() is None, "display": "Owes a balance",
+        yield {"selected": self.value() is None, "display": "Has a balance (due now or pending the payer)",
                "query_string": changelist.get_query_string(remove=[self.parameter_name])}
         for lookup, title in self.lookup_choices:
             yield {"selected": self.value() == lookup,
@@ -61,9 +62,14 @@ class BalanceFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "all":
             return queryset
+        if self.value() == "due":
+            return queryset.filter(due_now__gt=0)
+        if self.value() == "pending":
+            return queryset.filter(pending_payer__gt=0)
         if self.value() == "none":
-            return queryset.filter(balance_owed=0)
-        return queryset.filter(balance_owed__gt=0)
+            return queryset.filter(due_now=0, pending_payer=0)
+        # the same condition as the partial index responsibility_owes_idx (counted from it alone)
+        return queryset.filter(Q(due_now__gt=0) | Q(pending_payer__gt=0))
 
 
 class ReadOnlyListAdmin(BackofficeAdminMixin, PracticeScopedAdmin, admin.ModelAdmin):
@@ -115,9 +121,11 @@ def _patient_action_ids(queryset) -> list[int]:
 
 @admin.register(PatientResponsibility)
 class PatientResponsibilityAdmin(ReadOnlyListAdmin):
-    """Patients with open balances, their balance and available and locked credit totals (rule 14)."""
+    """Patients with balances, what is due now apart from what is pending the payer, and their
+    available and locked credit totals (rule 14)."""
     list_title = "Patient responsibility"
-    list_display = ("account", "name", "practice", "money_balance_owed", "money_available", "money_locked", "links")
+    list_display = ("account", "name", "practice", "money_due_now", "money_pending_payer", "money_available",
+                    "money_locked", "links")
     computed_fields = ("name", "links")
     list_filter = (BalanceFilter, RuleFourteenFilter, ("practice", PracticeFilter))
     search_fields = ("patient__last_name", "patient__first_name", "patient__account_number")
@@ -150,9 +158,13 @@ class PatientResponsibilityAdmin(ReadOnlyListAdmin):
         return format_html('<a href="{}">{}, {}</a>', patient_url(obj.patient_id), obj.patient.last_name,
                            obj.patient.first_name)
 
-    @admin.display(description="balance owed", ordering="balance_owed")
-    def money_balance_owed(self, obj):
-        return money_cell(obj.balance_owed)
+    @admin.display(description="due now", ordering="due_now")
+    def money_due_now(self, obj):
+        return money_cell(obj.due_now)
+
+    @admin.display(description="pending the payer", ordering="pending_payer")
+    def money_pending_payer(self, obj):
+        return money_cell(obj.pending_payer)
 
     @admin.display(description="available credit", ordering="available")
     def money_available(self, obj):
@@ -234,10 +246,10 @@ class PatientResponsibilityAdmin(ReadOnlyListAdmin):
     def _csv(queryset):
         """Text cells neutralised against formula injection, amounts as plain numbers (ledger/exports.py)."""
         rows = ([r.patient.account_number, r.patient.last_name, r.patient.first_name, r.practice.name,
-                 r.balance_owed, r.available, r.locked]
+                 r.due_now, r.pending_payer, r.available, r.locked]
                 for r in queryset.select_related("patient", "practice").iterator(chunk_size=2000))
         return csv_response("patient-responsibility.csv",
-                            ["account_number", "last_name", "first_name", "practice", "balance_owed",
+                            ["account_number", "last_name", "first_name", "practice", "due_now", "pending_payer",
                              "available_credit", "locked_credit"], rows)
 
 
@@ -267,7 +279,7 @@ class ClaimWaitFilter(admin.SimpleListFilter):
         return (("waiting", "Has a claim waiting on the payer"), ("settled", "No claim waiting (stale lock)"))
 
     def queryset(self, request, queryset):
-        waiting = Exists(Claim.objects.filter(encounter_id=OuterRef("locked_encounter_id"), state__in=Claim.OPEN))
+        waiting = encounter_open_claim("locked_encounter_id")  # its DoS is pending the payer
         if self.value() == "waiting":
             return queryset.filter(waiting)
         if self.value() == "settled":

@@ -28,7 +28,7 @@ from backoffice.views.common import (
     run_service,
 )
 from credits.models import Credit, ManualCreditRequest, Refund, WriteOff
-from credits.selectors import payable_encounters
+from credits.selectors import patient_owes, payable_encounters, pending_payer_encounters
 from credits.services import (
     credit_move,
     credit_remove,
@@ -43,7 +43,7 @@ from credits.services import (
     writeoff_create,
     writeoff_undo,
 )
-from ledger.models import Claim, Encounter, Patient
+from ledger.models import Encounter, Patient
 from ledger.money import ZERO
 
 # --- the patient's pages ------------------------------------------------------------------------------------
@@ -106,10 +106,11 @@ class PatientPagesMixin:
     # -- payment screen (rule 7)
     def payment_view(self, request, patient_id):
         patient = self._patient(request, patient_id)
-        encounters = list(payable_encounters(patient.pk).distinct())
+        # what is due now (payable DoS with a balance) apart from what is pending the payer: the same
+        # definitions as the heading card and the lists (credits.selectors, ledger EncounterQuerySet)
+        encounters = list(payable_encounters(patient.pk))
         payable_ids = [e.pk for e in encounters]
-        pending = list(Encounter.objects.filter(patient=patient, claims__state__in=Claim.OPEN).distinct()
-                       .order_by("date_of_service", "pk"))
+        pending = list(pending_payer_encounters(patient.pk))
         on_hand = list(Credit.objects.filter(patient=patient, state__in=Credit.ON_HAND, on_hand__gt=0)
                        .select_related("locked_encounter", "payment").order_by("created_at", "pk"))
 
@@ -151,7 +152,8 @@ class PatientPagesMixin:
         return render_page(
             self, request, "admin/settle/payment.html", title=f"Take a payment: {patient}",
             crumbs=patient_crumbs(patient), patient=patient, form=form, encounters=encounters, pending=pending,
-            owed=owed, preselect=preselect, preselected_total=sum(preselect.values(), ZERO),
+            owed=owed, owes=patient_owes(patient.pk), preselect=preselect,
+            preselected_total=sum(preselect.values(), ZERO),
             usable_total=usable_total, enough=bool(preselect) or not owed, selected=selected,
             dos_rows=[(e, pk in selected) for pk, e in enc_by_id.items()],
             cancel_url=patient_url(patient.pk),

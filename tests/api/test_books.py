@@ -27,12 +27,13 @@ def test_patients_create_read_filter(api, world):
                                "date_of_birth": "1990-12-10", "email": "ada@example.com", "member_id": "M1"})
     assert r.status_code == 201, r.content
     p = r.json()
-    assert (p["balance"], p["available_credit"], p["locked_credit"]) == ("0.00", "0.00", "0.00")
+    assert (p["due_now"], p["pending_payer"], p["available_credit"], p["locked_credit"]) == ("0.00",) * 4
+    assert "balance" not in p  # split into due_now and pending_payer (issue 10)
     pat = world.patient(last_name="Other")
     enc, _ = world.visit(pat, date(2026, 2, 1), claim=False, estimated_pr="30.00")
     world.pay(pat, "40.00", encounter=enc, channel="check")
     got = api.get(f"/patients/{pat.pk}").json()
-    assert (got["balance"], got["available_credit"]) == ("0.00", "10.00")
+    assert (got["due_now"], got["pending_payer"], got["available_credit"]) == ("0.00", "0.00", "10.00")
     assert [x["id"] for x in api.get("/patients", {"has_available_credit": "true"}).json()["results"]] == [pat.pk]
     assert [x["id"] for x in api.get("/patients", {"account_number": "EHR-1"}).json()["results"]] == [p["id"]]
     assert [x["id"] for x in api.get("/patients", {"last_name": "byron"}).json()["results"]] == [p["id"]]

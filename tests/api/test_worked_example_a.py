@@ -69,7 +69,8 @@ def test_example_a_through_the_api(api):
     assert (credit["state"], credit["on_hand"], credit["refunded_amount"]) == ("refunded", "0.00", "30.00")
     assert api.get(f"/payments/{paid['payment']['id']}").json()["refunded_amount"] == "30.00"
     final = api.get(f"/patients/{patient['id']}").json()
-    assert (final["balance"], final["available_credit"], final["locked_credit"]) == ("0.00", "0.00", "0.00")
+    assert (final["due_now"], final["pending_payer"], final["available_credit"], final["locked_credit"]) == \
+        ("0.00", "0.00", "0.00", "0.00")
     assert credit_liability(patient["id"]) == 0
     # the history names the integration as the actor
     assert JournalEntry.objects.filter(kind="refund", created_by=api.token.user).count() == 1

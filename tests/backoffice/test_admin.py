@@ -251,7 +251,8 @@ def test_patient_page_shows_balance_and_credit_totals(client, books, world):
     client.force_login(world.clerk)
     response = client.get(url(Patient, "change", books["patient"].pk))
     content = response.content.decode()
-    assert "Available credit" in content and "Locked credit" in content and "Balance owed" in content
+    assert "Available credit" in content and "Locked credit" in content and "Due now" in content
+    assert "Pending the payer" in content
     model_admin = admin.site._registry[Patient]
     obj = response.context["original"]
     # Example A left $30 - $10 refunded = $20 available plus the $7 import; $30 held for 4 April.

@@ -38,16 +38,16 @@ def test_patient_responsibility_export_neutralises_formulas_and_keeps_amounts_nu
                                {"action": "export_csv", "_selected_action": ids + [plain.pk]})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     header, *rows = _rows(response)
-    assert header == ["account_number", "last_name", "first_name", "practice", "balance_owed", "available_credit",
-                      "locked_credit"]
+    assert header == ["account_number", "last_name", "first_name", "practice", "due_now", "pending_payer",
+                      "available_credit", "locked_credit"]
     by_name = {r[1]: r for r in rows}
     assert set(by_name) == {"'" + n for n in HOSTILE} | {"Avila"}
     for name in HOSTILE:
-        account, last, first, practice, owed, available, locked = by_name["'" + name]
+        account, last, first, practice, owed, pending, available, locked = by_name["'" + name]
         assert last == first == "'" + name  # shown as the text it is, never run
         assert account.startswith("'") and account[1:] in {f"-{i}" for i in range(6)} | {f"=A{i}" for i in range(6)}
-        assert (owed, available, locked) == ("12.50", "0.00", "0.00")  # numbers, no quote
-    assert by_name["Avila"] == ["A-100", "Avila", "Ana", "Main Street Clinic", "30.00", "0.00", "0.00"]
+        assert (owed, pending, available, locked) == ("12.50", "0.00", "0.00", "0.00")  # numbers, no quote
+    assert by_name["Avila"] == ["A-100", "Avila", "Ana", "Main Street Clinic", "30.00", "0.00", "0.00", "0.00"]
     for row in rows:  # nothing a spreadsheet would evaluate
         for cell in row[:4]:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row

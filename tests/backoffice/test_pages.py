@@ -28,9 +28,9 @@ def url(name, *args):
 def test_patient_responsibility_lists_open_balances_with_credit_totals(client, office, world):
     client.force_login(world.clerk)
     response = client.get(url("credits_patientresponsibility_changelist"))
-    rows = {r.patient.account_number: (r.balance_owed, r.available, r.locked)
+    rows = {r.patient.account_number: (r.due_now, r.pending_payer, r.available, r.locked)
             for r in response.context["cl"].result_list}
-    assert rows == {"A-100": (D("60.00"), D("100.00"), D("0.00"))}  # Ben owes nothing: his DoS waits, PR 0
+    assert rows == {"A-100": (D("60.00"), 0, D("100.00"), D("0.00"))}  # Ben owes nothing: his DoS waits, PR 0
 
     def accounts(**params):
         cl = client.get(url("credits_patientresponsibility_changelist"), params).context["cl"]
@@ -41,6 +41,7 @@ def test_patient_responsibility_lists_open_balances_with_credit_totals(client, o
     assert accounts(balance="all", credits="locked") == ["B-200"]
     assert accounts(balance="all", credits="both") == []
     assert accounts(balance="none") == ["B-200"]
+    assert accounts(balance="due") == ["A-100"] and accounts(balance="pending") == []
     assert accounts(q="avila") == ["A-100"] and accounts(q="A-100") == ["A-100"] and accounts(q="nobody") == []
     export = client.get(url("credits_patientresponsibility_export"), {"balance": "all"})
     lines = b"".join(export.streaming_content).decode().splitlines()
@@ -53,9 +54,10 @@ def test_patient_page_shows_card_sections_and_history(client, office, world):
     response = client.get(patient_page(ana))
     assert response.status_code == 200
     page = response.context["page"]
-    assert (page.balance_owed, page.totals["available"], page.totals["locked"]) == (D("60.00"), D("100.00"), 0)
+    owes = page.owes
+    assert (owes.due_now, owes.pending_payer, owes.available, owes.locked_held) == (D("60.00"), 0, D("100.00"), 0)
     html = response.content.decode()
-    for text in ("Balance owed", "Available credit", "Locked credit", "Dates of service", "Credits", "Payments",
+    for text in ("Due now", "Pending the payer", "Available credit", "Locked credit", "Dates of service", "Credits", "Payments",
                  "Refunds", "Write-offs", "History", "Take payment", "03/03/2026", "ANA-1"):
         assert text in html, text
     # a credit links to the payment it came from

@@ -40,7 +40,7 @@ def add_patients(world, n, start):
 LISTS = [
     ("credits_patientresponsibility_changelist", {}),
     ("credits_patientresponsibility_changelist", {"credits": "both"}),
-    ("credits_patientresponsibility_changelist", {"q": "Q0", "o": "-5"}),
+    ("credits_patientresponsibility_changelist", {"q": "Q0", "o": "-6"}),
     ("backoffice_lockedcredit_changelist", {}),
     ("backoffice_lockedcredit_changelist", {"dos": "waiting"}),
     ("backoffice_refundapproval_changelist", {}),

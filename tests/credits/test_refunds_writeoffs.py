@@ -12,7 +12,7 @@ from django.db.models import Sum
 
 from credits import services as credit_services
 from credits.models import Credit, PayerCredit, WriteOff
-from credits.selectors import credit_liability, credit_totals
+from credits.selectors import credit_liability, patient_owes
 from ledger.errors import RuleViolation
 from ledger.models import Account, JournalEntry, JournalLine, Payment, SandboxCharge, SandboxRefund
 from tests.credits.test_invariants import check_invariants
@@ -169,7 +169,8 @@ def test_refund_settles_everything_at_once(world):
 
     enc.refresh_from_db()
     assert enc.balance == 0
-    assert credit_totals(pat.pk) == {"available": 0, "locked": 0, "refund_hold": 0}
+    owes = patient_owes(pat.pk)
+    assert (owes.due_now, owes.pending_payer, owes.available, owes.locked_held, owes.refund_hold) == (0,) * 5
     assert credit_liability(pat.pk) == 0
     assert balances(encounter=enc).get(Account.PATIENT_RECEIVABLE, D("0")) == 0
     for _ in range(2):  # nothing comes back on later runs
@@ -378,7 +379,7 @@ def test_bulk_unlock_of_selected_patients_writes_who_and_why(world):
                 (world.manager, "Manual unlock: Payer will never answer")
     (cats,) = locked[cat.pk]
     assert buckets(cats)[0] == "locked"
-    assert credit_totals(ann.pk)["available"] == D("55.00") and credit_totals(cat.pk)["locked"] == D("44.00")
+    assert patient_owes(ann.pk).available == D("55.00") and patient_owes(cat.pk).locked_held == D("44.00")
     unlocks = JournalEntry.objects.filter(kind=JournalEntry.Kind.UNLOCK)
     assert sorted(e.patient_id for e in unlocks) == sorted([ann.pk, bob.pk])
     assert {k: v for k, v in balances(patient=ann).items() if k in CREDIT_ACCOUNTS} == \

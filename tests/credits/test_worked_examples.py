@@ -7,7 +7,7 @@ import pytest
 
 from credits import services as credit_services
 from credits.models import Credit, Refund
-from credits.selectors import credit_liability, credit_totals
+from credits.selectors import credit_liability, patient_owes
 from ledger.errors import RuleViolation
 from ledger.models import Encounter
 
@@ -97,8 +97,8 @@ def test_d_order_of_use(world):
 
     result = nightly(world, pat)
     assert [(ln.amount, ln.locked) for ln in result.lines] == [(D("25.00"), True), (D("35.00"), False)]
-    totals = credit_totals(pat.pk)
-    assert (totals["available"], totals["locked"]) == (D("65.00"), D("0"))
+    owes = patient_owes(pat.pk)
+    assert (owes.available, owes.locked_held, owes.due_now) == (D("65.00"), 0, 0)
 
 
 def test_e_resubmission(world):

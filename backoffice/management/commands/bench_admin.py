@@ -71,7 +71,7 @@ class Command(BaseCommand):
             "responsibility_locked": lambda: (responsibility, {"credits": "locked"}),
             "responsibility_both": lambda: (responsibility, {"credits": "both"}),
             "responsibility_search": lambda: (responsibility, {"q": a_name}),
-            "responsibility_sorted_by_available": lambda: (responsibility, {"o": "-4"}),
+            "responsibility_sorted_by_available": lambda: (responsibility, {"o": "-5"}),
             "responsibility_page_50": lambda: (responsibility, {"p": str(deep_page)}),
             "locked_credits": lambda: (reverse("admin:backoffice_lockedcredit_changelist"), {}),
             "patient_page": lambda: (reverse("admin:ledger_patient_change", args=[rng.choice(ids)]), {}),

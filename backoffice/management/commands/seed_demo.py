@@ -460,8 +460,8 @@ class Demo:
                 self.remit(claim, actor, outcome="denied", pr="0.00",
                            reason="Denied: duplicate of a claim already processed (CO-18)")
         # What the patient still owes on dates of service the payer has decided and no held copay covers.
-        owed = sum((e.balance for e in pt.encounters.exclude(claims__state__in=Claim.OPEN)
-                    .exclude(locked_credits__state=Credit.State.LOCKED)), ZERO)
+        owed = sum((e.bal for e in pt.encounters.due_now().exclude(locked_credits__state=Credit.State.LOCKED)),
+                   ZERO)
         if owed > 0 and rng.random() < 0.5:
             amount = owed + (Decimal("20.00") if rng.random() < 0.2 else ZERO)  # some pay a little too much
             self.pay(pt, amount, rng.choice(["portal", "check", "cash", "external"]), actor)
