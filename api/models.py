@@ -21,6 +21,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ledger.models import history
+
 
 class ApiToken(models.Model):
     class Role(models.TextChoices):  # the same roles as ledger.Membership
@@ -43,6 +45,8 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # made and revoked with who and why (api/tokens.py); the hash and the last use are not history
+    history = history(excluded_fields=["key_hash", "last_used_at"])
 
     class Meta:
         db_table = "ledger_apitoken"  # created by the ledger app; the table did not move

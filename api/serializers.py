@@ -41,6 +41,13 @@ class PracticeSerializer(serializers.ModelSerializer):
 
 
 class PracticeUpdateSerializer(serializers.Serializer):
+    # shapes only: the values are checked by ledger.services.practice_settings_clean (e.g. a real US state
+    # and IANA time zone), whose refusal is a 400 naming the field
+    name = TextField(required=False, max_length=200)
+    us_state = TextField(required=False, max_length=64, help_text="A US state or territory code, e.g. TX.")
+    time_zone = TextField(required=False, max_length=64,
+                          help_text="An IANA time zone, e.g. America/Chicago: the nightly run's zone.")
+    nightly_run_at = LocalTimeField(required=False, help_text="The nightly run's local time, HH:MM.")
     auto_apply = StrictBooleanField(required=False, help_text="Apply usable credits every night (rule 6).")
     refund_approval_threshold = MoneyField(required=False, min_value=Decimal(0),
                                            help_text="Refunds above this need a manager's approval.")
@@ -287,7 +294,8 @@ class PaymentCreateSerializer(_CardInput):
     encounter = Id(required=False, allow_null=True, default=None,
                    help_text="The date of service paid toward. While its claim waits on the payer the payment is "
                              "held as a credit locked to it; without one it pays open balances oldest first.")
-    check_number = TextField(max_length=40, required=False, default="", allow_blank=True)
+    check_number = TextField(max_length=40, required=False, default="", allow_blank=True,
+                             help_text="Required for channel check.")
     note = TextField(max_length=2000, required=False, default="", allow_blank=True)
     reason = Reason(default="Patient payment")
 
@@ -313,7 +321,8 @@ class CheckoutSerializer(_CardInput):
         help_text="Use the credits settle preselects (GET /patients/{id}/preselect) instead of `credits`.")
     channel = serializers.ChoiceField(choices=Payment.Channel.choices, required=False, allow_null=True, default=None,
                                       help_text="How the rest is paid; required when credits do not cover it all.")
-    check_number = TextField(max_length=40, required=False, default="", allow_blank=True)
+    check_number = TextField(max_length=40, required=False, default="", allow_blank=True,
+                             help_text="Required for channel check.")
     reason = Reason(default="Payment at checkout")
 
     def validate(self, attrs):
@@ -385,6 +394,8 @@ class CreditPurchaseSerializer(_CardInput):
     channel = serializers.ChoiceField(choices=Payment.Channel.choices)
     encounter = Id(required=False, allow_null=True, default=None,
                    help_text="Buy credits for this date of service (locked to it); otherwise flexible (available).")
+    check_number = TextField(max_length=40, required=False, default="", allow_blank=True,
+                             help_text="Required for channel check.")
     reason = Reason(default="Credits purchased")
 
     def validate(self, attrs):

@@ -13,8 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.models import ApiToken
-from ledger.access import is_integration, is_system
+from ledger.access import is_integration, is_manager, is_system
 from ledger.errors import Duplicate, InvalidInput, NotFound, PermissionDenied
+from ledger.history import save_with_history
+from ledger.inputs import require_reason
 from ledger.models import Membership, Practice
 
 log = logging.getLogger("api")
@@ -83,13 +85,16 @@ def _check_person(person, practice_id: int, role: str) -> None:
 
 
 @transaction.atomic
-def api_token_create(*, practice_id: int, role: str, name: str, created_by=None) -> tuple[ApiToken, str]:
+def api_token_create(*, practice_id: int, role: str, name: str, created_by=None,
+                     reason: str = "API token made") -> tuple[ApiToken, str]:
     """Make a token for one practice with one role. Returns (token row, the token itself): the token is not
-    stored and cannot be shown again.
+    stored and cannot be shown again. The token's history row names who made it (its person; none for an
+    operator's integration token) and the reason.
 
     With `created_by` (a staff user of the practice) the token acts for that person, with at most their role.
     Without, it is an integration token: its own user (no password, no admin access) with a billing
     Membership; it can never be a manager, since an integration never approves."""
+    reason = require_reason(reason)
     name = (name or "").strip().lower()
     if not NAME_RE.match(name):
         raise InvalidInput("name: 1-60 characters of a-z, 0-9, '.', '_' or '-'", field="name")
@@ -119,23 +124,35 @@ def api_token_create(*, practice_id: int, role: str, name: str, created_by=None)
         membership.save()
     prefix = secrets.token_hex(6)
     raw = f"stl_{prefix}_{secrets.token_urlsafe(32)}"
-    token = ApiToken.objects.create(practice=practice, name=name, role=role, prefix=prefix, key_hash=hash_token(raw),
-                                    user=user, created_by=created_by)
+    token = ApiToken(practice=practice, name=name, role=role, prefix=prefix, key_hash=hash_token(raw), user=user,
+                     created_by=created_by)
+    save_with_history(token, actor=created_by, reason=reason)
     log.info("API token #%s %r (%s) of practice %s made, acting for %s", token.pk, name, role, practice.pk,
              created_by.get_username() if created_by else f"its integration user {user.username}")
     return token, raw
 
 
+def may_revoke(actor, token: ApiToken) -> bool:
+    """Who revokes a token: its person, or a manager of its practice (an administrator anywhere)."""
+    return actor is not None and actor.is_active and (token.created_by_id == actor.pk
+                                                      or is_manager(actor, token.practice_id))
+
+
 @transaction.atomic
-def api_token_revoke(*, token_id: int, actor=None) -> ApiToken:
+def api_token_revoke(*, token_id: int, actor=None, reason: str = "API token revoked") -> ApiToken:
     """Refuse the token from now on (401). An integration's user stays (deactivated), so the history keeps
-    naming it; a person's token simply stops acting for them."""
+    naming it; a person's token simply stops acting for them. `actor` (None: an operator on the command
+    line) must be the token's person or a manager of its practice; the history row names them and the reason."""
+    reason = require_reason(reason)
     token = ApiToken.objects.select_for_update().filter(pk=token_id).first()
     if token is None:
         raise NotFound(f"unknown API token {token_id}", field="token")
+    if actor is not None and not may_revoke(actor, token):
+        raise PermissionDenied(f"only a manager of practice {token.practice_id} or the token's person revokes it",
+                               field="token")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
+        save_with_history(token, actor=actor, reason=reason, update_fields=["revoked_at"])
         if token.user_id is not None:  # an integration's own user acts for nothing else
             get_user_model().objects.filter(pk=token.user_id).update(is_active=False)
         log.info("API token #%s %r of practice %s revoked%s", token.pk, token.name, token.practice_id,

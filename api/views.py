@@ -19,7 +19,7 @@ from api import serializers as s
 from api.base import SettleAPIView, SettleViewSet
 from api.fields import MAX_ID
 from api.permissions import HasApiToken, IsManagerToken
-from api.practice import practice_update_settings
+from config.schedules import sync_practice
 from credits import services as credit_services
 from credits.models import Credit
 from credits.selectors import patient_list_with_totals, plan_applications
@@ -71,12 +71,15 @@ class PracticeView(SettleAPIView):
     @extend_schema(summary="Change practice settings (manager token)", request=s.PracticeUpdateSerializer,
                    responses={200: s.PracticeSerializer},
                    description="Auto-apply on/off (rule 6), the refund approval threshold (rule 8), the card refund "
-                               "window and the write-off policy. Needs a token with the manager role.")
+                               "window, the write-off policy, the duties' limits, the name, the US state, the time "
+                               "zone and the nightly run's local time (its schedule follows). The same service and "
+                               "checks as the admin's practice page (`practice_update`). Needs a token with the "
+                               "manager role.")
     def patch(self, request):
         data = self.input(s.PracticeUpdateSerializer)
         reason = data.pop("reason")
-        practice = practice_update_settings(practice_id=self.practice_id, changes=data, actor=self.actor,
-                                            reason=reason)
+        practice = services.practice_update(practice_id=self.practice_id, changes=data, actor=self.actor,
+                                            reason=reason, on_schedule_change=sync_practice)
         return Response(s.PracticeSerializer(practice).data)
 
 

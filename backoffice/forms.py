@@ -204,8 +204,6 @@ class PaymentForm(forms.Form):
                                      "amount, clear the credits.")
         if not data.get("dos") and not amount:
             self.add_error("amount", "Enter the amount paid, or choose dates of service to pay.")
-        if amount and data.get("channel") == Payment.Channel.CHECK and not data.get("check_number", "").strip():
-            self.add_error("check_number", "Enter the check number.")
         if amount and data.get("channel") == Payment.Channel.CARD_READER and not (
                 data.get("card_token", "").strip() or data.get("processor_reference", "").strip()):
             self.add_error("card_token", "Swipe the card (token) or enter the terminal's reference.")

@@ -12,6 +12,8 @@ deploy) upserts django-q2 Schedule rows from it by name; running it twice change
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.utils.timezone import now as django_now
+
 from ledger.models import Practice
 
 PERIODIC: dict[str, tuple[str, str]] = {
@@ -43,11 +45,45 @@ def desired_schedules(*, now: datetime) -> dict[str, dict]:
     for name, (func, cron) in PERIODIC.items():
         out[name] = {"func": func, "schedule_type": Schedule.CRON, "cron": cron, "args": None, "repeats": -1}
     for practice in Practice.objects.order_by("pk"):
-        out[f"{NIGHTLY_PREFIX}{practice.pk}"] = {
-            "func": NIGHTLY_FUNC, "schedule_type": Schedule.DAILY, "cron": None, "args": repr(practice.pk),
-            "repeats": -1, "next_run": next_local_run(practice, now=now),
-        }
+        out[f"{NIGHTLY_PREFIX}{practice.pk}"] = nightly_schedule(practice, now=now)
     return out
+
+
+def nightly_schedule(practice, *, now: datetime) -> dict:
+    from django_q.models import Schedule
+
+    return {"func": NIGHTLY_FUNC, "schedule_type": Schedule.DAILY, "cron": None, "args": repr(practice.pk),
+            "repeats": -1, "next_run": next_local_run(practice, now=now)}
+
+
+def _upsert(name: str, fields: dict) -> str:
+    from django_q.models import Schedule
+
+    current = Schedule.objects.filter(name=name).first()
+    if current is None:
+        Schedule.objects.create(name=name, **fields)
+        return "created"
+    diff = {k: v for k, v in fields.items() if getattr(current, k) != v}
+    if not diff:
+        return "unchanged"
+    for k, v in diff.items():
+        setattr(current, k, v)
+    current.save()
+    return "updated"
+
+
+def sync_practice(practice_id: int, *, now: datetime | None = None) -> str:
+    """Bring one practice's nightly schedule in line with its settings: what
+    ledger.services.practice_update runs after the commit when the practice's nightly time or time
+    zone changed (the admin and the API hand it in). Returns "created", "updated", "unchanged" or
+    "deleted" (the practice no longer exists)."""
+    from django_q.models import Schedule
+
+    name = f"{NIGHTLY_PREFIX}{practice_id}"
+    practice = Practice.objects.filter(pk=practice_id).first()
+    if practice is None:
+        return "deleted" if Schedule.objects.filter(name=name).delete()[0] else "unchanged"
+    return _upsert(name, nightly_schedule(practice, now=now or django_now()))
 
 
 def sync(*, now: datetime) -> dict[str, list[str]]:
@@ -58,19 +94,7 @@ def sync(*, now: datetime) -> dict[str, list[str]]:
     changes = {"created": [], "updated": [], "deleted": [], "unchanged": []}
     wanted = desired_schedules(now=now)
     for name, fields in wanted.items():
-        current = Schedule.objects.filter(name=name).first()
-        if current is None:
-            Schedule.objects.create(name=name, **fields)
-            changes["created"].append(name)
-            continue
-        diff = {k: v for k, v in fields.items() if getattr(current, k) != v}
-        if diff:
-            for k, v in diff.items():
-                setattr(current, k, v)
-            current.save()
-            changes["updated"].append(name)
-        else:
-            changes["unchanged"].append(name)
+        changes[_upsert(name, fields)].append(name)
     stale = Schedule.objects.filter(name__startswith=NIGHTLY_PREFIX).exclude(name__in=list(wanted))
     changes["deleted"] = list(stale.values_list("name", flat=True))
     stale.delete()

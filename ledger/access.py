@@ -2,9 +2,10 @@
 only on their own account. The system user (nightly jobs, imports) and superusers act anywhere."""
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 
 from ledger.errors import PermissionDenied
-from ledger.models import Membership, Practice
+from ledger.models import Membership, Patient, Practice
 
 SYSTEM_USERNAME = "settle-system"
 
@@ -84,3 +85,48 @@ def ensure_approver(actor, *, practice_id: int, requested_by_id: int | None, wha
         raise PermissionDenied(f"user {actor.get_username()} is not active; another manager must approve the {what}")
     if requested_by_id is not None and requested_by_id == actor.pk:
         raise PermissionDenied(f"the requester cannot approve their own {what}; another manager must")
+
+
+def roles_refusal(actor, *, practice_id: int, user_id: int | None = None) -> str | None:
+    """The one rule of who grants, changes and revokes staff roles (the admin and the API both ask
+    it, through the membership services and the admin's permissions): an active administrator
+    anywhere, an active manager of the practice in that practice; never a person's own role, so a
+    manager cannot promote, demote or remove themselves (and a practice is never left without a
+    manager by its last one). An integration or the system user never does. Returns why not, or
+    None when `actor` may (for `user_id`, or for someone else when it is None)."""
+    if actor is None or not getattr(actor, "pk", None) or not actor.is_active:
+        return "an active staff user is required to change staff roles"
+    if is_system(actor) or is_integration(actor):
+        return "an integration or the system never changes staff roles; a manager does, in person"
+    if user_id is not None and int(user_id) == actor.pk:
+        return "nobody changes their own role: another manager or an administrator must"
+    if actor.is_superuser:
+        return None
+    m = membership(actor, practice_id)
+    if m is None or m.role != Membership.Role.MANAGER:
+        return f"only a manager of practice {practice_id} or an administrator changes its staff roles"
+    return None
+
+
+def role_candidates(actor):
+    """The people `actor` may give a role: an administrator anyone; a manager the staff of their own
+    practices and staff with no practice yet, never the staff lists of other practices. Active staff
+    users only, never `actor`, an integration, the system user or a patient's portal login."""
+    people = (get_user_model().objects.filter(is_active=True, is_staff=True, api_token__isnull=True)
+              .exclude(pk=actor.pk).exclude(username=SYSTEM_USERNAME)
+              .exclude(pk__in=Patient.objects.filter(user__isnull=False).values("user_id")))
+    if not actor.is_superuser:
+        people = people.filter(Q(memberships__isnull=True)
+                               | Q(memberships__practice_id__in=practice_ids_for(actor))).distinct()
+    return people
+
+
+def may_manage_roles(actor, *, practice_id: int, user_id: int | None = None) -> bool:
+    return roles_refusal(actor, practice_id=practice_id, user_id=user_id) is None
+
+
+def ensure_may_manage_roles(actor, *, practice_id: int, user_id: int | None = None) -> None:
+    why = roles_refusal(actor, practice_id=practice_id, user_id=user_id)
+    if why is not None:
+        raise PermissionDenied(why, field="user" if user_id is not None and actor is not None
+                               and int(user_id) == getattr(actor, "pk", None) else None)

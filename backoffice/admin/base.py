@@ -11,6 +11,11 @@ Three rules hold for every settle model (ledger and credits):
   admin actions call (after a confirmation page that asks for a reason).
 * **No deletes.** Financial rows are never deleted (the database refuses it too, see
   ledger/migrations/0002_database_guards.py); a mistake is corrected by a reversing entry.
+* **Edits are service calls.** A change or add form (`ReasonModelForm`) asks for a reason and
+  checks the values with the service layer's own check functions, field by field; `save_model`
+  then calls the service (`save_by_service`), which writes the history row with the user and the
+  reason. What the service still refuses at that point rolls the whole save back and is shown as
+  an error on the form's page.
 
 Staff need no Django model permissions: a membership in a practice is what grants access.
 """
@@ -20,13 +25,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import IntegrityError, models
 from django.db.models import Q
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
 
-from backoffice.forms import IsoDateFormField, MoneyFormField
+from backoffice.forms import IsoDateFormField, MoneyFormField, reason_field
 from backoffice.templatetags.settle_admin import money_cell as cell
 from backoffice.views.common import user_practice_ids
 from ledger.errors import SettleError
@@ -35,9 +40,6 @@ from ledger.models import Practice
 admin.site.site_header = "settle back-office"
 admin.site.site_title = "settle"
 admin.site.index_title = "Patient accounts, credits and the ledger"
-
-EDITED_IN_ADMIN = "Edited in admin"
-
 
 # --- tenancy ---------------------------------------------------------------------------------------
 
@@ -115,10 +117,15 @@ class PracticeScopedAdmin:
     def _model_fields(self) -> list[str]:
         return [f.name for f in self.model._meta.fields if not f.primary_key]
 
+    asks_reason = False  # the form is a ReasonModelForm: editing adds its `reason` field
+
     def get_fields(self, request, obj=None):
         if obj is None and self.add_fields is not None:
-            return list(self.add_fields)
-        return self._model_fields() + list(self.computed_fields)
+            return list(self.add_fields) + (["reason"] if self.asks_reason else [])
+        fields = self._model_fields() + list(self.computed_fields)
+        if self.asks_reason and self.has_change_permission(request, obj):
+            fields.append("reason")
+        return fields
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None and self.add_fields is not None:
@@ -199,14 +206,65 @@ class ReadOnlyInline(admin.TabularInline):
         return self.fields
 
 
-def save_edit_with_history(request, obj, form, *, reason: str = EDITED_IN_ADMIN) -> None:
-    """Save only the fields the form changed, with the history user and reason."""
-    changed = [name for name in form.changed_data if name in form.base_fields]
-    if not changed:
-        return
-    obj._history_user = request.user
-    obj._change_reason = reason
-    obj.save(update_fields=changed)
+# --- change and add forms: a reason, the service's checks, the service's save ---------------------------
+
+class ReasonModelForm(forms.ModelForm):
+    """An admin change or add form that asks why (the service keeps it in the history row with the
+    user's name). `check_values(values)` is the service layer's check of the edited values (e.g.
+    ledger.services.practice_settings_clean); it runs here one field at a time, so every bad field
+    shows its own error, and runs again in the service when it saves."""
+    reason = reason_field(help_text="Why; kept in the history with your name.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "reason" not in (self._meta.fields or ()) or "reason" in (self._meta.exclude or ()):
+            del self.fields["reason"]  # a page that only shows the row: nothing to give a reason for
+
+    def check_values(self, values: dict) -> dict:
+        return values
+
+    def clean(self):
+        data = super().clean()
+        for name in self.changed_data:
+            if name == "reason" or name not in data:
+                continue
+            try:
+                data.update(self.check_values({name: data[name]}))
+            except SettleError as exc:
+                self.add_error(name, exc.message)
+        return data
+
+
+def edited_values(form, names) -> dict:
+    """What the form changed among `names` (the fields the service takes)."""
+    return {name: form.cleaned_data[name] for name in form.changed_data if name in names}
+
+
+class ServiceRefused(Exception):
+    def __init__(self, error: SettleError):
+        super().__init__(error.message)
+        self.error = error
+
+
+class ServiceEditAdmin:
+    """Mixin for admins whose saves are service calls (put it before the ModelAdmin class). The
+    admin saves a change form inside its own transaction, so the services these call are atomic
+    but not durable. A refusal at save time (the form's checks passed, but e.g. the user's role or
+    the row changed meanwhile) leaves that transaction by an exception: nothing of the save is
+    kept (not even the admin's log entry), and the form's page is shown again with the reason."""
+
+    def save_by_service(self, fn, **kwargs):
+        try:
+            return fn(**kwargs)
+        except SettleError as exc:
+            raise ServiceRefused(exc) from exc
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            self.message_user(request, f"Not saved: {refused.error.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 def adopt(obj, created) -> None:

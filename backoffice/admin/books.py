@@ -3,41 +3,38 @@ claims, payments, the sandbox processor's book and the journal (the rules every 
 follows are in backoffice/admin/base.py)."""
 
 
-from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Q, Sum
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from backoffice.admin.base import (
-    EDITED_IN_ADMIN,
     BackofficeAdminMixin,
     CreditsFilter,
     PracticeFilter,
     PracticeScopedAdmin,
     ReadOnlyInline,
+    ReasonModelForm,
     ScopedHistoryAdmin,
+    ServiceEditAdmin,
     adopt,
     call_service,
     confirm_with_reason,
+    edited_values,
     report,
-    save_edit_with_history,
     user_practice_ids,
 )
 from backoffice.patient_page import patient_page
 from backoffice.views.patient import PatientPagesMixin
-from config.schedules import sync
+from config.schedules import sync_practice
 from credits.models import Credit, CreditApplication
 from credits.selectors import Owes, patient_owes, patient_totals
 from credits.services import credits_apply, credits_unlock
 from ledger import services
-from ledger.access import is_manager
-from ledger.locks import lock_patient
+from ledger.access import is_manager, may_manage_roles, role_candidates
 from ledger.models import (
-    AMOUNT_CEILING,
     Claim,
     Encounter,
     JournalEntry,
@@ -54,28 +51,11 @@ from ledger.money import ZERO
 
 # --- practices and staff ---------------------------------------------------------------------------
 
-class PracticeForm(forms.ModelForm):
-    def clean_us_state(self):
-        value = (self.cleaned_data.get("us_state") or "").strip().upper()
-        if len(value) != 2 or not value.isalpha():
-            raise forms.ValidationError("Use the two-letter code, e.g. TX.")
-        return value
-
-    def clean_time_zone(self):
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        value = (self.cleaned_data.get("time_zone") or "").strip()
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise forms.ValidationError(f"'{value}' is not an IANA time zone (e.g. America/Chicago).") from None
-        return value
-
-    def clean_max_operation_amount(self):
-        value = self.cleaned_data.get("max_operation_amount")
-        if value is not None and not 0 < value <= AMOUNT_CEILING:
-            raise forms.ValidationError(f"Between 0.01 and {AMOUNT_CEILING:,} (the hard ceiling).")
-        return value
+class PracticeForm(ReasonModelForm):
+    """Practice settings: the values are checked by ledger.services.practice_settings_clean (a real
+    US state, an IANA time zone, the limits), the same function practice_update runs."""
+    def check_values(self, values):
+        return services.practice_settings_clean(values)
 
 
 class MembershipInline(ReadOnlyInline):
@@ -85,13 +65,14 @@ class MembershipInline(ReadOnlyInline):
 
 
 @admin.register(Practice)
-class PracticeAdmin(ScopedHistoryAdmin):
-    """Practice settings: managers of the practice change them (superusers anywhere)."""
+class PracticeAdmin(ServiceEditAdmin, ScopedHistoryAdmin):
+    """Practice settings: managers of the practice change them (superusers anywhere), with a
+    reason, through ledger.services.practice_update (which moves the nightly schedule after the
+    commit when the time or the zone changed)."""
     form = PracticeForm
+    asks_reason = True
     practice_field = ""
-    editable_fields = ("name", "us_state", "time_zone", "auto_apply", "nightly_run_at", "refund_approval_threshold",
-                       "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days",
-                       "approval_window_days", "manual_credit_approval_limit", "max_operation_amount")
+    editable_fields = services.PRACTICE_SETTINGS
     list_display = ("name", "us_state", "time_zone", "auto_apply", "nightly_run_at", "refund_approval_threshold",
                     "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days", "patient_count")
     list_filter = ("auto_apply", "us_state")
@@ -109,40 +90,86 @@ class PracticeAdmin(ScopedHistoryAdmin):
         return is_manager(request.user, obj.pk)
 
     def save_model(self, request, obj, form, change):
-        save_edit_with_history(request, obj, form, reason="Practice settings edited in admin")
-        if {"nightly_run_at", "time_zone"} & set(form.changed_data):
-            sync(now=timezone.now())  # the nightly run moves to the practice's new local time
+        adopt(obj, self.save_by_service(
+            services.practice_update, practice_id=obj.pk, changes=edited_values(form, self.editable_fields),
+            actor=request.user, reason=form.cleaned_data["reason"], on_schedule_change=sync_practice))
+
+
+class MembershipForm(ReasonModelForm):
+    pass
 
 
 @admin.register(Membership)
-class MembershipAdmin(ScopedHistoryAdmin):
-    """Who works for which practice. Only superusers grant or change roles (no service yet)."""
+class MembershipAdmin(ServiceEditAdmin, ScopedHistoryAdmin):
+    """Who works for which practice, with which role. One rule decides who may grant, change or
+    revoke a role (ledger.access.roles_refusal, asked by ledger.services.membership_grant and
+    membership_revoke, and by the permissions below): managers in their own practices,
+    superusers anywhere, nobody their own role."""
+    form = MembershipForm
+    asks_reason = True
+    add_fields = ("user", "practice", "role")
+    editable_fields = ("role",)
     list_display = ("user", "practice", "role")
     list_filter = ("role", ("practice", PracticeFilter))
     search_fields = ("user__username", "user__first_name", "user__last_name", "practice__name")
     list_select_related = ("user", "practice")
+    actions = ("revoke_selected",)
 
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
+    def _managed_practice_ids(self, request) -> list[int]:
+        if not hasattr(request, "_settle_managed_practices"):
+            request._settle_managed_practices = [pid for pid in user_practice_ids(request)
+                                                 if may_manage_roles(request.user, practice_id=pid)]
+        return request._settle_managed_practices
 
     def has_add_permission(self, request):
-        return request.user.is_superuser
+        return self.is_member(request) and bool(self._managed_practice_ids(request))
 
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser  # removing access is not a money change
+    def has_change_permission(self, request, obj=None):
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.in_scope(request, obj) and may_manage_roles(request.user, practice_id=obj.practice_id,
+                                                                user_id=obj.user_id)
 
     def get_fields(self, request, obj=None):
-        return ["user", "practice", "role"]
+        return ["user", "practice", "role"] + (["reason"] if obj is None or self.has_change_permission(request, obj)
+                                               else [])
 
     def get_readonly_fields(self, request, obj=None):
-        if not request.user.is_superuser:
-            return ["user", "practice", "role"]
-        return ["user", "practice"] if obj is not None else []
+        if obj is None:
+            return []
+        return ["user", "practice"] + ([] if self.has_change_permission(request, obj) else ["role"])
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "practice":  # only where the user may grant roles
+            field.queryset = field.queryset.filter(pk__in=self._managed_practice_ids(request))
+        elif db_field.name == "user":  # the people membership_grant accepts from this user
+            field.queryset = role_candidates(request.user).order_by("username")
+        return field
 
     def save_model(self, request, obj, form, change):
-        obj._history_user = request.user
-        obj._change_reason = EDITED_IN_ADMIN
-        obj.save()
+        data = form.cleaned_data
+        adopt(obj, self.save_by_service(
+            services.membership_grant, user_id=obj.user_id, practice_id=obj.practice_id, role=data["role"],
+            actor=request.user, reason=data["reason"]))
+
+    @admin.action(description="Revoke selected memberships", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        def perform(reason):
+            done, errors = 0, []
+            for m in queryset.select_related("user", "practice").order_by("pk"):
+                _, error = call_service(services.membership_revoke, membership_id=m.pk, actor=request.user,
+                                        reason=reason)
+                if error:
+                    errors.append(f"{m}: {error}")
+                else:
+                    done += 1
+            report(self, request, done=done, what="Memberships revoked", errors=errors)
+
+        return confirm_with_reason(
+            self, request, queryset, action="revoke_selected", title="Revoke memberships",
+            question="These people lose their role in the practice (and what their API tokens of it may do).",
+            perform=perform, button="Revoke")
 
 
 # --- patients --------------------------------------------------------------------------------------
@@ -164,16 +191,27 @@ class OwesFilter(admin.SimpleListFilter):
         return queryset
 
 
-class PatientAddForm(forms.ModelForm):
+class PatientForm(ReasonModelForm):
+    def check_values(self, values):
+        return services.patient_fields_clean({k: v for k, v in values.items() if k in services.PATIENT_FIELDS})
+
+
+class PatientAddForm(PatientForm):
     class Meta:
         model = Patient
         fields = ("practice", "account_number", "first_name", "last_name", "date_of_birth", "email", "member_id",
                   "exclude_from_auto_apply")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].initial = "Added in admin"
+
 
 @admin.register(Patient)
-class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
-    editable_fields = ("first_name", "last_name", "date_of_birth", "email", "member_id", "exclude_from_auto_apply")
+class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ServiceEditAdmin, ScopedHistoryAdmin):
+    form = PatientForm
+    asks_reason = True
+    editable_fields = services.PATIENT_FIELDS
     add_fields = PatientAddForm.Meta.fields
     computed_fields = ("due_now_display", "pending_payer_display", "available_credit", "locked_credit")
     list_display = ("account_number", "last_name", "first_name", "date_of_birth", "practice", "due_now_display",
@@ -244,18 +282,18 @@ class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def save_model(self, request, obj, form, change):
-        if change:
-            lock_patient(obj.pk)  # serialise with the services working on this patient's money
-            save_edit_with_history(request, obj, form)
-            return
         data = form.cleaned_data
-        created = services.patient_create(
-            practice_id=data["practice"].pk, account_number=data["account_number"], first_name=data["first_name"],
-            last_name=data["last_name"], date_of_birth=data.get("date_of_birth"), email=data.get("email") or "",
-            member_id=data.get("member_id") or "", exclude_from_auto_apply=data.get("exclude_from_auto_apply", False),
-            actor=request.user, reason="Added in admin",
-        )
-        adopt(obj, created)
+        if change:
+            adopt(obj, self.save_by_service(services.patient_update, patient_id=obj.pk,
+                                            changes=edited_values(form, self.editable_fields), actor=request.user,
+                                            reason=data["reason"]))
+            return
+        adopt(obj, self.save_by_service(
+            services.patient_create, practice_id=data["practice"].pk, account_number=data["account_number"],
+            first_name=data["first_name"], last_name=data["last_name"], date_of_birth=data.get("date_of_birth"),
+            email=data.get("email") or "", member_id=data.get("member_id") or "",
+            exclude_from_auto_apply=data.get("exclude_from_auto_apply", False), actor=request.user,
+            reason=data["reason"]))
 
     # -- actions
     def has_act_permission(self, request):
@@ -309,15 +347,26 @@ class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
 
 # --- payers, dates of service, claims, payments ----------------------------------------------------
 
-class PayerAddForm(forms.ModelForm):
+class PayerForm(ReasonModelForm):
+    def check_values(self, values):
+        return services.payer_fields_clean({k: v for k, v in values.items() if k in services.PAYER_FIELDS})
+
+
+class PayerAddForm(PayerForm):
     class Meta:
         model = Payer
         fields = ("practice", "name", "payer_type", "payer_identifier")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].initial = "Added in admin"
+
 
 @admin.register(Payer)
-class PayerAdmin(ScopedHistoryAdmin):
-    editable_fields = ("name", "payer_type", "payer_identifier")
+class PayerAdmin(ServiceEditAdmin, ScopedHistoryAdmin):
+    form = PayerForm
+    asks_reason = True
+    editable_fields = services.PAYER_FIELDS
     add_fields = PayerAddForm.Meta.fields
     list_display = ("name", "payer_type", "payer_identifier", "practice")
     list_filter = ("payer_type", ("practice", PracticeFilter))
@@ -331,14 +380,16 @@ class PayerAdmin(ScopedHistoryAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def save_model(self, request, obj, form, change):
-        if change:
-            save_edit_with_history(request, obj, form)
-            return
         data = form.cleaned_data
-        adopt(obj, services.payer_create(practice_id=data["practice"].pk, name=data["name"],
-                                         payer_type=data["payer_type"],
-                                         payer_identifier=data.get("payer_identifier") or "", actor=request.user,
-                                         reason="Added in admin"))
+        if change:
+            adopt(obj, self.save_by_service(services.payer_update, payer_id=obj.pk,
+                                            changes=edited_values(form, self.editable_fields), actor=request.user,
+                                            reason=data["reason"]))
+            return
+        adopt(obj, self.save_by_service(services.payer_create, practice_id=data["practice"].pk, name=data["name"],
+                                        payer_type=data["payer_type"],
+                                        payer_identifier=data.get("payer_identifier") or "", actor=request.user,
+                                        reason=data["reason"]))
 
 
 class ClaimInline(ReadOnlyInline):

@@ -1,11 +1,10 @@
 """API tokens in the admin (issue 9): a staff user makes a token that acts for themselves, with at
 most their own role in the practice (`api_token_create(created_by=request.user)`); the token is shown
 once, on the page that made it. Tokens are listed per practice (never the hash) and revoked with
-an action, by a manager of the practice or the person the token acts for. Integration tokens (no
-person behind them) are made from the command line only (`create_api_token` without --created-by).
-Registered by backoffice/admin/books.py."""
-
-import logging
+an action, by a manager of the practice or the person the token acts for (the rule is the
+service's, `api.tokens.may_revoke`). Both ask for a reason, which the token's history keeps with
+the user's name (the History button). Integration tokens (no person behind them) are made from the
+command line only (`create_api_token` without --created-by). Registered by backoffice/admin/books.py."""
 
 from django import forms
 from django.contrib import admin
@@ -13,14 +12,11 @@ from django.urls import reverse
 
 from api.models import ApiToken
 from api.tokens import api_token_create, api_token_revoke
-from backoffice.admin.base import PracticeFilter, PracticeScopedAdmin, call_service, confirm_with_reason, report
-from backoffice.forms import PracticeChoiceMixin
+from backoffice.admin.base import PracticeFilter, ScopedHistoryAdmin, call_service, confirm_with_reason, report
+from backoffice.forms import PracticeChoiceMixin, reason_field
 from backoffice.views.common import practice_ids
 from backoffice.views.patient import render_page, require_member, run_service
-from ledger.access import is_manager
 from ledger.models import Practice
-
-log = logging.getLogger("api")
 
 
 class ApiTokenAddForm(PracticeChoiceMixin, forms.Form):
@@ -29,6 +25,7 @@ class ApiTokenAddForm(PracticeChoiceMixin, forms.Form):
     role = forms.ChoiceField(choices=ApiToken.Role.choices, initial=ApiToken.Role.BILLING,
                              help_text="At most your own role in the practice. The token acts for you: the history "
                                        "names you, and it never approves what you asked for.")
+    reason = reason_field(initial="API token made in the admin")
 
     def __init__(self, *args, practice_ids=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,7 +33,7 @@ class ApiTokenAddForm(PracticeChoiceMixin, forms.Form):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(PracticeScopedAdmin, admin.ModelAdmin):
+class ApiTokenAdmin(ScopedHistoryAdmin):
     list_display = ("name", "practice", "role", "acts_for", "prefix", "created_at", "last_used_at", "revoked_at")
     list_filter = ("role", ("practice", PracticeFilter))
     search_fields = ("name", "prefix", "created_by__username", "user__username")
@@ -59,7 +56,7 @@ class ApiTokenAdmin(PracticeScopedAdmin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             made = run_service(form, api_token_create, practice_id=form.cleaned_data["practice"].pk,
                                role=form.cleaned_data["role"], name=form.cleaned_data["name"],
-                               created_by=request.user)
+                               created_by=request.user, reason=form.cleaned_data["reason"])
             if made is not None:
                 token, raw = made
                 # shown on this page only: not a message (kept in the session) and not a redirect
@@ -75,24 +72,16 @@ class ApiTokenAdmin(PracticeScopedAdmin, admin.ModelAdmin):
                            intro="A token for another system to use the REST API (/api/v1/) as you.",
                            buttons=[("_save", "Make the token", "default")])
 
-    def may_revoke(self, request, token) -> bool:
-        return token.created_by_id == request.user.pk or is_manager(request.user, token.practice_id)
-
     @admin.action(description="Revoke selected tokens")
     def revoke_selected(self, request, queryset):
         def perform(reason):
             done, errors = 0, []
-            for token in queryset.select_related("practice"):
-                if not self.may_revoke(request, token):
-                    errors.append(f"{token.name}: only a manager of {token.practice} or its person may revoke it")
-                    continue
-                _, error = call_service(api_token_revoke, token_id=token.pk, actor=request.user)
+            for token in queryset.select_related("practice").order_by("pk"):
+                _, error = call_service(api_token_revoke, token_id=token.pk, actor=request.user, reason=reason)
                 if error:
                     errors.append(f"{token.name}: {error}")
                 else:
                     done += 1
-                    log.info("API token %s revoked in the admin by %s: %s", token.prefix,
-                             request.user.get_username(), reason)
             report(self, request, done=done, what="Revoked", errors=errors)
 
         return confirm_with_reason(self, request, queryset, action="revoke_selected", title="Revoke API tokens",

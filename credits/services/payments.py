@@ -114,9 +114,22 @@ def payment_allocate(*, payment: Payment, patient: Patient, encounter: Encounter
     return result
 
 
-def _validate_channel(channel: str, check_number: str) -> None:
+CHECK_NUMBER_MAX = 40  # Payment.check_number
+
+
+def _validate_channel(channel: str, check_number: str) -> str:
+    """The channel is one of Payment.Channel; a check payment has its check number (returned
+    stripped; "" for the other channels). Every path that takes patient money calls this."""
     if channel not in Payment.Channel.values:
         raise InvalidInput(f"channel must be one of {', '.join(Payment.Channel.values)}", field="channel")
+    if channel != Payment.Channel.CHECK:
+        return (check_number or "").strip() if isinstance(check_number, str) else ""
+    number = check_number.strip() if isinstance(check_number, str) else ""
+    if not number:
+        raise InvalidInput("check_number: a check payment needs the check number", field="check_number")
+    if len(number) > CHECK_NUMBER_MAX:
+        raise InvalidInput(f"check_number: {len(number)} characters; at most {CHECK_NUMBER_MAX}", field="check_number")
+    return number
 
 
 def _create_payment(*, patient, amount, channel, encounter, reference, check_number, note, actor, reason) -> Payment:
@@ -150,7 +163,7 @@ def payment_record(*, patient_id: int, amount, channel: str, actor, reason: str 
     """Record a patient payment (DOMAIN rules 3 and 9). Card-reader and portal payments are
     charged through the card processor first (or carry the terminal's reference)."""
     amount = positive_money(amount)
-    _validate_channel(channel, check_number)
+    check_number = _validate_channel(channel, check_number)
     patient = patient_get_for_actor(patient_id, actor=actor)
     amount_within_limit(amount, practice=patient.practice)
     if encounter_id is not None and not Encounter.objects.filter(pk=encounter_id, patient=patient).exists():
@@ -175,10 +188,10 @@ def _payment_record_tx(*, patient, amount, channel, encounter_id, reference, che
 
 def credit_purchase(*, patient_id: int, amount, channel: str, actor, reason: str = "Credits purchased",
                     encounter_id: int | None = None, card_token: str | None = None,
-                    processor_reference: str = "") -> PaymentResult:
+                    processor_reference: str = "", check_number: str = "") -> PaymentResult:
     """A patient buys credits ahead: flexible (available) or for a chosen DoS (locked to it)."""
     amount = positive_money(amount)
-    _validate_channel(channel, "")
+    check_number = _validate_channel(channel, check_number)
     patient = patient_get_for_actor(patient_id, actor=actor)
     amount_within_limit(amount, practice=patient.practice)
     reference = _charge_card(channel=channel, amount=amount, card_token=card_token,
@@ -186,15 +199,15 @@ def credit_purchase(*, patient_id: int, amount, channel: str, actor, reason: str
     with _void_charge_if_not_booked(patient=patient, channel=channel, reference=reference,
                                     processor_reference=processor_reference, amount=amount):
         return _purchase_tx(patient=patient, amount=amount, channel=channel, encounter_id=encounter_id,
-                            reference=reference, actor=actor, reason=reason)
+                            reference=reference, check_number=check_number, actor=actor, reason=reason)
 
 
 @transaction.atomic(durable=True)
-def _purchase_tx(*, patient, amount, channel, encounter_id, reference, actor, reason):
+def _purchase_tx(*, patient, amount, channel, encounter_id, reference, check_number, actor, reason):
     patient = lock_patient(patient.pk)
     enc = _encounter_of(patient, encounter_id)
     payment = _create_payment(patient=patient, amount=amount, channel=channel, encounter=enc, reference=reference,
-                              check_number="", note="credit purchase", actor=actor, reason=reason)
+                              check_number=check_number, note="credit purchase", actor=actor, reason=reason)
     if enc is None:
         c = core.new_credit(patient=patient, source=Credit.Source.PURCHASED, amount=amount, actor=actor,
                             reason=reason, payment=payment)
@@ -258,7 +271,7 @@ def payment_checkout(*, patient_id: int, encounter_ids: list[int], credit_amount
     amount_within_limit(rest, practice=patient.practice)
     reference = ""
     if rest > 0:
-        _validate_channel(channel, check_number)
+        check_number = _validate_channel(channel, check_number)
         reference = _charge_card(channel=channel, amount=rest, card_token=card_token,
                                  processor_reference=processor_reference)
     with _void_charge_if_not_booked(patient=patient, channel=channel, reference=reference,

@@ -14,7 +14,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from credits import services as credit_services
 from credits.models import Credit, CreditImport, ManualCreditRequest, NightlyRun, Refund
-from ledger.models import Claim, Encounter, Patient, Payer, Payment
+from ledger.models import Claim, Encounter, Membership, Patient, Payer, Payment
 from remittances.models import RemittanceClaim, RemittanceFile
 from remittances.nightly import nightly_run
 from remittances.posting import remittance_file_post
@@ -51,13 +51,14 @@ def a(world):
                                                .encode()).batch
     return SimpleNamespace(patient=pat.pk, encounter=enc.pk, claim=claim.pk, payment=pay.payment.pk, held=held.pk,
                            credit=avail.pk, refund=refund.pk, file=received.file.pk, rclaim=rc.pk, run=run.pk,
-                           payer=w.payer.pk, manual=manual.pk, batch=batch.pk)
+                           payer=w.payer.pk, manual=manual.pk, batch=batch.pk,
+                           membership=Membership.objects.get(user=w.clerk, practice=w.practice).pk)
 
 
 LISTED = {"/payers": Payer, "/patients": Patient, "/encounters": Encounter, "/claims": Claim, "/payments": Payment,
           "/credits": Credit, "/refunds": Refund, "/remittance-files": RemittanceFile,
           "/remittance-claims": RemittanceClaim, "/nightly-runs": NightlyRun, "/manual-credits": ManualCreditRequest,
-          "/credit-imports": CreditImport}
+          "/credit-imports": CreditImport, "/memberships": Membership}
 
 
 def routes(a):
@@ -138,6 +139,12 @@ def routes(a):
         ("post", "/api/v1/nightly-runs", "/nightly-runs", {}, "own"),
         ("get", "/api/v1/nightly-runs/{id}", f"/nightly-runs/{d.run}", c, "404"),
         ("post", "/api/v1/nightly-runs/preview", "/nightly-runs/preview", {}, "own"),
+        ("get", "/api/v1/memberships", "/memberships", c, "list"),
+        # A's staff are not B's manager's to hire: an unknown user, as if there were none
+        ("post", "/api/v1/memberships", "/memberships", {"username": "clerk", "role": "billing", "reason": "x"},
+         ("404", "username")),
+        ("get", "/api/v1/memberships/{id}", f"/memberships/{d.membership}", c, "404"),
+        ("post", "/api/v1/memberships/{id}/revoke", f"/memberships/{d.membership}/revoke", {"reason": "x"}, "404"),
     ]
 
 

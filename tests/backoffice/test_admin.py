@@ -202,7 +202,8 @@ def test_money_fields_are_read_only_even_where_editing_is_allowed(client, books,
 
     response = client.get(url(Patient, "change", books["patient"].pk))
     editable = set(response.context["adminform"].form.fields)
-    assert editable == {"first_name", "last_name", "date_of_birth", "email", "member_id", "exclude_from_auto_apply"}
+    assert editable == {"first_name", "last_name", "date_of_birth", "email", "member_id", "exclude_from_auto_apply",
+                        "reason"}  # the reason goes with the change into the history
 
 
 def form_data(response, **changes) -> dict:
@@ -239,12 +240,13 @@ def test_patient_edit_keeps_history_with_user_and_reason(client, books, world):
     client.force_login(world.clerk)
     page = client.get(url(Patient, "change", pat.pk))
     response = client.post(url(Patient, "change", pat.pk), form_data(page, first_name="Alma Rose",
-                                                                      exclude_from_auto_apply="on"))
+                                                                      exclude_from_auto_apply="on",
+                                                                      reason="She asked for a refund instead"))
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     pat.refresh_from_db()
     assert (pat.first_name, pat.exclude_from_auto_apply) == ("Alma Rose", True)
     last = pat.history.first()
-    assert (last.history_user, last.history_change_reason) == (world.clerk, "Edited in admin")
+    assert (last.history_user, last.history_change_reason) == (world.clerk, "She asked for a refund instead")
 
 
 def test_patient_page_shows_balance_and_credit_totals(client, books, world):
@@ -265,7 +267,7 @@ def test_patient_add_goes_through_the_service(client, world):
     client.force_login(world.clerk)
     response = client.post(url(Patient, "add"), {
         "practice": world.practice.pk, "account_number": "NEW-1", "first_name": "Nora", "last_name": "Newman",
-        "email": "", "member_id": "", "date_of_birth": "",
+        "email": "", "member_id": "", "date_of_birth": "", "reason": "Added in admin",
     })
     assert response.status_code == 302
     pat = Patient.objects.get(account_number="NEW-1")
@@ -278,7 +280,7 @@ def test_patient_add_goes_through_the_service(client, world):
     assert not Patient.objects.filter(account_number="NEW-2").exists()
 
 
-def test_practice_settings_are_for_managers(client, world):
+def test_practice_settings_are_for_managers(client, world, django_capture_on_commit_callbacks):
     practice = world.practice
     client.force_login(world.clerk)
     page = client.get(url(Practice, "change", practice.pk))
@@ -288,17 +290,20 @@ def test_practice_settings_are_for_managers(client, world):
     client.force_login(world.manager)
     page = client.get(url(Practice, "change", practice.pk))
     data = form_data(page, auto_apply=False, refund_approval_threshold="250.00", nightly_run_at="03:30",
-                     time_zone="America/Denver")
-    assert client.post(url(Practice, "change", practice.pk), data).status_code == 302
+                     time_zone="America/Denver", reason="Front desk moved to Denver")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url(Practice, "change", practice.pk), data).status_code == 302
     practice.refresh_from_db()
     assert (practice.auto_apply, practice.refund_approval_threshold) == (False, D("250.00"))
-    assert practice.history.first().history_user == world.manager
+    last = practice.history.first()
+    assert (last.history_user, last.history_change_reason) == (world.manager, "Front desk moved to Denver")
     # the nightly schedule follows the new local time
     schedule = Schedule.objects.get(name=f"nightly-practice-{practice.pk}")
     local = schedule.next_run.astimezone(ZoneInfo("America/Denver"))
     assert (local.hour, local.minute) == (3, 30)
 
-    bad = client.post(url(Practice, "change", practice.pk), form_data(page, time_zone="Mars/Olympus", us_state="T"))
+    bad = client.post(url(Practice, "change", practice.pk),
+                      form_data(page, time_zone="Mars/Olympus", us_state="T", reason="typo"))
     assert bad.status_code == 200
     assert set(bad.context["adminform"].form.errors) == {"time_zone", "us_state"}
 
@@ -418,12 +423,22 @@ def test_refund_actions_show_service_errors_as_messages(client, books, world):
     assert any("cannot be rejected" in str(m) for m in client.get(again.url).context["messages"])
 
 
-def test_membership_roles_are_changed_by_superusers_only(client, world, superuser):
+def test_membership_roles_are_changed_by_the_practices_managers(client, world, superuser):
+    """The rule of ledger.access.roles_refusal (more in tests/backoffice/test_admin_services.py)."""
     m = Membership.objects.get(user=world.clerk)
+    client.force_login(world.clerk)
+    assert client.post(url(Membership, "change", m.pk), {"role": "manager", "reason": "me"}).status_code == 403
     client.force_login(world.manager)
-    assert client.post(url(Membership, "change", m.pk), {"role": "manager"}).status_code == 403
-    client.force_login(superuser)
     page = client.get(url(Membership, "change", m.pk))
-    assert client.post(url(Membership, "change", m.pk), form_data(page, role="manager")).status_code == 302
+    assert client.post(url(Membership, "change", m.pk), form_data(page, role="manager",
+                                                                  reason="Runs the office now")).status_code == 302
     m.refresh_from_db()
     assert m.role == "manager"
+    assert (m.history.first().history_user, m.history.first().history_change_reason) == \
+        (world.manager, "Runs the office now")
+    client.force_login(superuser)
+    page = client.get(url(Membership, "change", m.pk))
+    assert client.post(url(Membership, "change", m.pk), form_data(page, role="billing",
+                                                                  reason="Back to billing")).status_code == 302
+    m.refresh_from_db()
+    assert m.role == "billing"

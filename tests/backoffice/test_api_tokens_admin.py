@@ -18,7 +18,8 @@ ADD = "/admin/api/apitoken/add/"
 
 def make_in_admin(client, user, practice, *, role="billing", name="pm-sync"):
     client.force_login(user)
-    return client.post(ADD, {"practice": practice.pk, "name": name, "role": role, "_save": "1"})
+    return client.post(ADD, {"practice": practice.pk, "name": name, "role": role, "reason": "For the PM system",
+                             "_save": "1"})
 
 
 def test_a_manager_makes_a_token_that_acts_for_them_shown_once(client, world):

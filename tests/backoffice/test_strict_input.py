@@ -116,7 +116,8 @@ def test_practice_settings_money_uses_the_parser(client, world, text, message):
 
 def test_practice_settings_take_a_strict_amount(client, world):
     client.force_login(world.manager)
-    data = _practice_form_data(client, world.practice) | {"refund_approval_threshold": "150.5"}
+    data = _practice_form_data(client, world.practice) | {"refund_approval_threshold": "150.5",
+                                                          "reason": "New threshold"}
     response = client.post(url("ledger_practice_change", world.practice.pk), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert str(Practice.objects.get(pk=world.practice.pk).refund_approval_threshold) == "150.50"
@@ -135,7 +136,7 @@ def test_patient_dates_of_birth_are_iso_and_in_range(client, world, day, message
     before = written()
     response = client.post(url("ledger_patient_add"), {
         "practice": world.practice.pk, "account_number": "N-1", "first_name": "Nia", "last_name": "North",
-        "date_of_birth": day, "email": "", "member_id": ""})
+        "date_of_birth": day, "email": "", "member_id": "", "reason": "New patient"})
     assert response.status_code == 200
     assert message in " ".join(response.context["adminform"].form.errors["date_of_birth"])
     assert written() == before
@@ -145,7 +146,7 @@ def test_a_patient_with_an_iso_date_of_birth_is_added(client, world):
     client.force_login(world.clerk)
     response = client.post(url("ledger_patient_add"), {
         "practice": world.practice.pk, "account_number": "N-2", "first_name": "Nia", "last_name": "North",
-        "date_of_birth": "1980-05-17", "email": "", "member_id": ""})
+        "date_of_birth": "1980-05-17", "email": "", "member_id": "", "reason": "New patient"})
     assert response.status_code == 302
     assert Patient.objects.get(account_number="N-2").date_of_birth == date(1980, 5, 17)
 

@@ -19,7 +19,7 @@ def test_only_administrators_create_practices(world):
         practice_create(name="Other", us_state="TX", actor=world.manager)
     with pytest.raises(Duplicate):
         practice_create(name="Hill Clinic", us_state="TX", actor=admin)
-    with pytest.raises(InvalidInput, match="two-letter"):
+    with pytest.raises(InvalidInput, match="not a US state"):
         practice_create(name="X", us_state="Texas", actor=admin)
 
 

@@ -19,15 +19,18 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="What the integration is, e.g. ehr-sync (a-z, 0-9, . _ -).")
         parser.add_argument("--created-by", dest="created_by", metavar="USERNAME",
                             help="The person the token acts for: history names them and four eyes counts them.")
+        parser.add_argument("--reason", default="API token made by an operator", help="Kept in the token's history.")
 
-    def handle(self, *args, practice, role, name, created_by=None, **options):
+    def handle(self, *args, practice, role, name, created_by=None, reason="API token made by an operator",
+               **options):
         person = None
         if created_by is not None:
             person = get_user_model().objects.filter(username=created_by).first()
             if person is None:
                 raise CommandError(f"no user named {created_by}")
         try:
-            token, raw = api_token_create(practice_id=practice, role=role, name=name, created_by=person)
+            token, raw = api_token_create(practice_id=practice, role=role, name=name, created_by=person,
+                                          reason=reason)
         except SettleError as exc:
             raise CommandError(exc.message) from None
         acting = (f"acting for {person.get_username()}" if person is not None
