@@ -5,7 +5,7 @@ journal lines for the piece of work they do."""
 
 from decimal import Decimal
 
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
 
 from credits.models import Credit, CreditApplication, WriteOff
 from ledger import journal
@@ -13,7 +13,7 @@ from ledger.bulk import history_from_table
 from ledger.history import save_with_history
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
-from ledger.locks import lock_encounters
+from ledger.locks import lock, lock_encounters, lock_sql
 from ledger.models import Account, Encounter, JournalEntry, Payment
 from ledger.sql import ENCOUNTER_PAYABLE_SQL
 
@@ -170,8 +170,9 @@ def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, re
 
 
 def undo_writeoffs_down_to(*, encounter: Encounter, target: Decimal, actor, reason: str) -> None:
-    for wo in WriteOff.objects.select_for_update().filter(encounter=encounter, state=WriteOff.State.ACTIVE) \
-            .order_by("-pk"):
+    active = Q(encounter=encounter, state=WriteOff.State.ACTIVE)
+    locked = lock(writeoffs=WriteOff.objects.filter(active).values_list("pk", flat=True), only={"writeoffs": active})
+    for wo in reversed(locked.writeoffs.values()):  # latest first
         if encounter.written_off_amount <= target:
             break
         undo_writeoff(wo=wo, encounter=encounter, actor=actor, reason=f"PR lowered below write-off: {reason}")
@@ -213,11 +214,10 @@ def release_if_balanced(*, encounter: Encounter, actor, reason: str) -> int:
     """Rule 4: once the encounter is balanced, what is left of its locked credits is available."""
     if not encounter_balanced(encounter):
         return 0
-    locked = list(
-        Credit.objects.select_for_update(no_key=True)
-        .filter(locked_encounter=encounter, state=Credit.State.LOCKED).order_by("pk")
-    )
-    return release_locked(credits=locked, actor=actor, reason=f"DoS {encounter.date_of_service} balanced: {reason}")
+    held = Q(locked_encounter=encounter, state=Credit.State.LOCKED)
+    locked = lock(credits=Credit.objects.filter(held).values_list("pk", flat=True), only={"credits": held}).credits
+    return release_locked(credits=list(locked.values()), actor=actor,
+                          reason=f"DoS {encounter.date_of_service} balanced: {reason}")
 
 
 def release_balanced(*, encounters, actor, reason: str) -> int:
@@ -233,10 +233,11 @@ def release_balanced(*, encounters, actor, reason: str) -> int:
     if not by_id:
         return 0
     with connection.cursor() as cur:
-        cur.execute("""SELECT c.id, c.practice_id, c.patient_id, c.locked_encounter_id, c.on_hand FROM credits_credit c
-                        WHERE c.locked_encounter_id = ANY(%s) AND c.state = 'locked'
-                          AND EXISTS (SELECT 1 FROM ledger_encounter e WHERE e.id = c.locked_encounter_id AND {PAYABLE})
-                        ORDER BY c.id FOR NO KEY UPDATE""".format(PAYABLE=ENCOUNTER_PAYABLE_SQL.format(e="e")),
+        cur.execute(lock_sql("credits", alias="c", columns="c.id, c.practice_id, c.patient_id, c.locked_encounter_id, "
+                                                          "c.on_hand",
+                             where="c.locked_encounter_id = ANY(%s) AND c.state = 'locked' AND EXISTS (SELECT 1 FROM "
+                                   "ledger_encounter e WHERE e.id = c.locked_encounter_id AND {PAYABLE})"
+                                   .format(PAYABLE=ENCOUNTER_PAYABLE_SQL.format(e="e"))),
                     [list(by_id)])
         rows = cur.fetchall()
         if not rows:

@@ -41,6 +41,7 @@ from ledger.dates import service_date
 from ledger.errors import Duplicate, InvalidInput, NotFound, RuleViolation
 from ledger.history import save_with_history
 from ledger.inputs import require_reason
+from ledger.locks import lock, lock_sql
 from ledger.models import Practice
 from ledger.money import positive_money
 from ledger.services import amount_within_limit
@@ -324,7 +325,7 @@ def _needs_approval(cur, *, practice: Practice, total: Decimal) -> bool:
 
 def _lock_patients_of(cur, patients_sql: str, params) -> None:
     # the first lock every money service takes, for all the import's patients at once, ascending
-    cur.execute(f"SELECT id FROM ledger_patient WHERE id IN ({patients_sql}) ORDER BY id FOR NO KEY UPDATE", params)
+    cur.execute(lock_sql("patients", where=f"id IN ({patients_sql})"), params)
 
 
 # --- the import -----------------------------------------------------------------------------------------------
@@ -411,10 +412,11 @@ def credit_import_approve(*, import_id: int, actor, reason: str = "") -> CreditI
     """A manager other than the importer approves a waiting import: its credits are created now."""
     batch = _batch(import_id)
     ensure_approver(actor, practice_id=batch.practice_id, requested_by_id=batch.created_by_id, what="credit import")
+    # the import before its patients (ledger/locks.py ORDER): two approvals of one import queue on it
+    batch = lock(credit_imports=[batch.pk]).credit_imports[batch.pk]
     with connection.cursor() as cur:
         _lock_patients_of(cur, "SELECT patient_id FROM credits_creditimportrow WHERE credit_import_id = %s",
                           [batch.pk])
-        batch = CreditImport.objects.select_for_update(no_key=True).get(pk=batch.pk)
         if batch.state != CreditImport.State.PENDING:
             raise RuleViolation(f"import #{batch.pk} is {batch.get_state_display().lower()}; only a waiting import is "
                                 "approved", field="credit_import")
@@ -432,7 +434,7 @@ def credit_import_reject(*, import_id: int, actor, reason: str) -> CreditImport:
     reason = require_reason(reason)
     batch = _batch(import_id)
     ensure_approver(actor, practice_id=batch.practice_id, requested_by_id=batch.created_by_id, what="credit import")
-    batch = CreditImport.objects.select_for_update(no_key=True).get(pk=batch.pk)
+    batch = lock(credit_imports=[batch.pk]).credit_imports[batch.pk]
     if batch.state != CreditImport.State.PENDING:
         raise RuleViolation(f"import #{batch.pk} is {batch.get_state_display().lower()}; only a waiting import is "
                             "rejected", field="credit_import")

@@ -10,7 +10,8 @@ How it stays safe:
   released by the server if the process dies;
 * patients are processed in batches (keyset pagination on the patient id), one transaction per
   batch; each batch first takes the patients' row locks (FOR NO KEY UPDATE, ascending id), the
-  same first lock every staff service takes, so staff work and the run serialise per patient;
+  same first lock every staff service takes, so staff work and the run serialise per patient, then
+  the rows it writes in the order of ledger/locks.py (encounters, then credits; `lock_sql`);
 * the plan is computed from the rows as they are under those locks, so a run killed half-way and
   started again finishes in exactly the state of one clean run, and a second run applies nothing.
 
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from credits.models import Credit, NightlyRun
 from ledger.access import ensure_staff, system_user
+from ledger.locks import lock_sql
 from ledger.models import Encounter, Practice
 from ledger.money import ZERO
 from ledger.sql import ENCOUNTER_BALANCE_SQL, ENCOUNTER_PAYABLE_SQL
@@ -111,6 +113,15 @@ SELECT c.id AS credit_id, c.patient_id, c.locked_encounter_id AS enc_id, c.on_ha
   FROM credits_credit c JOIN ledger_encounter e ON e.id = c.locked_encounter_id
  WHERE c.patient_id = ANY(%(pids)s) AND c.state = 'locked' AND {BALANCE} = 0 AND {PAYABLE}
 """
+
+
+# The rows a batch writes, locked in the order of ledger/locks.py after the patients: the DoS the
+# plan may pay (a superset of nightly_plan's: balances only go down within a batch), then, right
+# before each write, the credits it changes. The UPDATEs below then only write locked rows.
+LOCK_ENCOUNTERS_SQL = lock_sql("encounters", alias="e", where=f"e.patient_id = ANY(%(pids)s) AND {BALANCE} > 0 "
+                                                              f"AND {PAYABLE}")
+LOCK_PLANNED_CREDITS_SQL = lock_sql("credits", where="id IN (SELECT credit_id FROM nightly_plan)")
+LOCK_RELEASED_CREDITS_SQL = lock_sql("credits", where="id IN (SELECT credit_id FROM nightly_release)")
 
 
 def _history_insert_sql(model, *, source_table: str, ids_sql: str) -> str:
@@ -224,12 +235,13 @@ def _run_batch(*, practice: Practice, pids: list[int], params: dict, result: Run
     same work and rolls the batch back, so what it shows is exactly what a run would do."""
     with transaction.atomic(), connection.cursor() as cur:
         # the same first lock every service takes: staff work on these patients waits, and we wait for it
-        cur.execute("SELECT id, exclude_from_auto_apply FROM ledger_patient WHERE id = ANY(%s) ORDER BY id "
-                    "FOR NO KEY UPDATE", [pids])
+        cur.execute(lock_sql("patients", where="id = ANY(%s)", columns="id, exclude_from_auto_apply"), [pids])
         rows = cur.fetchall()
         apply_ids = [pid for pid, excluded in rows if not excluded] if practice.auto_apply else []
         result.patients_seen += len(rows)
         p = dict(params, pids=pids)
+        if apply_ids:  # then the DoS the applications may pay, before any credit (ledger/locks.py ORDER)
+            cur.execute(LOCK_ENCOUNTERS_SQL, dict(p, pids=apply_ids))
         released = _release(cur, p)
         for _ in range(MAX_ROUNDS):
             if not apply_ids:
@@ -245,6 +257,7 @@ def _run_batch(*, practice: Practice, pids: list[int], params: dict, result: Run
             if count:
                 result.application_count += count
                 result.applied_total += total
+                cur.execute(LOCK_PLANNED_CREDITS_SQL)
                 for sql in APPLY_WRITES:
                     cur.execute(sql, p)
                 cur.execute(_history_insert_sql(Credit, source_table="credits_credit",
@@ -271,6 +284,7 @@ def _release(cur, p: dict) -> int:
     count = cur.fetchone()[0]
     if count:
         rp = dict(p, reason=f"DoS balanced: {p['reason']}")
+        cur.execute(LOCK_RELEASED_CREDITS_SQL)
         for sql in RELEASE_WRITES:
             cur.execute(sql, rp)
         cur.execute(_history_insert_sql(Credit, source_table="credits_credit",

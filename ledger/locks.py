@@ -1,26 +1,46 @@
-"""Row locks, always taken in one global order so two services can never deadlock. `lock()` is the
-one function that takes them: a service names what it needs (`lock(patients=[...], credits=[...])`)
-and the rows are locked kind after kind in ORDER, by ascending primary key within a kind:
+"""Row locks, always taken in one global order so two transactions can never deadlock. `lock()` is
+the one function that takes them: a service names what it needs (`lock(patients=[...],
+credits=[...])`) and the rows are locked kind after kind in ORDER, by ascending primary key within a
+kind (FOR NO KEY UPDATE: inserting rows that point at a locked row is not blocked):
 
-    Practice -> CreditImport -> Patient -> ManualCreditRequest -> Encounter -> Claim
+    Practice -> Membership -> CreditImport -> Patient -> ManualCreditRequest -> Encounter -> Claim
              -> RemittanceClaim -> Payment -> Credit -> Refund -> WriteOff -> PayerCredit
              -> RemittanceAdjustment -> RemittanceFile
 
 Every money change for a patient starts by locking the Patient row, which serialises all work on
 one patient's money; the finer locks that follow re-read the rows the service is about to change,
 so it never trusts a caller's copy. A service may lock in several steps (it learns what else it
-needs under the first locks), as long as each step's kinds come after the kinds it already holds.
-The 835 remittance rows take their places after what they book: a remittance claim right after
-the claim it decides (and before the patient money the decision may move), a PLB adjustment after
-the payer credit it may close, the file last (its status, once nothing of it is pending).
+needs under the first locks), as long as each step's kinds come after the kinds it already holds
+(the same kind again is fine: the patient's lock is held). What a batch or an approval stands for
+comes before the patients it touches (a credit import, then its patients); a practice's role
+changes lock the practice, then the membership. The 835 remittance rows take their places after
+what they book: a remittance claim right after the claim it decides (and before the patient money
+the decision may move), a PLB adjustment after the payer credit it may close, the file last (its
+status, once nothing of it is pending).
+
+Set-based code (the nightly run, the CSV import, the 835 posting) locks in SQL, in the same order:
+`lock_sql(kind, where=...)` is the locking statement of one kind (`SELECT id FROM <table> WHERE
+... ORDER BY id FOR NO KEY UPDATE`) and `lock_ids(kind, ids)` runs it for ids without loading
+rows. A set-based UPDATE or DELETE locks the rows it writes: it runs only on a kind already locked
+by one of these, or on one that comes after everything the transaction holds.
+
+Rows outside ORDER are locked alone, never together with the rows of ORDER: an API token
+(api/tokens.py revokes it under its own lock; the kernel does not name interface models), the
+sandbox card processor's charges (ledger/processors.py: the processor's own book, changed outside
+any service's transaction as a real processor would be, over the network). Idempotency keys are
+not row-locked: they are claimed by a unique INSERT and conditional UPDATEs, each its own short
+transaction, before and after the service's.
 
 The kernel names the other apps' models by label only (it imports none of them). The test suite
-records every locking statement of every transaction and fails when one comes out of this order
-(tests/conftest.py, `lock_order_recorder`)."""
+checks every locking statement of every transaction against this order and fails the test when
+one comes out of it (tests/lock_order.py, the autouse fixture `lock_order_recorder` of
+tests/conftest.py)."""
 
 from dataclasses import dataclass, field
+from functools import cache
 
 from django.apps import apps
+from django.db import connection
 from django.db.models import Q
 
 from ledger.errors import NotFound
@@ -28,6 +48,7 @@ from ledger.errors import NotFound
 # (keyword of lock(), model label, what an unknown id is called in an error)
 ORDER = (
     ("practices", "ledger.Practice", "practice"),
+    ("memberships", "ledger.Membership", "membership"),
     ("credit_imports", "credits.CreditImport", "credit import"),
     ("patients", "ledger.Patient", "patient"),
     ("manual_credit_requests", "credits.ManualCreditRequest", "manual credit request"),
@@ -47,10 +68,33 @@ KINDS = {kind: (label, noun) for kind, label, noun in ORDER}
 
 def lock_rank_of_table(table: str) -> int | None:
     """The place of a database table in ORDER (for the test suite's recorder); None if not there."""
-    for rank, (_, label, _) in enumerate(ORDER):
-        if apps.get_model(label)._meta.db_table == table:
-            return rank
-    return None
+    return _ranks_by_table().get(table)
+
+
+@cache
+def _ranks_by_table() -> dict:
+    return {apps.get_model(label)._meta.db_table: rank for rank, (_, label, _) in enumerate(ORDER)}
+
+
+def lock_sql(kind: str, *, where: str, columns: str = "id", alias: str = "") -> str:
+    """The statement that locks the rows of one kind matching `where` (SQL, with the caller's
+    placeholders), by ascending id, for set-based code (see the module docstring). With `alias`, the
+    table is named so in `where` and `columns`. The caller takes the kinds in ORDER."""
+    table = apps.get_model(KINDS[kind][0])._meta.db_table
+    name = alias or table
+    return (f"SELECT {columns} FROM {table}{' ' + alias if alias else ''} WHERE {where} "
+            f"ORDER BY {name}.id FOR NO KEY UPDATE OF {name}")
+
+
+def lock_ids(kind: str, ids, *, where: str = "", params=()) -> set[int]:
+    """Lock the rows of one kind by id, ascending, without loading them (set-based code); `where`
+    (SQL with %s placeholders for `params`) is re-checked under the lock. Returns the ids locked."""
+    ids = sorted({int(i) for i in ids if i is not None})
+    if not ids:
+        return set()
+    with connection.cursor() as cur:
+        cur.execute(lock_sql(kind, where="id = ANY(%s)" + (f" AND {where}" if where else "")), [ids, *params])
+        return {r[0] for r in cur.fetchall()}
 
 
 @dataclass

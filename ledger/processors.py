@@ -60,6 +60,9 @@ class SandboxProcessor(CardProcessor):
             existing = SandboxRefund.objects.filter(idempotency_key=idempotency_key).first()
             if existing:
                 return RefundResult(reference=existing.reference)
+            # not ledger.locks.lock(): the sandbox stands in for a remote processor, whose books are its own. This
+            # runs outside any service's transaction (a refund is paid out before its booking) and locks nothing
+            # else, so it is outside the money lock order (see ledger/locks.py, rows outside ORDER)
             charge = SandboxCharge.objects.select_for_update().filter(reference=charge_reference).first()
             if charge is None:
                 raise ProcessorError(f"no charge {charge_reference} at the processor", code="no_such_charge")

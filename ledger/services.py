@@ -364,7 +364,9 @@ def membership_grant(*, user_id: int, practice_id: int, role: str, actor, reason
     # two managers demoting each other at once cannot leave the practice without one
     lock(practices=[practice_id])
     ensure_may_manage_roles(actor, practice_id=practice_id, user_id=user.pk)
-    m = Membership.objects.select_for_update().filter(user_id=user.pk, practice_id=practice_id).first()
+    held = lock(memberships=Membership.objects.filter(user_id=user.pk, practice_id=practice_id)
+                .values_list("pk", flat=True)).memberships  # after the practice (ledger/locks.py ORDER)
+    m = next(iter(held.values()), None)
     if m is None:
         m = Membership(user_id=user.pk, practice_id=practice_id, role=role)
     elif m.role == role:
@@ -385,7 +387,7 @@ def membership_revoke(*, membership_id: int, actor, reason: str) -> None:
     ensure_may_manage_roles(actor, practice_id=m.practice_id, user_id=m.user_id)
     lock(practices=[m.practice_id])  # as in membership_grant
     ensure_may_manage_roles(actor, practice_id=m.practice_id, user_id=m.user_id)
-    m = Membership.objects.select_for_update().filter(pk=m.pk).first()
+    m = lock(memberships=[m.pk], missing_ok=("memberships",)).memberships.get(m.pk)
     if m is None:
         return
     m._history_user, m._change_reason = actor, reason  # the deletion's history row names them

@@ -38,7 +38,7 @@ from ledger.bulk import copy_rows, update_model_rows
 from ledger.errors import NotFound, SettleError
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
-from ledger.locks import lock_claims, lock_encounters, lock_payer_credits
+from ledger.locks import lock_claims, lock_encounters, lock_ids, lock_payer_credits, lock_sql
 from ledger.models import Account, Claim, JournalEntry
 from ledger.money import ZERO
 from remittances.models import (
@@ -167,27 +167,17 @@ def _match_batch(rows, *, practice_id: int, txs: dict) -> dict:
 
 # --- the lock steps, in the global order of ledger/locks.py -----------------------------------------------
 
-def _lock_patient_rows(ids) -> None:
-    """The first lock every money service takes (ledger.locks.lock_patients), without loading rows."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM ledger_patient WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-                    [sorted(set(ids))])
-
-
 def _claim_rows(model, ids, *, states=("pending",)) -> set[int]:
     """Lock the remittance claims (or adjustments) `ids` that are *still* in one of `states`
     (pending, for posting), ascending id, and return those: a row another posting took while we
     waited for the locks before it is not ours."""
-    table = model._meta.db_table
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) AND state = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-                    [sorted(ids), [str(s) for s in states]])
-        return {r[0] for r in cur.fetchall()}
+    kind = {RemittanceClaim: "remittance_claims", RemittanceAdjustment: "remittance_adjustments"}[model]
+    return lock_ids(kind, ids, where="state = ANY(%s)", params=[[str(s) for s in states]])
 
 
 def _lock_file(file_id: int) -> str:
     with connection.cursor() as cur:
-        cur.execute("SELECT status FROM ledger_remittancefile WHERE id = %s FOR NO KEY UPDATE", [file_id])
+        cur.execute(lock_sql("remittance_files", where="id = %s", columns="status"), [file_id])
         return cur.fetchone()[0]
 
 
@@ -196,7 +186,7 @@ def _post_claim_batch(rows, *, f, txs, actor, result: PostResult) -> int:
     re-checked), post what is still pending, write. Returns how many rows it took."""
     matches = _match_batch(rows, practice_id=f.practice_id, txs=txs)
     found = [m for m in matches.values() if m[0] is not None]
-    _lock_patient_rows({m[1] for m in found})
+    lock_ids("patients", {m[1] for m in found})  # the first lock every money service takes, rows not loaded
     encounters = lock_encounters({m[2] for m in found})
     claims = lock_claims({m[0] for m in found})
     mine = _claim_rows(RemittanceClaim, [rc.id for rc in rows])

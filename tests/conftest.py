@@ -1,5 +1,6 @@
-"""Shared fixtures: a practice with a billing clerk, a manager and a payer; and `world`, a small
-helper that records visits, claims and payments through the real services."""
+"""Shared fixtures: a practice with a billing clerk, a manager and a payer; `world`, a small
+helper that records visits, claims and payments through the real services; and the lock-order
+recorder every test runs under (tests/lock_order.py)."""
 
 from dataclasses import dataclass
 from datetime import date
@@ -11,6 +12,7 @@ from credits import services as credit_services
 from ledger import services as ledger_services
 from ledger.models import Membership
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
+from tests.lock_order import LockOrderRecorder
 
 
 @dataclass
@@ -53,3 +55,18 @@ def world(db):
     clerk = MembershipFactory(practice=practice, user=UserFactory(username="clerk"), role=Membership.Role.BILLING).user
     manager = MembershipFactory(practice=practice, user=UserFactory(username="boss"), role=Membership.Role.MANAGER).user
     return World(practice=practice, clerk=clerk, manager=manager, payer=PayerFactory(practice=practice))
+
+
+@pytest.fixture(autouse=True)
+def lock_order_recorder(monkeypatch):
+    """Every test: each transaction's row locks are checked against ledger.locks.ORDER as they are
+    taken (tests/lock_order.py). A lock out of order raises LockOrderViolation at the statement, and
+    the test fails at teardown even if a thread swallowed it; a test provoking one on purpose
+    removes it from `lock_order_recorder.violations`."""
+    recorder = LockOrderRecorder()
+    recorder.install(monkeypatch)
+    yield recorder
+    recorder.uninstall()
+    if recorder.violations:
+        pytest.fail(f"{len(recorder.violations)} lock(s) out of order; the first:\n{recorder.violations[0]}",
+                    pytrace=False)

@@ -6,9 +6,13 @@ import sys
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, transaction
+
+from ledger.locks import lock
+from tests.factories import PatientFactory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,13 +56,24 @@ def test_database_is_postgresql():
         assert int(cursor.fetchone()[0]) >= 160000
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_select_for_update_locks_the_row():
-    user = get_user_model().objects.create_user("lock-me", password="x")
-
-    with transaction.atomic():
-        locked = get_user_model().objects.select_for_update().get(pk=user.pk)
-        assert locked.pk == user.pk
+    """The services' lock (ledger.locks.lock) really holds the row until commit: a second
+    connection's FOR UPDATE NOWAIT on it fails while the transaction is open, and succeeds after."""
+    patient = PatientFactory()
+    other = connection.get_new_connection(connection.get_connection_params())  # a second session
+    take = "SELECT id FROM ledger_patient WHERE id = %s FOR UPDATE NOWAIT"
+    try:
+        with transaction.atomic():
+            locked = lock(patients=[patient.pk]).patients
+            assert list(locked) == [patient.pk]
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute(take, [patient.pk])
+            other.rollback()
+        assert other.execute(take, [patient.pk]).fetchone() == (patient.pk,)
+        other.rollback()
+    finally:
+        other.close()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
 from credits import core
 from credits.csv_import import (  # noqa: F401
@@ -22,7 +23,7 @@ from ledger.access import ensure_staff
 from ledger.errors import NotFound
 from ledger.history import save_with_history
 from ledger.inputs import require_reason
-from ledger.locks import lock_encounters, lock_patient
+from ledger.locks import lock, lock_encounters, lock_patient
 from ledger.models import Encounter, JournalEntry, Patient
 from ledger.money import ZERO
 
@@ -45,16 +46,18 @@ def credits_apply_locked(*, patient: Patient, actor, reason: str, nightly_run=No
     encs = core.outstanding_encounters(patient.pk)
     payable = [e for e in encs if core.encounter_payable(e)]
     by_id = {e.pk: e for e in payable}
-    # release first: credits of DoS already balanced become usable for the others (rule 4)
-    for enc in Encounter.objects.filter(locked_credits__state=Credit.State.LOCKED, patient=patient).distinct():
-        result.released += core.release_if_balanced(encounter=lock_encounters([enc.pk])[enc.pk], actor=actor,
-                                                    reason=reason)
+    # release first: credits of DoS already balanced become usable for the others (rule 4); their
+    # DoS are all locked before the first credit (ledger/locks.py ORDER)
+    held = Encounter.objects.filter(locked_credits__state=Credit.State.LOCKED, patient=patient)
+    for enc in lock_encounters(held.values_list("pk", flat=True).distinct()).values():
+        result.released += core.release_if_balanced(encounter=enc, actor=actor, reason=reason)
     # plan -> apply -> release until nothing more is released: credits freed because their DoS got
     # balanced pay the patient's other open balances in the same run (one run is complete)
+    on_hand = Q(patient=patient, state__in=Credit.ON_HAND, on_hand__gt=0)
     while payable:
-        rows = list(Credit.objects.select_for_update(no_key=True)
-                    .filter(patient=patient, state__in=Credit.ON_HAND, on_hand__gt=0).order_by("pk"))
-        credits = {c.pk: c for c in rows}
+        credits = lock(credits=Credit.objects.filter(on_hand).values_list("pk", flat=True),
+                       only={"credits": on_hand}).credits
+        rows = list(credits.values())
         lines = plan([(e.pk, e.balance) for e in payable if e.balance > 0],
                      [(c.pk, c.state, c.locked_encounter_id, c.on_hand, c.created_at) for c in rows])
         if not lines:

@@ -20,7 +20,7 @@ from ledger.history import save_with_history
 from ledger.inputs import require_reason
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
-from ledger.locks import lock_patient
+from ledger.locks import lock, lock_patient
 from ledger.models import Account, Encounter, JournalEntry, Patient
 from ledger.money import positive_money
 from ledger.services import amount_within_limit
@@ -97,8 +97,9 @@ def manual_credit_approve(*, request_id: int, actor, reason: str = "") -> Manual
     now (its history names both: who asked, who approved)."""
     req = _manual_request(request_id)
     ensure_approver(actor, practice_id=req.practice_id, requested_by_id=req.requested_by_id, what="manual credit")
-    patient = lock_patient(req.patient_id)
-    req = ManualCreditRequest.objects.select_for_update(no_key=True).select_related("requested_by").get(pk=req.pk)
+    locked = lock(patients=[req.patient_id], manual_credit_requests=[req.pk],
+                  select_related={"manual_credit_requests": ["requested_by"]})
+    patient, req = locked.patients[req.patient_id], locked.manual_credit_requests[req.pk]
     if req.state != ManualCreditRequest.State.PENDING:
         raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
                             "approved", field="manual_credit")
@@ -119,8 +120,7 @@ def manual_credit_reject(*, request_id: int, actor, reason: str) -> ManualCredit
     reason = require_reason(reason)
     req = _manual_request(request_id)
     ensure_approver(actor, practice_id=req.practice_id, requested_by_id=req.requested_by_id, what="manual credit")
-    lock_patient(req.patient_id)
-    req = ManualCreditRequest.objects.select_for_update(no_key=True).get(pk=req.pk)
+    req = lock(patients=[req.patient_id], manual_credit_requests=[req.pk]).manual_credit_requests[req.pk]
     if req.state != ManualCreditRequest.State.PENDING:
         raise RuleViolation(f"manual credit #{req.pk} is {req.get_state_display().lower()}; only a waiting one is "
                             "rejected", field="manual_credit")

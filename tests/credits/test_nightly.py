@@ -124,11 +124,11 @@ def test_set_based_plan_equals_the_rule_for_random_books(world):
                                               actor=world.clerk)
     from django.db import transaction
 
-    with transaction.atomic():  # the reference: the per-patient service, rolled back
-        for pat in patients:
+    for pat in patients:  # the reference: the per-patient service, one transaction per patient, rolled back
+        with transaction.atomic():
             lines = credit_application.credits_apply_locked(patient=pat, actor=world.clerk, reason="reference").lines
             expected[pat.pk] = sorted((ln.credit_id, ln.encounter_id, ln.amount) for ln in lines)
-        transaction.set_rollback(True)
+            transaction.set_rollback(True)
     assert sum(len(v) for v in expected.values()) > 10
     result = run(world, batch_size=5)
     for pat in patients:
