@@ -16,6 +16,8 @@ Who a token acts as (issue 9: four eyes compares people, not tokens):
   admin) with a billing Membership. It does billing work and can never approve anything
   (`ledger.access.is_integration`); the manager role is refused for it (and by the database)."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -79,8 +81,6 @@ class ApiToken(models.Model):
 
 def lease_from_now():
     """When the claim of a new in_progress record ends unless its request renews it (api/idempotency.py)."""
-    from datetime import timedelta
-
     return timezone.now() + timedelta(seconds=float(getattr(settings, "SETTLE_API_IDEMPOTENCY_LEASE", 60)))
 
 
@@ -92,7 +92,6 @@ class IdempotencyRecord(models.Model):
     The request that holds an in_progress row renews its lease while it runs; a row whose lease
     ran out belongs to a request that died, and the next request with the key takes it over
     (attempt + 1). Only the holder of the current attempt can store an answer."""
-
     class State(models.TextChoices):
         IN_PROGRESS = "in_progress", "In progress"
         DONE = "done", "Done"

@@ -14,6 +14,7 @@ import math
 
 from axes.helpers import get_client_ip_address, get_client_username, get_cool_off, get_failure_limit
 from django.conf import settings
+from django.contrib import admin
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -36,8 +37,6 @@ def lockout_response(request, original_response=None, credentials=None):
                "cool_off_minutes": math.ceil(cool_off.total_seconds() / 60) if cool_off else None,
                "unlocked_at": timezone.now() + cool_off if cool_off else None, "title": "Too many failed logins"}
     if request.path.startswith("/admin/"):
-        from django.contrib import admin
-
         context = {**admin.site.each_context(request), **context}
     response = render(request, template, context, status=settings.AXES_HTTP_RESPONSE_CODE)
     if cool_off:

@@ -9,6 +9,7 @@ capped at SECTION_LIMIT rows, with a link to the full list)."""
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db.models import Case, Prefetch, Value, When
 from django.urls import reverse
 
@@ -111,8 +112,6 @@ def _created_summary(model, r, encounters_by_id) -> str:
 def patient_history(patient: Patient, encounters_by_id: dict, *, limit: int = HISTORY_LIMIT) -> list[HistoryRow]:
     """The latest `limit` changes to the patient and everything of theirs, newest first, with
     what changed (against the previous version of the same row) and the reason given."""
-    from django.contrib.auth import get_user_model
-
     sources = {
         Patient: Patient.history.filter(id=patient.pk),
         Encounter: Encounter.history.filter(id__in=Encounter.objects.filter(patient=patient).values("pk")),

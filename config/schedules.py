@@ -6,13 +6,14 @@ deploy) upserts django-q2 Schedule rows from it by name; running it twice change
 * Per practice: the nightly run at the practice's own local time (Practice.nightly_run_at in
   Practice.time_zone). django-q2 evaluates cron in the server's zone, so these are DAILY
   schedules whose next_run is computed in the practice's zone; the job re-sets it after every
-  run (ledger/jobs.py), which keeps it exact across daylight-saving changes.
+  run (remittances/jobs.py `nightly_run`), which keeps it exact across daylight-saving changes.
 """
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.utils.timezone import now as django_now
+from django_q.models import Schedule
 
 from ledger.models import Practice
 
@@ -38,8 +39,6 @@ def next_local_run(practice, *, now: datetime) -> datetime:
 
 
 def desired_schedules(*, now: datetime) -> dict[str, dict]:
-    from django_q.models import Schedule
-
 
     out = {}
     for name, (func, cron) in PERIODIC.items():
@@ -50,15 +49,11 @@ def desired_schedules(*, now: datetime) -> dict[str, dict]:
 
 
 def nightly_schedule(practice, *, now: datetime) -> dict:
-    from django_q.models import Schedule
-
     return {"func": NIGHTLY_FUNC, "schedule_type": Schedule.DAILY, "cron": None, "args": repr(practice.pk),
             "repeats": -1, "next_run": next_local_run(practice, now=now)}
 
 
 def _upsert(name: str, fields: dict) -> str:
-    from django_q.models import Schedule
-
     current = Schedule.objects.filter(name=name).first()
     if current is None:
         Schedule.objects.create(name=name, **fields)
@@ -77,8 +72,6 @@ def sync_practice(practice_id: int, *, now: datetime | None = None) -> str:
     ledger.services.practice_update runs after the commit when the practice's nightly time or time
     zone changed (the admin and the API hand it in). Returns "created", "updated", "unchanged" or
     "deleted" (the practice no longer exists)."""
-    from django_q.models import Schedule
-
     name = f"{NIGHTLY_PREFIX}{practice_id}"
     practice = Practice.objects.filter(pk=practice_id).first()
     if practice is None:
@@ -89,8 +82,6 @@ def sync_practice(practice_id: int, *, now: datetime | None = None) -> str:
 def sync(*, now: datetime) -> dict[str, list[str]]:
     """Create or update every schedule of the registry by name; drop nightly schedules of
     practices that no longer exist. Returns what changed."""
-    from django_q.models import Schedule
-
     changes = {"created": [], "updated": [], "deleted": [], "unchanged": []}
     wanted = desired_schedules(now=now)
     for name, fields in wanted.items():

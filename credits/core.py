@@ -5,7 +5,9 @@ journal lines for the piece of work they do."""
 
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Max, Q, Sum
+from django.utils import timezone
 
 from credits.models import Credit, CreditApplication, WriteOff
 from ledger import journal
@@ -29,7 +31,6 @@ def credit_dims(c: Credit) -> dict:
 def encounter_has_open_claim(encounter: Encounter) -> bool:
     """A claim on the DoS still waits on a payer (EncounterQuerySet.pending_payer, the one definition)."""
     return Encounter.objects.filter(pk=encounter.pk).pending_payer().exists()
-
 
 
 def encounter_payable(encounter: Encounter) -> bool:
@@ -91,7 +92,7 @@ def apply_payment(*, payment, encounter: Encounter, amount: Decimal, actor, reas
     return app
 
 
-def return_applied(*, encounter: Encounter, amount: Decimal, source: str, lock: bool, actor, reason: str,
+def return_applied(*, encounter: Encounter, amount: Decimal, source: str, hold: bool, actor, reason: str,
                    kind: str = JournalEntry.Kind.UNAPPLICATION) -> list[Credit]:
     """Take `amount` of the patient money applied to `encounter` back into new credits, latest
     application first, one credit per payment or credit it came from (so a refund can still go
@@ -117,7 +118,7 @@ def return_applied(*, encounter: Encounter, amount: Decimal, source: str, lock: 
             payment = Credit.objects.get(pk=row["credit_id"]).payment
         new = new_credit(
             patient=encounter.patient, source=source, amount=take, actor=actor, reason=reason,
-            lock_to=encounter if lock else None, origin=encounter, payment=payment,
+            lock_to=encounter if hold else None, origin=encounter, payment=payment,
         )
         CreditApplication.objects.create(
             practice_id=encounter.practice_id, patient_id=encounter.patient_id, encounter=encounter, amount=-take,
@@ -156,7 +157,7 @@ def set_pr(*, encounter: Encounter, new_pr: Decimal, remittance: bool, actor, re
     if excess > 0:
         from_applied = min(excess, encounter.applied_amount)
         created = return_applied(encounter=encounter, amount=from_applied, source=Credit.Source.OVERPAYMENT,
-                                 lock=encounter_has_open_claim(encounter) if hold is None else hold, actor=actor,
+                                 hold=encounter_has_open_claim(encounter) if hold is None else hold, actor=actor,
                                  reason=reason)
         if excess > from_applied:  # PR fell below what was written off: the write-offs give way
             undo_writeoffs_down_to(encounter=encounter, target=new_pr, actor=actor, reason=reason)
@@ -225,10 +226,6 @@ def release_balanced(*, encounters, actor, reason: str) -> int:
     `encounters` (locked rows, already written) that are balanced and have no open claim become
     available: one UPDATE, history rows in one statement, one unlock entry per patient. Caller
     holds the patients' locks; the credits are locked here, ascending id. Returns how many."""
-    from django.db import connection
-    from django.utils import timezone
-
-
     by_id = {e.pk: e for e in encounters if e.balance == 0}
     if not by_id:
         return 0

@@ -2,6 +2,7 @@
 only on their own account. The system user (nightly jobs, imports) and superusers act anywhere."""
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q
 
 from ledger.errors import PermissionDenied
@@ -62,8 +63,6 @@ def is_integration(actor) -> bool:
     """True for the user an API token acts as when no person stands behind it (an integration):
     it may do billing work but never approve anything (four eyes means two people). A person's
     token acts as the person (api/models.py), so its user is never an integration's."""
-    from django.core.exceptions import ObjectDoesNotExist
-
     if actor is None or not getattr(actor, "pk", None):
         return False
     try:

@@ -3,6 +3,7 @@ own ("bench-..."), so benchmarks never touch real data. The journal stays balanc
 with the rows it books (charges, remittance PR, credits), so the audits hold on bench data too.
 No history rows are written for the setup itself: it is not anybody's action."""
 
+import resource
 import time
 
 from django.db import connection, transaction
@@ -111,6 +112,4 @@ def build_books(*, patients: int, encounters_per_patient: int = 2, credits_per_p
 
 
 def peak_mb() -> float:
-    import resource
-
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -10,6 +10,7 @@ journal's statement-level balance trigger)."""
 import json
 from functools import cache
 
+import psycopg
 from django.db import connection
 
 
@@ -30,8 +31,6 @@ def copy_rows(table: str, columns: list[str], rows) -> int:
 def write_bytes(table: str, column: str, pk: int, data: bytes) -> None:
     """Set one bytea column to `data`, sent as a binary parameter (server-side binding): Django's
     client-side binding would first escape every byte of a file of many megabytes into the SQL."""
-    import psycopg
-
     q = connection.ops.quote_name
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:

@@ -7,6 +7,9 @@ entry's lines are written in one statement)."""
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import connection
+from django.utils import timezone
+
 from ledger.bulk import copy_rows
 from ledger.models import Account, JournalEntry, JournalLine
 
@@ -58,9 +61,6 @@ def post_many(*, actor, entries: list[tuple]) -> list[int | None]:
     checks it, and the database checks each again (the balance trigger runs once for the whole
     statement). Returns the new entry ids, one per entry given (None where all its lines were zero
     and nothing was written)."""
-    from django.db import connection
-    from django.utils import timezone
-
 
     todo, where = [], []
     accounts = frozenset(Account.values)  # (Account.values builds a new list at every call)

@@ -428,7 +428,8 @@ CREDIT_ACCOUNTS = (Account.CREDITS_AVAILABLE, Account.CREDITS_LOCKED)
 
 class JournalEntry(models.Model):
     """A balanced double-entry journal entry. Append-only: a trigger refuses UPDATE and DELETE
-    and a deferred constraint trigger refuses a commit whose lines do not sum to zero."""
+    and a statement-level AFTER INSERT trigger on the lines refuses an INSERT statement in which
+    an entry's lines do not sum to zero (ledger/migrations/0005)."""
 
     class Kind(models.TextChoices):
         CHARGE = "charge", "Charges recorded"

@@ -23,6 +23,7 @@ Staff need no Django model permissions: a membership in a practice is what grant
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AdminDateWidget
 from django.db import IntegrityError, models
 from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -143,7 +144,6 @@ class PracticeScopedAdmin:
             kind = {"date_of_birth": "birth", "date_of_service": "service"}.get(db_field.name)
             formfield = db_field.formfield(form_class=IsoDateFormField, kind=kind, **kwargs)
             if formfield is not None:  # the admin's calendar widget, writing ISO dates
-                from django.contrib.admin.widgets import AdminDateWidget
 
                 formfield.widget = AdminDateWidget(attrs={"placeholder": "YYYY-MM-DD"}, format="%Y-%m-%d")
             return formfield
@@ -252,7 +252,6 @@ class ServiceEditAdmin:
     but not durable. A refusal at save time (the form's checks passed, but e.g. the user's role or
     the row changed meanwhile) leaves that transaction by an exception: nothing of the save is
     kept (not even the admin's log entry), and the form's page is shown again with the reason."""
-
     def save_by_service(self, fn, **kwargs):
         try:
             return fn(**kwargs)

@@ -200,6 +200,6 @@ def claim_resubmit(*, claim_id: int, actor, reason: str) -> list[Credit]:
     created = []
     if had_remittance and enc.applied_amount > 0:
         created = core.return_applied(encounter=enc, amount=enc.applied_amount, source=Credit.Source.RESUBMISSION,
-                                      lock=True, actor=actor, reason=reason)
+                                      hold=True, actor=actor, reason=reason)
         save_with_history(enc, actor=actor, reason=reason)
     return created

@@ -101,7 +101,7 @@ class Command(BaseCommand):
 
     def _pyx12(self, data: bytes):
         try:
-            import pyx12  # noqa: F401
+            import pyx12  # noqa: F401  (optional: the yardstick is timed only when it is installed)
         except ImportError:
             return None
         with tempfile.NamedTemporaryFile(suffix=".835", delete=False) as fh:

@@ -1,6 +1,8 @@
+import json as _json
 import sys
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -17,7 +19,6 @@ class _DryRun(Exception):
 
 class Progress:
     """A plain progress bar on stderr for large files (only on a terminal)."""
-
     def __init__(self, total: int, label: str, stream=sys.stderr):
         self.total, self.done, self.label, self.stream = max(total, 1), 0, label, stream
 
@@ -54,8 +55,6 @@ class Command(BaseCommand):
             raise CommandError(f"unknown practice {practice}")
         actor = system_user()
         if user:
-            from django.contrib.auth import get_user_model
-
             actor = get_user_model().objects.filter(username=user).first()
             if actor is None:
                 raise CommandError(f"unknown user {user}")
@@ -73,8 +72,6 @@ class Command(BaseCommand):
             out["file"] = str(name)
             failed |= out["status"] == "refused"
             if json:
-                import json as _json
-
                 self.stdout.write(_json.dumps(out))
             else:
                 self._print(out, dry_run)

@@ -1,3 +1,5 @@
+import json as _json
+
 from django.core.management.base import BaseCommand, CommandError
 
 from credits.nightly import DEFAULT_BATCH
@@ -24,7 +26,6 @@ class Command(BaseCommand):
             out["lines"] = [{"patient": p, "encounter": e, "credit": c, "amount": str(a), "locked": lk}
                             for p, e, c, a, lk in result.lines]
         if json:
-            import json as _json
             self.stdout.write(_json.dumps(out))
             return
         verb = "would apply" if dry_run else "applied"
