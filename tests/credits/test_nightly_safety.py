@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.db.models import Sum
+from django.utils import timezone
 
 from credits.models import Credit, CreditApplication, NightlyRun
 from credits.nightly import nightly_apply
@@ -99,11 +100,18 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
     clerk = MembershipFactory(practice=practice, user=UserFactory(username="clerk-race"),
                               role=Membership.Role.BILLING).user
     patients = list(practice.patients.order_by("pk").values_list("pk", flat=True))
-    errors, done = [], threading.Event()
+    errors, done, runs = [], threading.Event(), []
+    at_work = [threading.Event(), threading.Event()]  # set by each staff thread as it starts
+    succeeded = []  # (started, finished, what) of every staff operation that went through
+
+    def wait_for_staff(user) -> int:  # the run's first step, under its lock: it starts once staff are at work
+        for event in at_work:
+            event.wait(timeout=60)
+        return 0
 
     def nightly():
         try:
-            nightly_apply(practice_id=practice.pk, batch_size=7)
+            runs.append(nightly_apply(practice_id=practice.pk, batch_size=7, before_apply=wait_for_staff))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -112,22 +120,28 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
 
     def staff(offset):
         try:
+            at_work[offset].set()
             i = offset
             while not done.is_set():
                 pid = patients[i % len(patients)]
                 i += 2
+                started = timezone.now()
                 try:
                     if i % 3:
-                        encs = [e.pk for e in Encounter.objects.filter(patient_id=pid) if e.balance > 0]
+                        encs = [e.pk for e in Encounter.objects.filter(patient_id=pid).order_by("pk")
+                                if e.balance > 0]
                         pick = credit_services.credits_preselect(patient_id=pid, encounter_ids=encs[:1])
                         if pick:
                             credit_services.payment_checkout(patient_id=pid, encounter_ids=encs[:1],
                                                              credit_amounts=pick, channel="cash", actor=clerk)
+                            succeeded.append((started, timezone.now(), "checkout"))
                     else:
-                        c = Credit.objects.filter(patient_id=pid, state="available", on_hand__gt=0).first()
+                        c = Credit.objects.filter(patient_id=pid, state="available", on_hand__gt=0) \
+                            .order_by("pk").first()
                         if c:
                             credit_services.refund_request(credit_id=c.pk, amount=c.on_hand, method="check",
                                                            actor=clerk, reason="Patient asked")
+                            succeeded.append((started, timezone.now(), "refund"))
                 except SettleError:
                     pass  # refused cleanly (the run got there first): nothing written
         except Exception as exc:  # pragma: no cover
@@ -141,6 +155,14 @@ def test_staff_working_during_the_run_never_use_a_cent_twice():
     for t in threads:
         t.join(timeout=300)
     assert not errors, errors
+    # the race really happened: staff work went through while the run was applying, strictly between
+    # its first and its last batch (each batch stamps its applications with the moment it began)
+    (result,) = runs
+    batches = sorted(set(CreditApplication.objects.filter(nightly_run=result.run).values_list("created_at",
+                                                                                               flat=True)))
+    assert len(batches) > 2, batches
+    inside = [what for started, finished, what in succeeded if batches[0] < started and finished < batches[-1]]
+    assert inside, f"no staff operation went through during the run ({len(succeeded)} before or after it)"
     assert_books_consistent(practice)
     # after the dust settles a clean run finds only what staff left open, and applies it once
     nightly_apply(practice_id=practice.pk)

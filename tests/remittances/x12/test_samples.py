@@ -10,7 +10,7 @@ import pytest
 
 from remittances.x12 import X12Error, read_835
 
-from ._samples import count_clp_segments, sample_bytes, sample_names
+from ._samples import count_clp_segments, missing, sample_bytes, sample_names, samples_dir
 
 D = Decimal
 
@@ -50,7 +50,7 @@ def codes(result) -> list[str]:
 @pytest.mark.parametrize("name", sample_names() or ["(no samples)"])
 def test_every_sample_is_read_completely_or_refused_with_position(name):
     if name == "(no samples)":
-        pytest.skip("shared/samples/835 not available")
+        missing(samples_dir())  # fails under CI, skips on a machine without ../shared
     assert name in OUTCOMES, f"new sample {name}: add its expected outcome and a test"
     data = sample_bytes(name)
     expected = OUTCOMES[name]
