@@ -3,11 +3,15 @@ invariants of DOMAIN rules 1, 2, 4, 6, 8 and 12 checked after every step.
 
 Each hypothesis example runs inside its own atomic block, rolled back in `teardown`; the block is
 tagged like Django's TestCase blocks (`_from_testcase`) so the services' durable transactions
-nest inside it as savepoints."""
+nest inside it as savepoints. The machine counts what every rule's service calls did (`outcomes`):
+the test fails when an operation never succeeded, since a run where it was always refused, or
+never found anything to work on, proved nothing about it."""
 
-from collections import defaultdict
+import functools
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 import factory.random
 import pytest
@@ -47,6 +51,9 @@ CENTS = Decimal("0.01")
 
 # a share of what is there: often all of it, sometimes a part, sometimes a little too much
 PERCENT = st.one_of(st.just(100), st.integers(1, 110))
+# who decides what waits for a manager: hypothesis draws the first choice most often, so it is one
+# that may decide (the clerk, refused by four eyes, comes last)
+DECIDERS = st.sampled_from(["manager", "manager2", "clerk"])
 
 
 def money(cents: int) -> Decimal:
@@ -183,6 +190,27 @@ def check_remittances(practice_id: int | None = None) -> None:
         assert len(per_claim) == len(set(per_claim)), f"835 file {f.pk}: a claim booked twice"
 
 
+OPERATIONS: list[str] = []  # every rule of the machine; each must succeed at least once per test run
+
+
+def operation(rule_fn):
+    """Marks a rule as an operation the machine counts: what the rule's service calls did (`ok`,
+    `refused`) lands in `LedgerMachine.outcomes` under the rule's name, and a step that called
+    nothing (nothing to do) counts as `no call`. Goes right under `@rule`."""
+    OPERATIONS.append(rule_fn.__name__)
+
+    @functools.wraps(rule_fn)
+    def run(self, **kwargs):
+        self.running, self.recorded = rule_fn.__name__, False
+        out = rule_fn(self, **kwargs)
+        if not self.recorded:
+            self.record("no call")
+        self.running = None
+        return out
+
+    return run
+
+
 COUNTED = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff, ManualCreditRequest,
            CreditImport, CreditImportRow)
 
@@ -218,6 +246,10 @@ def counts() -> tuple:
 
 class LedgerMachine(RuleBasedStateMachine):
     _sequences: list | None = None  # [(sequence, value)] where every example starts
+    # (operation, outcome) -> steps, over every example of one test run: class-level because
+    # hypothesis builds a new machine per example; `fresh()` resets it
+    outcomes: ClassVar[Counter] = Counter()
+    running: str | None = None  # the rule being run (see `operation`)
 
     def __init__(self):
         super().__init__()
@@ -244,6 +276,19 @@ class LedgerMachine(RuleBasedStateMachine):
         and starting ids."""
         cls._sequences = None
         cls.remittance_files_posted = 0
+        cls.outcomes = Counter()
+
+    @classmethod
+    def never_succeeded(cls) -> str:
+        """The operations that did not succeed once since `fresh()`, with what they did instead
+        (empty when every operation succeeded): a rule that is always refused, or whose
+        precondition never holds, tests nothing."""
+        missing = [op for op in OPERATIONS if not cls.outcomes[(op, "ok")]]
+        if not missing:
+            return ""
+        seen = ", ".join(f"{op}: " + (", ".join(f"{n} {outcome}" for (o, outcome), n in sorted(cls.outcomes.items())
+                                                if o == op) or "never run") for op in missing)
+        return f"never succeeded: {seen}"
 
     def same_start(self):
         """Every example starts from the same ids and the same fake names: a rolled-back example
@@ -286,15 +331,24 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def attempt(self, fn, **kwargs):
-        """Run one service call; a refusal by the rules must have written nothing."""
+    def record(self, outcome: str, name: str | None = None) -> None:
+        """Count one outcome of the rule being run (or under `name`, for a follow-up call)."""
+        assert self.running, "a rule that calls services is marked @operation"
+        type(self).outcomes[(name or self.running, outcome)] += 1
+        self.recorded = self.recorded or name is None
+
+    def attempt(self, fn, *, count_as: str | None = None, **kwargs):
+        """Run one service call and count it; a refusal by the rules must have written nothing."""
         before = counts()
         try:
-            return fn(**kwargs)
+            out = fn(**kwargs)
         except SettleError as exc:
             assert exc.message
             assert counts() == before, f"{fn.__name__} refused ({exc.message}) but wrote rows"
+            self.record("refused", count_as)
             return None
+        self.record("ok", count_as)
+        return out
 
     def pick(self, data, qs):
         ids = list(qs.order_by("pk").values_list("pk", flat=True))
@@ -308,11 +362,13 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert not enc.locked_credits.filter(state=Credit.State.LOCKED).exists(), \
                     f"DoS {enc.pk} is balanced but keeps locked credits"
 
+    # ordered: a draw from rows in the order the table happens to return them (which moves as rows
+    # are updated) would give hypothesis two outcomes for one choice (a flaky strategy)
     def encounters(self):
-        return Encounter.objects.filter(practice=self.practice)
+        return Encounter.objects.filter(practice=self.practice).order_by("pk")
 
     def credits_on_hand(self):
-        return Credit.objects.filter(practice=self.practice, state__in=Credit.ON_HAND)
+        return Credit.objects.filter(practice=self.practice, state__in=Credit.ON_HAND).order_by("pk")
 
     # --- rules --------------------------------------------------------------------------------------
 
@@ -330,8 +386,32 @@ class LedgerMachine(RuleBasedStateMachine):
             ledger_services.encounter_create(patient_id=patient.pk, date_of_service=date(2025, 1, 1)
                                              + timedelta(days=self.day), charge="80.00", estimated_pr="80.00",
                                              actor=self.clerk)
+        self.something_for_every_rule()
+
+    def something_for_every_rule(self):
+        """Something waiting for each rule that works on what others made, from the first step: in
+        40 short examples a rule (four eyes on a manual credit, on an import, approving a refund)
+        would otherwise often never find its work, and the run would prove nothing about it. The
+        first patient, the one hypothesis draws most, has a credit the nightly run can apply."""
+        p0, p1, p2 = self.patients
+        svc, clerk = credit_services, self.clerk
+        c0 = svc.manual_credit_add(patient_id=p0.pk, amount=Decimal("40.00"), reason="Old system", actor=clerk)
+        svc.refund_request(credit_id=c0.pk, amount=Decimal("20.00"), method="check", actor=clerk,
+                           reason="Patient asked")  # approved, waits for the check number; 20.00 left to apply
+        claim_dos, self_pay = Encounter.objects.filter(patient=p1).order_by("pk")
+        svc.manual_credit_add(patient_id=p1.pk, amount=Decimal("200.00"), reason="Old system", actor=clerk)  # waits
+        svc.credit_import_create(practice_id=self.practice.pk, data=f"account_number,amount,note\n{p1.account_number},"
+                                 "160.00,Carried over\n".encode(), filename="start.csv", actor=clerk)  # waits
+        svc.payment_record(patient_id=p1.pk, amount=Decimal("30.00"), channel="cash", encounter_id=claim_dos.pk,
+                           actor=clerk)  # held: locked to a DoS whose claim waits
+        svc.writeoff_create(encounter_id=self_pay.pk, amount=Decimal("10.00"), reason_code="small_balance",
+                            reason="Small balance", actor=self.manager)
+        (c2,) = svc.payment_record(patient_id=p2.pk, amount=Decimal("200.00"), channel="card_reader",
+                                   card_token="tok_visa", actor=clerk).credits  # pays the 80.00 owed first
+        svc.refund_request(credit_id=c2.pk, amount=Decimal("70.00"), actor=clerk, reason="Patient asked")  # waits
 
     @rule(data=st.data(), claim=st.booleans(), charge=st.integers(0, 40000), est=st.integers(0, 100))
+    @operation
     def new_visit(self, data, claim, charge, est):
         patient = data.draw(st.sampled_from(self.patients))
         self.day += 1
@@ -342,9 +422,11 @@ class LedgerMachine(RuleBasedStateMachine):
         if claim:
             ledger_services.claim_submit(encounter_id=enc.pk, payer_id=self.payer.pk, claim_number=f"C{enc.pk}",
                                          actor=self.clerk)
+        self.record("ok")
 
     @rule(data=st.data(), cents=st.integers(1, 30000), toward_dos=st.booleans(),
           channel=st.sampled_from(["card_reader", "portal", "cash", "check"]))
+    @operation
     def pay(self, data, cents, toward_dos, channel):
         patient = data.draw(st.sampled_from(self.patients))
         enc_id = self.pick(data, self.encounters().filter(patient=patient)) if toward_dos else None
@@ -360,6 +442,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has["claim"])
     @rule(data=st.data(), outcome=st.sampled_from(["paid", "paid", "denied", "pending", "forwarded"]),
           pr_pct=st.integers(0, 100), paid_pct=st.integers(0, 100))
+    @operation
     def remit(self, data, outcome, pr_pct, paid_pct):
         """A remittance: a first decision, or a correction that lowers or raises the PR."""
         claim = Claim.objects.get(pk=self.pick(data, Claim.objects.filter(practice=self.practice)))
@@ -380,12 +463,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has["resubmittable"])
     @rule(data=st.data())
+    @operation
     def resubmit(self, data):
         claim_id = self.pick(data, Claim.objects.filter(practice=self.practice).exclude(state__in=[
             Claim.State.SUBMITTED, Claim.State.RESUBMITTED, Claim.State.REVERSED]))
         self.attempt(credit_services.claim_resubmit, claim_id=claim_id, actor=self.clerk, reason="Corrected claim")
 
     @rule(data=st.data(), respect=st.booleans())
+    @operation
     def nightly(self, data, respect):
         patient = data.draw(st.sampled_from(self.patients))
         patient.refresh_from_db()
@@ -395,6 +480,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                                            reason="Nightly application", respect_settings=respect)
         new_apps = list(CreditApplication.objects.filter(pk__gt=last_app).select_related("credit", "encounter"))
         assert result.total == sum((a.amount for a in new_apps), ZERO)
+        self.record("ok" if result.total or result.released else "nothing to apply")
         if respect and patient.exclude_from_auto_apply:  # example G: the run leaves this patient alone
             assert result.total == 0 and result.released == 0
             return
@@ -422,13 +508,16 @@ class LedgerMachine(RuleBasedStateMachine):
         assert again.total == 0
 
     @rule(data=st.data(), excluded=st.booleans())
+    @operation
     def exclude_from_auto_apply(self, data, excluded):
         patient = data.draw(st.sampled_from(self.patients))
         ledger_services.patient_set_auto_apply(patient_id=patient.pk, excluded=excluded, actor=self.clerk,
                                                reason="Patient asked for a refund instead")
+        self.record("ok")
 
     @precondition(lambda self: self.has["locked"])
     @rule(data=st.data(), by_patient=st.booleans())
+    @operation
     def unlock(self, data, by_patient):
         locked = Credit.objects.filter(practice=self.practice, state=Credit.State.LOCKED)
         if by_patient:
@@ -445,6 +534,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has["on_hand"])
     @rule(data=st.data(), to_pool=st.booleans())
+    @operation
     def move(self, data, to_pool):
         c = Credit.objects.get(pk=self.pick(data, self.credits_on_hand()))
         others = self.encounters().filter(patient_id=c.patient_id).exclude(pk=c.locked_encounter_id or 0)
@@ -462,6 +552,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return manual + imported
 
     @rule(data=st.data(), cents=st.integers(1, 30000), locked=st.booleans())
+    @operation
     def add_manual(self, data, cents, locked):
         patient = data.draw(st.sampled_from(self.patients))
         enc_id = self.pick(data, self.encounters().filter(patient=patient)) if locked else None
@@ -478,7 +569,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert out.state == "pending" and out.credit_id is None
 
     @precondition(lambda self: self.has["pending_manual"])
-    @rule(data=st.data(), who=st.sampled_from(["clerk", "manager", "manager2"]), approve=st.booleans())
+    @rule(data=st.data(), who=DECIDERS, approve=st.booleans())
+    @operation
     def manual_credit_decide(self, data, who, approve):
         req = ManualCreditRequest.objects.get(pk=self.pick(data, ManualCreditRequest.objects.filter(
             practice=self.practice, state="pending")))
@@ -495,6 +587,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), amounts=st.lists(st.integers(1, 20000), min_size=1, max_size=3), bad=st.booleans(),
           by_manager=st.booleans())
+    @operation
     def import_csv(self, data, amounts, bad, by_manager):
         """A small CSV import: with a bad line it writes nothing; above the limit it waits whole."""
         rows = [(data.draw(st.sampled_from(self.patients)), money(c)) for c in amounts]
@@ -521,7 +614,8 @@ class LedgerMachine(RuleBasedStateMachine):
         assert result.credits.count() == (0 if waits else len(rows))
 
     @precondition(lambda self: self.has["pending_import"])
-    @rule(data=st.data(), who=st.sampled_from(["clerk", "manager", "manager2"]), approve=st.booleans())
+    @rule(data=st.data(), who=DECIDERS, approve=st.booleans())
+    @operation
     def import_decide(self, data, who, approve):
         batch = CreditImport.objects.get(pk=self.pick(data, CreditImport.objects.filter(
             practice=self.practice, state="pending")))
@@ -534,6 +628,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has["on_hand"])
     @rule(data=st.data(), pct=PERCENT)
+    @operation
     def remove(self, data, pct):
         c = Credit.objects.get(pk=self.pick(data, self.credits_on_hand()))
         amount = max(CENTS, (c.on_hand * pct / 100).quantize(CENTS))
@@ -543,6 +638,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has["available"])
     @rule(data=st.data(), pct=PERCENT, method=st.sampled_from([None, "check", "original_payment"]),
           by_manager=st.booleans(), then=st.sampled_from(["wait", "issue", "reject"]), any_credit=st.booleans())
+    @operation
     def refund_request(self, data, pct, method, by_manager, then, any_credit):
         """Ask for a refund; sometimes carry it through (approval by another manager, issue) or reject it."""
         candidates = self.credits_on_hand() if any_credit else \
@@ -573,25 +669,30 @@ class LedgerMachine(RuleBasedStateMachine):
         elif then == "issue":
             if r.needs_approval:
                 credit_services.refund_approve(refund_id=r.pk, actor=self.manager2, reason="ok")
-            r = self.attempt(credit_services.refund_issue, refund_id=r.pk, actor=self.clerk, reference=f"CHK{r.pk}")
+            r = self.attempt(credit_services.refund_issue, count_as="refund_request, then issue", refund_id=r.pk,
+                             actor=self.clerk, reference=f"CHK{r.pk}")
             assert r is None or r.state == Refund.State.ISSUED
 
     @precondition(lambda self: self.has["requested"])
     @rule(data=st.data())
+    @operation
     def refund_approve(self, data):
         r = Refund.objects.get(pk=self.pick(data, Refund.objects.filter(practice=self.practice, state="requested")))
         approver = self.manager2 if r.requested_by_id == self.manager.pk else self.manager
         r = credit_services.refund_approve(refund_id=r.pk, actor=approver, reason="ok")
         assert r.state == Refund.State.APPROVED and r.decided_by_id != r.requested_by_id
+        self.record("ok")
 
     @precondition(lambda self: self.has["approved"])
     @rule(data=st.data())
+    @operation
     def refund_issue(self, data):
         r = Refund.objects.get(pk=self.pick(data, Refund.objects.filter(practice=self.practice, state="approved")))
         self.attempt(credit_services.refund_issue, refund_id=r.pk, actor=self.clerk, reference=f"CHK{r.pk}")
 
     @precondition(lambda self: self.has["requested"] or self.has["approved"])
-    @rule(data=st.data(), who=st.sampled_from(["clerk", "manager", "manager2"]))
+    @rule(data=st.data(), who=DECIDERS)
+    @operation
     def refund_reject(self, data, who):
         r = Refund.objects.get(pk=self.pick(data, Refund.objects.filter(practice=self.practice,
                                                                         state__in=["requested", "approved"])))
@@ -604,6 +705,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has["encounter"])
     @rule(data=st.data(), pct=PERCENT, manager=st.booleans(), owing=st.booleans())
+    @operation
     def write_off(self, data, pct, manager, owing):
         candidates = [e.pk for e in self.encounters() if e.balance > 0
                       and not e.claims.filter(state__in=Claim.OPEN).exists()] if owing else []
@@ -618,11 +720,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.has["writeoff"])
     @rule(data=st.data())
+    @operation
     def undo_write_off(self, data):
         wo_id = self.pick(data, WriteOff.objects.filter(practice=self.practice, state="active"))
         credit_services.writeoff_undo(writeoff_id=wo_id, actor=self.clerk, reason="Posted in error")
+        self.record("ok")
 
     @rule(data=st.data(), channel=st.sampled_from(["card_reader", "cash", "check"]), by_hand=st.booleans())
+    @operation
     def checkout(self, data, channel, by_hand):
         patient = data.draw(st.sampled_from(self.patients))
         payable = [e for e in Encounter.objects.filter(patient=patient).order_by("pk")
@@ -653,6 +758,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has["claim"])
     @rule(data=st.data(), status=st.sampled_from(["1", "1", "2", "4", "19", "22"]), pr_pct=st.integers(0, 100),
           paid_pct=st.integers(0, 100), plb=st.sampled_from([None, "L6", "WO"]))
+    @operation
     def remittance_835(self, data, status, pr_pct, paid_pct, plb):
         """A payer's 835 for one to three of the practice's claims (a reversal repeats what the claim
         was paid, negated), sometimes with a PLB adjustment; received and posted like an upload."""
@@ -682,6 +788,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                                    check_number=f"EFT{self.icn}"))
         assert done.received.status == "posted", done.received.errors
         type(self).remittance_files_posted += 1
+        self.record("ok")
 
     @invariant()
     def processor_matches_the_books(self):
@@ -707,6 +814,10 @@ def test_random_operations_keep_every_invariant():
         settings=hsettings(max_examples=40, stateful_step_count=25, deadline=None, print_blob=False,
                            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )
+    # the run proves something only if every operation did its work at least once
+    rules = {r.function.__name__ for r in LedgerMachine.setup_state().rules}
+    assert rules == set(OPERATIONS), f"rules not marked @operation: {rules - set(OPERATIONS)}"
+    assert not LedgerMachine.never_succeeded(), (LedgerMachine.never_succeeded(), dict(LedgerMachine.outcomes))
 
 
 @pytest.mark.django_db
