@@ -143,6 +143,21 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "static"
 
+# Uploaded and generated files (case documents, patient notices, due-diligence letters): private,
+# never served as static files; the back-office and the API hand them out to those allowed to see
+# the case. SETTLE_MEDIA_ROOT puts them on a shared volume when several machines serve settle.
+MEDIA_ROOT = Path(os.environ.get("SETTLE_MEDIA_ROOT", BASE_DIR / ".local" / "media"))
+
+# E-mail (patient notices): the console in development, SMTP when EMAIL_HOST is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "1") == "1"
+EMAIL_BACKEND = ("django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                 else "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@settle.invalid")
+
 # --- Background jobs (django-q2, ORM broker) ------------------------------------------
 
 Q_CLUSTER = {

@@ -3,7 +3,8 @@ the one function that takes them: a service names what it needs (`lock(patients=
 credits=[...])`) and the rows are locked kind after kind in ORDER, by ascending primary key within a
 kind (FOR NO KEY UPDATE: inserting rows that point at a locked row is not blocked):
 
-    Practice -> Membership -> CreditImport -> Patient -> ManualCreditRequest -> Encounter -> Claim
+    Practice -> Membership -> CreditImport -> Case -> Proposal -> UnclaimedProperty -> Patient
+             -> ManualCreditRequest -> Encounter -> Claim
              -> RemittanceClaim -> Payment -> Credit -> Refund -> WriteOff -> PayerCredit
              -> RemittanceAdjustment -> RemittanceFile
 
@@ -12,7 +13,8 @@ one patient's money; the finer locks that follow re-read the rows the service is
 so it never trusts a caller's copy. A service may lock in several steps (it learns what else it
 needs under the first locks), as long as each step's kinds come after the kinds it already holds
 (the same kind again is fine: the patient's lock is held). What a batch or an approval stands for
-comes before the patients it touches (a credit import, then its patients); a practice's role
+comes before the patients it touches (a credit import, then its patients; an adjudication case,
+its proposal and its unclaimed-property row, then the money the resolution moves); a practice's role
 changes lock the practice, then the membership. The 835 remittance rows take their places after
 what they book: a remittance claim right after the claim it decides (and before the patient money
 the decision may move), a PLB adjustment after the payer credit it may close, the file last (its
@@ -50,6 +52,9 @@ ORDER = (
     ("practices", "ledger.Practice", "practice"),
     ("memberships", "ledger.Membership", "membership"),
     ("credit_imports", "credits.CreditImport", "credit import"),
+    ("cases", "adjudication.Case", "case"),
+    ("proposals", "adjudication.Proposal", "proposal"),
+    ("unclaimed", "adjudication.UnclaimedProperty", "unclaimed property"),
     ("patients", "ledger.Patient", "patient"),
     ("manual_credit_requests", "credits.ManualCreditRequest", "manual credit request"),
     ("encounters", "ledger.Encounter", "date of service"),

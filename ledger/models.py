@@ -110,6 +110,13 @@ class Patient(models.Model):
     date_of_birth = models.DateField(null=True, blank=True)
     email = models.EmailField(blank=True)
     member_id = models.CharField(max_length=64, blank=True, help_text="Insurance member id (835 NM1*QC).")
+    # the last known address: notices and due-diligence letters go there; its state decides the
+    # unclaimed-property rules (DOMAIN rule 17: the owner's state)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    us_state = models.CharField("US state", max_length=2, blank=True, help_text="Two-letter code, e.g. TX")
+    postal_code = models.CharField(max_length=10, blank=True)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient",
         help_text="The patient's own portal login.",
