@@ -65,7 +65,7 @@ def refund_options(c: Credit, *, as_of=None) -> dict:
 
 
 def refund_request(*, credit_id: int, amount, actor, reason: str, method: str | None = None,
-                   reference: str = "") -> Refund:
+                   reference: str = "", require_approval: bool = False) -> Refund:
     """Ask for a refund of an available credit. Without a method: back through the original
     payment when the rules allow it, otherwise by check. The amount is held on the credit until
     the refund is issued or rejected.
@@ -79,13 +79,17 @@ def refund_request(*, credit_id: int, amount, actor, reason: str, method: str | 
     the card processor when it goes to the original payment, by check or ACH when staff give the
     `reference` (check number or trace); without one it stays approved until `refund_issue`. If the
     processor refuses, the refund stays approved and `issue_error` on the returned refund says why
-    (issue it later, or reject it and refund by check)."""
+    (issue it later, or reject it and refund by check).
+
+    `require_approval` makes the refund wait for a manager other than the requester whatever the
+    threshold says (a refund policy's four-eyes band, adjudication/policies.py); the threshold and
+    window rules still apply on top of it."""
     reference = (reference or "").strip()
     if len(reference) > REFERENCE_MAX:
         raise InvalidInput(f"the reference has {len(reference)} characters; at most {REFERENCE_MAX}",
                            field="reference")
     r = _refund_request_tx(credit_id=credit_id, amount=amount, actor=actor, reason=reason, method=method,
-                           reference=reference)
+                           reference=reference, require_approval=require_approval)
     r.issue_error = ""
     if r.state == Refund.State.APPROVED and (r.method == Refund.Method.ORIGINAL_PAYMENT or reference):
         try:
@@ -108,7 +112,7 @@ def refund_window_total(*, practice, patient_id: int) -> Decimal:
 
 
 @transaction.atomic(durable=True)
-def _refund_request_tx(*, credit_id, amount, actor, reason, method, reference) -> Refund:
+def _refund_request_tx(*, credit_id, amount, actor, reason, method, reference, require_approval=False) -> Refund:
     reason = require_reason(reason)
     amount = positive_money(amount)
     c = _credit(credit_id)
@@ -145,7 +149,7 @@ def _refund_request_tx(*, credit_id, amount, actor, reason, method, reference) -
     c.on_hand -= amount
     c.refund_hold += amount
     save_with_history(c, actor=actor, reason=f"Refund requested: {reason}")
-    needs_approval = window + amount > c.practice.refund_approval_threshold
+    needs_approval = bool(require_approval) or window + amount > c.practice.refund_approval_threshold
     r = Refund(practice_id=c.practice_id, patient_id=c.patient_id, credit=c, amount=amount, method=method,
                payment=c.payment if method == Refund.Method.ORIGINAL_PAYMENT else None, reason=reason,
                needs_approval=needs_approval, requested_by=actor)
