@@ -347,6 +347,14 @@ class CaseDocument(models.Model):
                                     db_index=False)
     uploaded_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        constraints = [
+            # the same file once per case (the service says so first, as a Duplicate)
+            models.UniqueConstraint(fields=["case", "sha256"], name="case_document_once_per_case"),
+            models.CheckConstraint(condition=Q(size__gte=1) & Q(sha256__regex=r"^[0-9a-f]{64}$"),
+                                   name="case_document_size_and_digest"),
+        ]
+
     def __str__(self) -> str:
         return self.filename
 
@@ -576,3 +584,12 @@ class UnclaimedProperty(FSMModelMixin, models.Model):
     @transition(field=state, source=[State.LISTED, State.LETTER_SENT], target=State.RELEASED)
     def release(self):
         pass
+
+    @transition(field=state, source=State.RELEASED, target=State.LISTED)
+    def relist(self, *, rule, owner_state, amount, last_activity_on, presumed_on, letter_due_on, report_due_on,
+               report_year):
+        """Dormant again after a release (the credit has one row): new dates, no letter yet."""
+        self.rule, self.owner_state, self.amount, self.last_activity_on = rule, owner_state, amount, last_activity_on
+        self.presumed_on, self.letter_due_on, self.report_due_on = presumed_on, letter_due_on, report_due_on
+        self.report_year, self.letter_sent_on = report_year, None
+        self.letter = ""
