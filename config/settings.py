@@ -199,6 +199,9 @@ SETTLE_CARD_PROCESSOR = env("SETTLE_CARD_PROCESSOR", "ledger.processors.SandboxP
 SETTLE_CSV_IMPORT_MAX_ROWS = int(env("SETTLE_CSV_IMPORT_MAX_ROWS", "100000"))
 SETTLE_CSV_IMPORT_MAX_BYTES = int(env("SETTLE_CSV_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
 
+# Case documents (adjudication/documents.py): the largest file staff may attach to a case.
+SETTLE_CASE_DOCUMENT_MAX_BYTES = int(env("SETTLE_CASE_DOCUMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+
 # --- REST API (issue 6; api/, docs/api.md) ----------------------------------------
 
 REST_FRAMEWORK = {
