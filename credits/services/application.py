@@ -86,6 +86,14 @@ def credits_apply(*, patient_id: int, actor, reason: str = "Nightly application"
     `respect_settings` (the nightly run), practices with auto-apply off and excluded patients are
     left alone (rule 6, example G); staff applying by hand pass False. Running it twice applies
     nothing twice: the second run finds no balance left."""
+    return credits_apply_tx(patient_id=patient_id, actor=actor, reason=reason, respect_settings=respect_settings,
+                            nightly_run=nightly_run)
+
+
+@transaction.atomic
+def credits_apply_tx(*, patient_id: int, actor, reason: str = "Nightly application", respect_settings: bool = True,
+                     nightly_run=None) -> ApplyResult:
+    """`credits_apply` inside the caller's transaction (an adjudication resolution, after its case's lock)."""
     reason = require_reason(reason)
     patient = Patient.objects.select_related("practice").filter(pk=patient_id).first()
     if patient is None:

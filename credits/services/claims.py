@@ -182,6 +182,12 @@ def claim_record_result(*, claim_id: int, outcome: str, actor, reason: str, paid
 def claim_resubmit(*, claim_id: int, actor, reason: str) -> list[Credit]:
     """Rule 3 (resubmission): the patient money applied to the DoS becomes credits locked to it,
     so it is there when the new decision comes; the DoS's balance waits for that decision."""
+    return claim_resubmit_tx(claim_id=claim_id, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def claim_resubmit_tx(*, claim_id: int, actor, reason: str) -> list[Credit]:
+    """`claim_resubmit` inside the caller's transaction (an adjudication resolution, after its case's lock)."""
     reason = require_reason(reason)
     claim = Claim.objects.filter(pk=claim_id).select_related("encounter").first()
     if claim is None:

@@ -110,6 +110,13 @@ def credit_move(*, credit_id: int, to_encounter_id: int | None, actor, reason: s
 def credit_remove(*, credit_id: int, actor, reason: str, amount=None) -> Credit:
     """Take (part of) a credit off with a written reason, e.g. after a refund made outside the
     system, or turned over as unclaimed property."""
+    return credit_remove_tx(credit_id=credit_id, actor=actor, reason=reason, amount=amount)
+
+
+@transaction.atomic
+def credit_remove_tx(*, credit_id: int, actor, reason: str, amount=None) -> Credit:
+    """`credit_remove` inside the caller's transaction (an adjudication resolution or the turn-over of
+    unclaimed property, after its case's lock)."""
     reason = require_reason(reason)
     c = _credit(credit_id)
     ensure_staff(actor, c.practice_id)

@@ -13,6 +13,7 @@ from credits.csv_import import (  # noqa: F401
     manual_credit_window_total,
 )
 from credits.models import PayerCredit
+from credits.signals import payer_credit_closed
 from ledger import journal
 from ledger.access import ensure_staff
 from ledger.errors import InvalidInput, NotFound, RuleViolation
@@ -62,6 +63,8 @@ def _resolve_payer_credit(pc: PayerCredit, *, amount: Decimal, how: str, referen
     if pc.resolved_amount == pc.amount:
         (pc.close_refunded if how == "refund" else pc.close_recouped)()
     save_with_history(pc, actor=actor, reason=reason)
+    if pc.state != PayerCredit.State.OPEN:
+        payer_credit_closed.send(sender=PayerCredit, payer_credit=pc, how=how, actor=actor)
     pc.resolution_entry = journal.post(  # handed back for the 835 posting, like `opening_entry`
         practice_id=pc.practice_id, kind=JournalEntry.Kind.PAYER_CREDIT_RESOLVED, memo=reason, actor=actor,
         lines=[dr(Account.PAYER_CREDITS, amount, claim=pc.claim_id), cr(Account.CASH, amount, claim=pc.claim_id)])

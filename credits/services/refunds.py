@@ -88,8 +88,9 @@ def refund_request(*, credit_id: int, amount, actor, reason: str, method: str | 
     if len(reference) > REFERENCE_MAX:
         raise InvalidInput(f"the reference has {len(reference)} characters; at most {REFERENCE_MAX}",
                            field="reference")
-    r = _refund_request_tx(credit_id=credit_id, amount=amount, actor=actor, reason=reason, method=method,
-                           reference=reference, require_approval=require_approval)
+    with transaction.atomic(durable=True):
+        r = refund_request_tx(credit_id=credit_id, amount=amount, actor=actor, reason=reason, method=method,
+                              reference=reference, require_approval=require_approval)
     r.issue_error = ""
     if r.state == Refund.State.APPROVED and (r.method == Refund.Method.ORIGINAL_PAYMENT or reference):
         try:
@@ -111,8 +112,18 @@ def refund_window_total(*, practice, patient_id: int) -> Decimal:
         Refund.State.REQUESTED, Refund.State.APPROVED, Refund.State.ISSUED]).aggregate(s=Sum("amount"))["s"] or ZERO
 
 
-@transaction.atomic(durable=True)
-def _refund_request_tx(*, credit_id, amount, actor, reason, method, reference, require_approval=False) -> Refund:
+@transaction.atomic
+def refund_request_tx(*, credit_id, amount, actor, reason, method=None, reference="",
+                      require_approval=False, approved_by=None, issue: bool = False) -> Refund:
+    """The request and its hold on the credit, inside the caller's transaction (`refund_request`
+    wraps it in its own durable one; an adjudication resolution runs it after locking its case).
+    Nothing is paid out here: the caller issues an approved refund (`refund_issue`, or
+    `refund_issue_tx` for a check or ACH with its number).
+
+    For an approval decided already (an adjudication resolution: `actor` proposed it, the manager
+    `approved_by` approved it), `approved_by` approves it in the same step (four eyes: a manager
+    other than `actor`, `ensure_approver`); with `issue` and a `reference`, a check or ACH refund
+    so approved is issued in the same step too (one transaction, one set of row locks)."""
     reason = require_reason(reason)
     amount = positive_money(amount)
     c = _credit(credit_id)
@@ -153,9 +164,15 @@ def _refund_request_tx(*, credit_id, amount, actor, reason, method, reference, r
     r = Refund(practice_id=c.practice_id, patient_id=c.patient_id, credit=c, amount=amount, method=method,
                payment=c.payment if method == Refund.Method.ORIGINAL_PAYMENT else None, reason=reason,
                needs_approval=needs_approval, requested_by=actor)
-    if not needs_approval:
+    if approved_by is not None:
+        ensure_approver(approved_by, practice_id=c.practice_id, requested_by_id=actor.pk, what="refund")
+        r.needs_approval = True  # decided by a second person, whatever the threshold says
+        r.approve(by=approved_by, note=reason)
+    elif not needs_approval:
         r.approve(by=actor, note="below the approval threshold")
     save_with_history(r, actor=actor, reason=reason)
+    if issue and reference and r.state == Refund.State.APPROVED and method != Refund.Method.ORIGINAL_PAYMENT:
+        _book_issue(r, credit=c, payment=None, actor=approved_by or actor, reference=reference)
     return r
 
 
@@ -234,11 +251,16 @@ def _refund_pay_out(r: Refund, *, actor, reference: str) -> Refund:
                                 code=exc.code) from None
     elif not reference:
         raise InvalidInput(f"a {r.get_method_display().lower()} reference (number) is required", field="reference")
-    return _refund_issue_tx(refund_id=r.pk, actor=actor, reference=reference)
+    with transaction.atomic(durable=True):
+        return refund_issue_tx(refund_id=r.pk, actor=actor, reference=reference)
 
 
-@transaction.atomic(durable=True)
-def _refund_issue_tx(*, refund_id, actor, reference):
+@transaction.atomic
+def refund_issue_tx(*, refund_id, actor, reference: str) -> Refund:
+    """The booking of an approved refund paid out, inside the caller's transaction: the credit and
+    the payment lowered, the journal booked. A card refund's processor call has happened before it
+    (`_refund_pay_out`: never under row locks); an adjudication resolution calls it directly only
+    for a check or ACH refund with its number."""
     r = Refund.objects.get(pk=refund_id)
     lock_patient(r.patient_id)
     payment = lock_payments([r.payment_id])[r.payment_id] if r.payment_id else None
@@ -246,6 +268,13 @@ def _refund_issue_tx(*, refund_id, actor, reference):
     r = lock_refunds([r.pk])[r.pk]
     if r.state != Refund.State.APPROVED:
         raise RuleViolation(f"refund {r.pk} is {r.get_state_display().lower()}; only approved refunds are issued")
+    return _book_issue(r, credit=c, payment=payment, actor=actor, reference=reference)
+
+
+def _book_issue(r: Refund, *, credit: Credit, payment, actor, reference: str) -> Refund:
+    """An approved refund issued: the caller holds the patient's, the payment's and the credit's
+    locks (the refund's too, unless it made it in this transaction)."""
+    c = credit
     r.issue(by=actor, reference=reference)
     save_with_history(r, actor=actor, reason=r.reason)
     c.refund_hold -= r.amount

@@ -34,6 +34,14 @@ def writeoff_create(*, encounter_id: int, amount, reason_code: str, reason: str,
                     ) -> WriteOff:
     """Write off (part of) a small PR balance with a reason code. Billing staff stay within the
     practice's policy (amount and age limits); beyond it a manager must do it."""
+    return writeoff_create_tx(encounter_id=encounter_id, amount=amount, reason_code=reason_code, reason=reason,
+                              actor=actor, as_of=as_of)
+
+
+@transaction.atomic
+def writeoff_create_tx(*, encounter_id: int, amount, reason_code: str, reason: str, actor, as_of: date | None = None
+                       ) -> WriteOff:
+    """`writeoff_create` inside the caller's transaction (an adjudication resolution, after its case's lock)."""
     reason = require_reason(reason)
     amount = positive_money(amount)
     if reason_code not in WriteOff.ReasonCode.values:
