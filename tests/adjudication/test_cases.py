@@ -1,0 +1,420 @@
+"""The case workflow (rule 15, issue 11 item 2): each service writes its change, its history row
+(acting user and reason) and its event; a transition the state does not allow, an unknown case,
+another practice's case or a billing clerk reopening is refused with nothing written; the
+good-faith investigation suspends a Medicare clock (rule 17, example I's dates)."""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db import DatabaseError, connection, transaction
+
+from adjudication.models import Case, CaseEvent, ClockRule
+from adjudication.services import cases as svc
+from adjudication.services.core import move
+from credits import services as credit_services
+from credits.models import Credit
+from ledger.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation
+from ledger.models import Membership, Payer
+from tests.factories import MembershipFactory, PayerFactory, PracticeFactory, UserFactory
+
+NOON = datetime(2026, 6, 22, 17, tzinfo=UTC)
+
+
+def patient_case(world, amount="150.00", *, determined_on=date(2026, 6, 20), **fields) -> Case:
+    """A case on a real patient credit (a payment with nothing to pay for), as the scan opens it."""
+    patient = world.patient()
+    world.pay(patient, amount)
+    credit = Credit.objects.get(patient=patient)
+    return Case.objects.create(practice=world.practice, kind=Case.Kind.PATIENT_CREDIT,
+                               cause=Case.Cause.PATIENT_OVERPAYMENT, source=credit.source, credit=credit,
+                               patient=patient, amount=credit.on_hand, determined_on=determined_on, **fields)
+
+
+def medicare_rule(world) -> ClockRule:
+    return ClockRule.objects.create(kind=ClockRule.Kind.PAYER_RETURN, name="Medicare 60 days (test)",
+                                    practice=world.practice, payer_type="medicare", days=60, suspension_max_days=180,
+                                    citation="42 CFR 401.305")
+
+
+def payer_case(world, amount="180.00", *, payer_type=Payer.Type.MEDICARE, determined_on=date(2026, 3, 24),
+               **fields) -> Case:
+    """A case on a real payer credit (money received twice from the payer)."""
+    payer = PayerFactory(practice=world.practice, payer_type=payer_type)
+    pc = credit_services.payer_credit_open(payer_id=payer.pk, amount=amount, reason_code="duplicate_payment",
+                                           actor=world.clerk, reason="Paid twice", cash_received=True,
+                                           payer_claim_number="ICN-1")
+    return Case.objects.create(practice=world.practice, kind=Case.Kind.PAYER_CREDIT, cause=Case.Cause.DUPLICATE,
+                               payer_credit=pc, payer=payer, payer_type=payer_type, amount=pc.amount,
+                               determined_on=determined_on, **fields)
+
+
+def written(case) -> tuple[int, int]:
+    """(events, history rows) of a case: what a refusal must leave as it was."""
+    return CaseEvent.objects.filter(case_id=case.pk).count(), Case.history.filter(id=case.pk).count()
+
+
+def last_history(case):
+    return Case.history.filter(id=case.pk).order_by("-history_id").first()
+
+
+def other_practice_case(world) -> Case:
+    other = PracticeFactory(name="Elsewhere")
+    clerk = MembershipFactory(practice=other, user=UserFactory(username="other_clerk")).user
+    payer = PayerFactory(practice=other)
+    pc = credit_services.payer_credit_open(payer_id=payer.pk, amount="50.00", reason_code="other", actor=clerk,
+                                           reason="Overpaid", cash_received=True)
+    return Case.objects.create(practice=other, kind=Case.Kind.PAYER_CREDIT, cause=Case.Cause.OTHER, payer_credit=pc,
+                               payer=payer, amount=pc.amount, determined_on=date(2026, 6, 1))
+
+
+@pytest.fixture
+def at_noon():
+    with time_machine.travel(NOON, tick=False):
+        yield
+
+
+# --- state changes -------------------------------------------------------------------------------
+
+def test_investigate_moves_with_history_and_state_event(world, at_noon):
+    case = patient_case(world)
+    out = svc.case_investigate(case=case.pk, actor=world.clerk, reason="Checking the card payment")
+    case.refresh_from_db()
+    assert out.pk == case.pk and case.state == Case.State.INVESTIGATING
+    ev = CaseEvent.objects.get(case=case, kind=CaseEvent.Kind.STATE)
+    assert (ev.from_state, ev.to_state, ev.actor, ev.text) == ("identified", "investigating", world.clerk,
+                                                               "Checking the card payment")
+    h = last_history(case)
+    assert (h.state, h.history_user, h.history_change_reason) == ("investigating", world.clerk,
+                                                                  "Checking the card payment")
+
+
+def test_investigate_refused_when_already_investigating_or_proposed(world, at_noon):
+    case = patient_case(world)
+    svc.case_investigate(case=case, actor=world.clerk, reason="Look")
+    before = written(case)
+    with pytest.raises(RuleViolation, match=rf"case {case.pk} is investigating; it cannot be put under investigation"):
+        svc.case_investigate(case=case, actor=world.clerk, reason="Again")
+    assert written(case) == before
+    case.refresh_from_db()
+    move(case, "propose", actor=world.clerk, reason="Refund it")
+    before = written(case)
+    with pytest.raises(RuleViolation, match="resolution proposed"):
+        svc.case_investigate(case=case, actor=world.clerk, reason="Back")
+    assert written(case) == before
+    case.refresh_from_db()
+    assert case.state == Case.State.PROPOSED
+
+
+def test_wait_on_payer_sets_follow_up(world, at_noon):
+    case = payer_case(world)
+    svc.case_wait_on_payer(case=case, actor=world.clerk, reason="Asked for a recoupment", follow_up_on="2026-07-06")
+    case.refresh_from_db()
+    assert (case.state, case.follow_up_on) == (Case.State.WAITING_PAYER, date(2026, 7, 6))
+    ev = CaseEvent.objects.get(case=case, kind=CaseEvent.Kind.STATE)
+    assert (ev.from_state, ev.to_state, ev.data["follow_up_on"]) == ("identified", "waiting_payer", "2026-07-06")
+    assert last_history(case).history_change_reason == "Asked for a recoupment"
+
+
+@pytest.mark.parametrize("day, message", [
+    ("2026-06-21", "is before 2026-06-22"),
+    ("2027-08-01", "more than a year ahead"),
+    ("next week", "is not a day"),
+    (None, "follow up on is required"),
+])
+def test_wait_on_payer_bad_follow_up_writes_nothing(world, at_noon, day, message):
+    case = payer_case(world)
+    before = written(case)
+    with pytest.raises(InvalidInput, match=message):
+        svc.case_wait_on_payer(case=case, actor=world.clerk, reason="Wait", follow_up_on=day)
+    assert written(case) == before
+    case.refresh_from_db()
+    assert case.state == Case.State.IDENTIFIED and case.follow_up_on is None
+
+
+def test_wait_on_payer_refused_when_proposed(world, at_noon):
+    case = payer_case(world)
+    move(case, "propose", actor=world.clerk, reason="Refund check")
+    before = written(case)
+    with pytest.raises(RuleViolation, match="cannot be set to wait on the payer"):
+        svc.case_wait_on_payer(case=case, actor=world.clerk, reason="Wait", follow_up_on=date(2026, 7, 1))
+    assert written(case) == before
+
+
+def test_reason_is_required(world, at_noon):
+    case = patient_case(world)
+    before = written(case)
+    with pytest.raises(InvalidInput, match="a reason is required"):
+        svc.case_investigate(case=case, actor=world.clerk, reason="  ")
+    assert written(case) == before
+
+
+# --- good-faith investigation (rule 17, example I's dates) --------------------------------------------
+
+def test_good_faith_investigation_suspends_then_restarts_the_medicare_clock(world):
+    rule = medicare_rule(world)
+    case = payer_case(world, clock_rule=rule, due_on=date(2026, 5, 23))  # identified 24 Mar: due 23 May
+    with time_machine.travel(datetime(2026, 3, 25, 16, tzinfo=UTC), tick=False):
+        svc.case_investigate(case=case, actor=world.clerk, reason="Is the second payment a duplicate?",
+                             good_faith=True)
+    case.refresh_from_db()
+    assert case.state == Case.State.INVESTIGATING
+    assert case.investigation_started_on == date(2026, 3, 25)
+    assert case.clock_rule_id == rule.pk
+    started = CaseEvent.objects.get(case=case, kind=CaseEvent.Kind.CLOCK)
+    assert started.data["from_due_on"] == "2026-05-23"
+    assert started.data["to_due_on"] == (case.due_on.isoformat() if case.due_on else None)
+    assert started.data["to_due_on"] != "2026-05-23"  # the clock no longer runs from identification
+    with time_machine.travel(datetime(2026, 4, 4, 16, tzinfo=UTC), tick=False):
+        svc.case_end_investigation(case=case, actor=world.clerk, reason="Confirmed: paid twice")
+    case.refresh_from_db()
+    assert case.investigation_ended_on == date(2026, 4, 4)
+    assert case.due_on == date(2026, 6, 3)  # 60 days from the end of the investigation
+    ended = CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.CLOCK).order_by("-id").first()
+    assert (ended.data["from_due_on"], ended.data["to_due_on"]) == (started.data["to_due_on"], "2026-06-03")
+    assert ended.actor == world.clerk and "Confirmed: paid twice" in ended.text
+    assert last_history(case).history_change_reason == "Confirmed: paid twice"
+    assert case.state == Case.State.INVESTIGATING  # ending the investigation is no state change
+
+
+def test_good_faith_on_an_investigating_case_starts_the_suspension_only(world):
+    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    with time_machine.travel(datetime(2026, 3, 26, 16, tzinfo=UTC), tick=False):
+        svc.case_investigate(case=case, actor=world.clerk, reason="Look")
+        svc.case_investigate(case=case, actor=world.clerk, reason="Good faith from today", good_faith=True,
+                             on=date(2026, 3, 26))
+    case.refresh_from_db()
+    assert case.investigation_started_on == date(2026, 3, 26)
+    assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.STATE).count() == 1
+    assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.CLOCK).count() == 1
+
+
+def test_good_faith_refused_when_the_rule_has_no_suspension(world, at_noon):
+    texas = ClockRule.objects.create(kind=ClockRule.Kind.PATIENT_REFUND, name="Texas 30 days (test)",
+                                     practice=world.practice, us_state="TX", days=30)
+    case = patient_case(world, clock_rule=texas, due_on=date(2026, 7, 20))
+    before = written(case)
+    with pytest.raises(RuleViolation, match="allows no good-faith investigation suspension"):
+        svc.case_investigate(case=case, actor=world.clerk, reason="Good faith", good_faith=True)
+    assert written(case) == before
+    case.refresh_from_db()
+    assert case.state == Case.State.IDENTIFIED and case.investigation_started_on is None
+
+
+@pytest.mark.parametrize("on, error, message", [
+    (date(2026, 3, 27), InvalidInput, "is in the future"),
+    (date(2026, 3, 20), InvalidInput, "before the overpayment was identified"),
+])
+def test_good_faith_bad_start_day_writes_nothing(world, on, error, message):
+    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    before = written(case)
+    with time_machine.travel(datetime(2026, 3, 26, 16, tzinfo=UTC), tick=False), pytest.raises(error, match=message):
+        svc.case_investigate(case=case, actor=world.clerk, reason="Good faith", good_faith=True, on=on)
+    assert written(case) == before
+
+
+def test_good_faith_after_the_clock_ran_out_is_not_timely(world):
+    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    with time_machine.travel(datetime(2026, 5, 30, 16, tzinfo=UTC), tick=False), \
+            pytest.raises(RuleViolation, match="not timely"):
+        svc.case_investigate(case=case, actor=world.clerk, reason="Late", good_faith=True)
+
+
+def test_end_investigation_refused_without_one_or_twice(world):
+    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    with time_machine.travel(datetime(2026, 3, 25, 16, tzinfo=UTC), tick=False):
+        before = written(case)
+        with pytest.raises(RuleViolation, match="has no good-faith investigation to end"):
+            svc.case_end_investigation(case=case, actor=world.clerk, reason="Done")
+        assert written(case) == before
+        svc.case_investigate(case=case, actor=world.clerk, reason="Good faith", good_faith=True)
+        with pytest.raises(InvalidInput, match="before the investigation started"):
+            svc.case_end_investigation(case=case, actor=world.clerk, reason="Done", on=date(2026, 3, 24))
+        svc.case_end_investigation(case=case, actor=world.clerk, reason="Done")
+        before = written(case)
+        with pytest.raises(RuleViolation, match="already ended on 2026-03-25"):
+            svc.case_end_investigation(case=case, actor=world.clerk, reason="Done again")
+        assert written(case) == before
+
+
+# --- the record: notes, balance, source ------------------------------------------------------------------
+
+def test_note_is_an_event_and_refused_empty(world, at_noon):
+    case = patient_case(world)
+    ev = svc.case_note(case=case, actor=world.clerk, text="  Patient called, wants a refund to the card  ")
+    assert (ev.kind, ev.text, ev.actor, ev.case_id) == ("note", "Patient called, wants a refund to the card",
+                                                        world.clerk, case.pk)
+    with pytest.raises(InvalidInput, match="text is required"):
+        svc.case_note(case=case, actor=world.clerk, text="")
+    assert CaseEvent.objects.filter(case=case).count() == 1
+
+
+def test_confirm_balance_records_the_amount_found_now(world, at_noon):
+    case = patient_case(world, "150.00")
+    credit_services.credit_remove(credit_id=case.credit_id, actor=world.manager, reason="Part removed",
+                                  amount="40.00")
+    ev = svc.case_confirm_balance(case=case, actor=world.clerk, reason="Checked the ledger")
+    assert ev.kind == CaseEvent.Kind.BALANCE_CONFIRMED and ev.actor == world.clerk
+    assert (ev.data["amount"], ev.data["case_amount"], ev.data["changed_by"]) == ("110.00", "150.00", "-40.00")
+    assert "110.00 on hand" in ev.text
+
+
+def test_confirm_balance_refused_when_the_money_is_gone(world, at_noon):
+    case = patient_case(world, "150.00")
+    credit_services.credit_remove(credit_id=case.credit_id, actor=world.manager, reason="Removed")
+    before = written(case)
+    with pytest.raises(RuleViolation, match="the credit balance is gone"):
+        svc.case_confirm_balance(case=case, actor=world.clerk, reason="Check")
+    assert written(case) == before
+
+
+def test_review_source_keeps_findings_and_where_the_credit_came_from(world, at_noon):
+    case = patient_case(world, "150.00")
+    credit = case.credit
+    ev = svc.case_review_source(case=case, actor=world.clerk, reason="Source review",
+                                findings="Card payment at the front desk with nothing owed")
+    assert ev.kind == CaseEvent.Kind.SOURCE_REVIEWED and ev.text == "Card payment at the front desk with nothing owed"
+    src = ev.data["source"]
+    assert (src["credit"], src["source"], src["payment"], src["credit_amount"]) == (
+        credit.pk, credit.source, credit.payment_id, "150.00")
+    assert src["payment_channel"] == "card_reader" and src["payment_amount"] == "150.00"
+    assert ev.data["reason"] == "Source review"
+    with pytest.raises(InvalidInput, match="findings is required"):
+        svc.case_review_source(case=case, actor=world.clerk, reason="Source review", findings=" ")
+
+
+def test_review_source_of_a_payer_credit_names_the_claim_number(world, at_noon):
+    case = payer_case(world)
+    ev = svc.case_review_source(case=case, actor=world.clerk, reason="Review", findings="835 paid the claim twice")
+    src = ev.data["source"]
+    assert (src["payer_credit"], src["reason"], src["payer_claim_number"], src["amount"]) == (
+        case.payer_credit_id, "duplicate_payment", "ICN-1", "180.00")
+
+
+# --- assignment -------------------------------------------------------------------------------------------
+
+def test_assign_and_unassign(world, at_noon):
+    case = patient_case(world)
+    svc.case_assign(case=case, actor=world.manager, reason="Yours", assignee_id=world.clerk.pk)
+    case.refresh_from_db()
+    assert case.assigned_to == world.clerk
+    ev = CaseEvent.objects.get(case=case, kind=CaseEvent.Kind.ASSIGNED)
+    assert (ev.data["assignee"], ev.data["was"], ev.actor) == (world.clerk.pk, None, world.manager)
+    assert last_history(case).history_change_reason == "Yours"
+    with pytest.raises(RuleViolation, match="already assigned to clerk"):
+        svc.case_assign(case=case, actor=world.manager, reason="Again", assignee_id=world.clerk.pk)
+    svc.case_assign(case=case, actor=world.clerk, reason="On leave", assignee_id=None)
+    case.refresh_from_db()
+    assert case.assigned_to is None
+    assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.ASSIGNED).count() == 2
+
+
+def test_assign_refused_to_someone_outside_the_practice(world, at_noon):
+    case = patient_case(world)
+    stranger = MembershipFactory(practice=PracticeFactory(name="Other"), user=UserFactory(username="stranger")).user
+    gone = MembershipFactory(practice=world.practice, user=UserFactory(username="gone", is_active=False),
+                             role=Membership.Role.BILLING).user
+    before = written(case)
+    with pytest.raises(InvalidInput, match=f"user {stranger.pk} is not staff of the case's practice"):
+        svc.case_assign(case=case, actor=world.manager, reason="Help", assignee_id=stranger.pk)
+    with pytest.raises(InvalidInput, match="gone is not an active person"):
+        svc.case_assign(case=case, actor=world.manager, reason="Help", assignee_id=gone.pk)
+    with pytest.raises(InvalidInput, match="is not an id"):
+        svc.case_assign(case=case, actor=world.manager, reason="Help", assignee_id="abc")
+    assert written(case) == before
+
+
+# --- reopening --------------------------------------------------------------------------------------------
+
+def resolved(world, case) -> Case:
+    move(case, "resolve", actor=world.manager, reason="Refunded", outcome=Case.Outcome.REFUND_PATIENT,
+         note="Refunded to the card", by=world.manager)
+    return case
+
+
+def test_manager_reopens_a_resolved_case_and_it_counts(world, at_noon):
+    case = resolved(world, patient_case(world))
+    svc.case_reopen(case=case, actor=world.manager, reason="Refund went to the wrong card")
+    case.refresh_from_db()
+    assert (case.state, case.reopened_count, case.outcome, case.resolved_at) == (
+        Case.State.INVESTIGATING, 1, "", None)
+    ev = CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.STATE).order_by("-id").first()
+    assert (ev.from_state, ev.to_state, ev.data["was_outcome"]) == ("resolved", "investigating", "refund_patient")
+    h = last_history(case)
+    assert (h.history_user, h.history_change_reason, h.reopened_count) == (
+        world.manager, "Refund went to the wrong card", 1)
+
+
+def test_billing_staff_cannot_reopen(world, at_noon):
+    case = resolved(world, patient_case(world))
+    before = written(case)
+    with pytest.raises(PermissionDenied, match="is not a manager"):
+        svc.case_reopen(case=case, actor=world.clerk, reason="Mistake")
+    assert written(case) == before
+    case.refresh_from_db()
+    assert case.state == Case.State.RESOLVED and case.reopened_count == 0
+
+
+def test_reopen_refused_when_not_resolved(world, at_noon):
+    case = patient_case(world)
+    before = written(case)
+    with pytest.raises(RuleViolation, match="it cannot be reopened now"):
+        svc.case_reopen(case=case, actor=world.manager, reason="Mistake")
+    assert written(case) == before
+
+
+def test_resolved_case_refuses_work_until_reopened(world, at_noon):
+    case = resolved(world, patient_case(world))
+    with pytest.raises(RuleViolation, match="is resolved; reopen it before assigning it"):
+        svc.case_assign(case=case, actor=world.manager, reason="Yours", assignee_id=world.clerk.pk)
+    with pytest.raises(RuleViolation, match="is resolved; reopen it before confirming its balance"):
+        svc.case_confirm_balance(case=case, actor=world.clerk, reason="Check")
+
+
+# --- who and which case -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda c, a: svc.case_investigate(case=c, actor=a, reason="x"),
+    lambda c, a: svc.case_wait_on_payer(case=c, actor=a, reason="x", follow_up_on=date(2026, 7, 1)),
+    lambda c, a: svc.case_note(case=c, actor=a, text="x"),
+    lambda c, a: svc.case_confirm_balance(case=c, actor=a, reason="x"),
+    lambda c, a: svc.case_review_source(case=c, actor=a, reason="x", findings="y"),
+    lambda c, a: svc.case_assign(case=c, actor=a, reason="x", assignee_id=None),
+    lambda c, a: svc.case_reopen(case=c, actor=a, reason="x"),
+    lambda c, a: svc.case_end_investigation(case=c, actor=a, reason="x"),
+])
+def test_another_practices_case_is_refused_and_an_unknown_one_not_found(world, at_noon, call):
+    theirs = other_practice_case(world)
+    before = written(theirs)
+    with pytest.raises(PermissionDenied, match="is not staff of practice"):
+        call(theirs.pk, world.clerk)
+    with pytest.raises(PermissionDenied):
+        call(theirs.pk, world.manager)
+    assert written(theirs) == before
+    with pytest.raises(NotFound, match="unknown case 987654"):
+        call(987654, world.manager)
+    with pytest.raises(InvalidInput, match="is not an id"):
+        call("-3", world.manager)
+
+
+# --- events are append-only (the trigger of migration 0002) --------------------------------------------
+
+@pytest.mark.parametrize("sql", ["UPDATE adjudication_caseevent SET text = 'changed' WHERE id = %s",
+                                 "DELETE FROM adjudication_caseevent WHERE id = %s"])
+def test_an_event_cannot_be_changed_or_deleted(world, at_noon, sql):
+    case = patient_case(world)
+    ev = svc.case_note(case=case, actor=world.clerk, text="Original")
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cur:
+        cur.execute(sql, [ev.pk])
+    ev.refresh_from_db()
+    assert ev.text == "Original"
+
+
+def test_money_is_untouched_by_the_workflow(world, at_noon):
+    case = patient_case(world, "150.00")
+    svc.case_investigate(case=case, actor=world.clerk, reason="Look")
+    svc.case_note(case=case, actor=world.clerk, text="n")
+    svc.case_confirm_balance(case=case, actor=world.clerk, reason="c")
+    credit = Credit.objects.get(pk=case.credit_id)
+    assert (credit.on_hand, credit.state) == (Decimal("150.00"), Credit.State.AVAILABLE)
