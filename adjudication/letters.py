@@ -110,7 +110,7 @@ class _Letter:
         return bytes(self.pdf.output())
 
 
-def notice_pdf(*, practice_name: str, to: Addressee, on: date, amount: Decimal, why: str, phone_hint: str,
+def notice_pdf(*, practice_name: str, to: Addressee, on: date, amount: Decimal, why: str, phone_hint: str = "",
                deadline: date | None, reminder: bool = False) -> bytes:
     """The overpayment notice (rule 18): the amount, why it is there, the choice (a refund or keep
     it as a credit for future visits), how to answer, and the day the refund is due if the patient
