@@ -199,12 +199,12 @@ def _release_moved(practice: Practice, *, actor) -> int:
             FROM {UnclaimedProperty._meta.db_table} u
             JOIN {Credit._meta.db_table} c ON c.id = u.credit_id
             JOIN {Case._meta.db_table} k ON k.id = u.case_id
-            WHERE u.practice_id = %(practice)s AND u.state IN %(live)s
+            WHERE u.practice_id = %(practice)s AND u.state = ANY(%(live)s)
               AND (k.state = %(resolved)s OR c.state <> %(available)s OR c.on_hand <> u.amount
                    OR c.refund_hold > 0 OR {_last_activity_sql("c", "%(tz)s")} > u.last_activity_on)
             ORDER BY u.id""", {
             "practice": practice.pk, "tz": practice.time_zone, "resolved": Case.State.RESOLVED,
-            "available": Credit.State.AVAILABLE, "live": tuple(LIVE)})
+            "available": Credit.State.AVAILABLE, "live": [str(s) for s in LIVE]})
         why = dict(cur.fetchall())
     if not why:
         return 0
@@ -304,7 +304,8 @@ def unclaimed_turn_over(*, item, actor, reason: str, on: date | None = None) -> 
     if case.state == Case.State.RESOLVED:
         raise RuleViolation(f"case {case.pk} is resolved; the money is no longer held", field="item")
     patient_id = Credit.objects.filter(pk=row.credit_id).values_list("patient_id", flat=True).get()
-    credit = lock(patients=[patient_id], credits=[row.credit_id]).credits[row.credit_id]
+    lock(patients=[patient_id])  # all of the patient's money waits; credit_remove_tx then locks the credit
+    credit = Credit.objects.get(pk=row.credit_id)
     if credit.state != Credit.State.AVAILABLE or credit.on_hand != row.amount or credit.refund_hold:
         raise RuleViolation(f"credit {credit.pk} changed since it was listed ({credit.on_hand} on hand, listed "
                             f"{row.amount}); it is not abandoned", field="item")
