@@ -10,7 +10,8 @@ import pytest
 import time_machine
 from django.core import mail
 
-from adjudication.models import Case, CaseEvent, PatientNotice
+from adjudication.models import Case, CaseEvent, PatientNotice, RefundPolicy
+from adjudication.policies import refund_work_list
 from adjudication.scan import scan_practice
 from adjudication.services.notices import case_record_election, case_send_notice
 from credits.models import Credit, CreditApplication, Refund
@@ -47,6 +48,9 @@ def test_example_k_california_patient_keeps_the_credit(world, django_capture_on_
     assert (case.determined_on, case.notice_due_on, case.due_on) == (date(2026, 9, 1), date(2026, 11, 30),
                                                                     date(2026, 11, 30))
     assert case.clock_rule.us_state == "CA" and case.clock_rule.election_stops_clock
+    RefundPolicy.objects.create(practice=world.practice, name="Refund every credit", min_amount="0.01")
+    on_list = list(refund_work_list(practice_id=world.practice.pk, today=date(2026, 9, 5)).values_list("pk", flat=True))
+    assert on_list == [credit.pk]  # until she answers, the credit waits for a refund
 
     # 5 Sep: the notice (letter and e-mail); the refund is now due 30 days after it
     with time_machine.travel(noon(date(2026, 9, 5)), tick=False), \
@@ -70,6 +74,7 @@ def test_example_k_california_patient_keeps_the_credit(world, django_capture_on_
     assert (case.state, case.outcome, case.outcome_note) == (Case.State.RESOLVED, Case.Outcome.KEPT,
                                                              "kept by the patient's election")
     assert not Refund.objects.filter(patient=patient).exists()
+    assert not refund_work_list(practice_id=world.practice.pk, today=date(2026, 9, 10)).filter(pk=credit.pk).exists()
     assert list(CaseEvent.objects.filter(case=case).exclude(kind="opened").values_list("kind", flat=True)) == [
         "notice", "clock", "election", "state"]
     assert PatientNotice.objects.filter(case=case).count() == 1
