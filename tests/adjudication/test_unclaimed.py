@@ -25,9 +25,12 @@ from adjudication.services.unclaimed import (
     unclaimed_turn_over,
 )
 from credits import services as credit_services
-from credits.models import Credit
+from credits.models import Credit, CreditApplication
 from ledger.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation
 from ledger.models import JournalEntry, Membership
+from remittances.nightly import nightly_run
+from tests.credits.test_invariants import check_invariants
+from tests.credits.test_races import race
 from tests.factories import MembershipFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -233,3 +236,32 @@ def test_holder_report_cells_are_safe_in_a_spreadsheet(world):
     assert line.startswith("\"'=HYPERLINK(1), x\"")
     with pytest.raises(InvalidInput):
         holder_report_csv(practice_id=world.practice.pk, year=2026, us_state="Texas")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_turn_over_races_the_nightly_run_and_a_second_turn_over(world):
+    """Two staff turn the credit over while the nightly run wants 20.00 of it for a new balance: one
+    wins. Either the credit is turned over whole (the run applies none of it), or the run applies
+    20.00 first and both turn-overs are refused (the credit changed since it was listed)."""
+    credit = dormant_credit(world, "35.00")
+    row = listed(world, credit, date(2026, 3, 1))
+    with time_machine.travel(noon(date(2026, 6, 30)), tick=False):
+        world.visit(credit.patient, date(2026, 6, 30), charge="20.00", estimated_pr="20.00", claim=False)
+    with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
+        results = race(lambda: nightly_run(practice_id=world.practice.pk),
+                       lambda: unclaimed_turn_over(item=row.pk, actor=world.clerk, reason="Report"),
+                       lambda: unclaimed_turn_over(item=row.pk, actor=world.manager, reason="Report"))
+    assert results[0][0] == "ok"
+    turned = [r for r in results[1:] if r[0] == "ok"]
+    credit.refresh_from_db()
+    row.refresh_from_db()
+    applied = sum(CreditApplication.objects.filter(credit=credit).values_list("amount", flat=True), Decimal(0))
+    if turned:
+        assert len(turned) == 1
+        assert (credit.removed_amount, applied, row.state) == (Decimal("35.00"), 0, "turned_over")
+    else:
+        assert all("changed since it was listed" in r[1].message for r in results[1:])
+        assert (credit.removed_amount, applied, credit.on_hand, row.state) == (0, Decimal("20.00"), Decimal("15.00"),
+                                                                               "listed")
+    assert credit.amount == credit.on_hand + credit.applied_amount + credit.removed_amount
+    check_invariants(world.practice.pk)
