@@ -6,6 +6,7 @@ from django import template
 from django.urls import reverse
 from django.utils.html import format_html
 
+from adjudication.models import Case, Proposal
 from backoffice.views.common import user_practice_ids
 from credits.models import CreditImport, ManualCreditRequest, Refund
 from remittances.models import RemittanceClaim
@@ -42,6 +43,8 @@ def backoffice_links(context):
     waiting = RemittanceClaim.objects.filter(practice_id__in=ids, state__in=RemittanceClaim.WAITING).count()
     manual = ManualCreditRequest.objects.filter(practice_id__in=ids, state=ManualCreditRequest.State.PENDING).count()
     imports = CreditImport.objects.filter(practice_id__in=ids, state=CreditImport.State.PENDING).count()
+    open_cases = Case.objects.filter(practice_id__in=ids).exclude(state=Case.State.RESOLVED).count()
+    proposals = Proposal.objects.filter(case__practice_id__in=ids, state=Proposal.State.PROPOSED).count()
     return [
         {"url": reverse("admin:credits_patientresponsibility_changelist"), "label": "Patient responsibility",
          "help": "Patients with open balances and their credits"},
@@ -62,4 +65,12 @@ def backoffice_links(context):
          "help": "Credits from an older system, in bulk"},
         {"url": reverse("admin:credits_nightlyrun_changelist"), "label": "Nightly runs",
          "help": "Runs, their lines; preview or run now"},
+        {"url": reverse("admin:adjudication_case_changelist"), "label": "Case work queue", "count": open_cases,
+         "help": "Open credit-balance cases by due date; scan now"},
+        {"url": reverse("admin:adjudication_proposal_changelist"), "label": "Proposals awaiting approval",
+         "count": proposals, "help": "Proposed resolutions of cases (managers)"},
+        {"url": reverse("admin:adjudication_case_refund_work_list"), "label": "Refund work list",
+         "help": "Credits the practice's refund policies put up for refund"},
+        {"url": reverse("admin:adjudication_unclaimedproperty_changelist"), "label": "Unclaimed property",
+         "help": "Credits past their state's dormancy; letters, turn-over, holder report"},
     ]

@@ -1,0 +1,690 @@
+"""Back-office admin of credit-balance adjudication (issue 11, item 9; DOMAIN rules 15-19):
+
+* the case work queue (the Case list: adjudication.selectors' queue columns, sorted by due date,
+  filters, a totals row, "Scan now" and the refund work list above it);
+* the case page (the Case change page: a heading card, what it covers with links, the timeline,
+  payer contacts, proposals, and the actions its state allows: backoffice/views/adjudication.py);
+* the managers' proposal approvals (the Proposal list: the live proposals waiting for a decision);
+* the unclaimed-property list (with "send letter", "turn over" and the holder report);
+* the rules table (ClockRule) and the practice's adjudication settings, refund policies and
+  approval bands: managers of the practice edit them, with a reason kept in the history;
+  billing staff read them.
+
+The tenancy, read-only and no-delete rules of backoffice/admin/base.py hold here too."""
+
+from django.contrib import admin
+from django.db.models import F, OuterRef, Q, Subquery
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
+
+from adjudication.models import (
+    AdjudicationSettings,
+    Case,
+    ClockRule,
+    Proposal,
+    RefundApprovalBand,
+    RefundPolicy,
+    UnclaimedProperty,
+)
+from adjudication.selectors import annotate_queue, queue_totals
+from adjudication.services.proposals import case_approve, case_reject
+from adjudication.services.unclaimed import unclaimed_send_letter, unclaimed_turn_over
+from backoffice.admin.base import (
+    BackofficeAdminMixin,
+    PracticeFilter,
+    ReasonModelForm,
+    ScopedHistoryAdmin,
+    ServiceEditAdmin,
+    call_service,
+    confirm_with_reason,
+    money_cell,
+    report,
+    user_practice_ids,
+)
+from backoffice.views.adjudication import (
+    CasePagesMixin,
+    QueuePagesMixin,
+    UnclaimedPagesMixin,
+    case_page_context,
+    case_page_url,
+)
+from backoffice.views.common import admin_url, patient_url
+from ledger.access import is_manager
+from ledger.errors import PermissionDenied
+from ledger.history import save_with_history
+from ledger.models import Payer
+
+# --- the work queue ---------------------------------------------------------------------------------------
+
+CAUSE_SHORT = {
+    Case.Cause.PATIENT_OVERPAYMENT: "patient overpaid", Case.Cause.DUPLICATE: "paid twice",
+    Case.Cause.ABOVE_CHARGE: "above charge", Case.Cause.WRONG_PRIMARY: "wrong primary",
+    Case.Cause.TAKEBACK: "take-back pending", Case.Cause.PAID_BEYOND_CHARGE: "paid beyond charge",
+    Case.Cause.OTHER: "other",
+}
+STATE_SHORT = {
+    Case.State.IDENTIFIED: "identified", Case.State.INVESTIGATING: "investigating",
+    Case.State.WAITING_PAYER: "waiting on payer", Case.State.PROPOSED: "proposed", Case.State.APPROVED: "approved",
+    Case.State.RESOLVED: "resolved",
+}
+
+
+class ChoicesFirstFilter(admin.SimpleListFilter):
+    """A filter whose "no choice" means `default_label` (e.g. open cases only), with "All" as a choice."""
+    default_label = "All"
+
+    def choices(self, changelist):
+        yield {"selected": self.value() is None, "display": self.default_label,
+               "query_string": changelist.get_query_string(remove=[self.parameter_name])}
+        for lookup, title in self.lookup_choices:
+            yield {"selected": self.value() == str(lookup),
+                   "query_string": changelist.get_query_string({self.parameter_name: lookup}), "display": title}
+
+
+class CaseStateFilter(ChoicesFirstFilter):
+    title = "state"
+    parameter_name = "state"
+    default_label = "Open (not resolved)"
+
+    def lookups(self, request, model_admin):
+        return [("all", "All")] + list(Case.State.choices)
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "all":
+            return queryset
+        if value in Case.State.values:
+            return queryset.filter(state=value)
+        return queryset.exclude(state=Case.State.RESOLVED)
+
+
+class CauseFilter(admin.SimpleListFilter):
+    title = "cause"
+    parameter_name = "cause"
+
+    def lookups(self, request, model_admin):
+        return Case.Cause.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(cause=self.value()) if self.value() in Case.Cause.values else queryset
+
+
+class SourceFilter(admin.SimpleListFilter):
+    title = "source"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return Case.Kind.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() in Case.Kind.values else queryset
+
+
+class PayerTypeFilter(admin.SimpleListFilter):
+    title = "payer type"
+    parameter_name = "payer_type"
+
+    def lookups(self, request, model_admin):
+        return list(Payer.Type.choices) + [("none", "No payer (patient money)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(payer_type="")
+        return queryset.filter(payer_type=self.value()) if self.value() in Payer.Type.values else queryset
+
+
+class DueWithinFilter(admin.SimpleListFilter):
+    title = "due within"
+    parameter_name = "due_within"
+    DAYS = (7, 14, 30, 60)
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue")] + [(str(d), f"{d} days") for d in self.DAYS] + [("none", "No due date")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "overdue":
+            return queryset.filter(days_left__lt=0)
+        if value == "none":
+            return queryset.filter(due_on__isnull=True)
+        if value in {str(d) for d in self.DAYS}:
+            return queryset.filter(days_left__lte=int(value))  # overdue included, like the API's filter
+        return queryset
+
+
+class AssignedFilter(admin.SimpleListFilter):
+    title = "assigned to"
+    parameter_name = "assigned"
+
+    def lookups(self, request, model_admin):
+        return (("me", "Me"), ("anyone", "Anyone"), ("nobody", "Unassigned"))
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "me":
+            return queryset.filter(assigned_to_id=request.user.pk)
+        if value == "anyone":
+            return queryset.filter(assigned_to__isnull=False)
+        if value == "nobody":
+            return queryset.filter(assigned_to__isnull=True)
+        return queryset
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    title = "flagged"
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Flagged (inside the warning window)"), ("no", "Not flagged"),
+                ("follow_up", "Follow-up overdue"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(flagged=True)
+        if self.value() == "no":
+            return queryset.filter(flagged=False)
+        if self.value() == "follow_up":
+            return queryset.filter(follow_up_overdue=True)
+        return queryset
+
+
+def state_span(value: str, display: str):
+    return format_html('<span class="state state-{}">{}</span>', value, display)
+
+
+class AdjudicationListMixin:
+    """Lists of this module: one count per page, no facet counts, the practice column only for
+    staff of several practices."""
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 100
+
+    def get_list_display(self, request):
+        shown = list(self.list_display)
+        if not request.user.is_superuser and len(user_practice_ids(request)) < 2 and "practice" in shown:
+            shown.remove("practice")
+        return shown
+
+
+@admin.register(Case)
+class CaseAdmin(CasePagesMixin, QueuePagesMixin, AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
+    """The case work queue and the case page."""
+    list_display = ("case_link", "who", "money_left_now", "cause_short", "state_label", "due", "days", "flag",
+                    "assigned", "follow_up", "practice")
+    list_display_links = None
+    list_filter = (CaseStateFilter, FlaggedFilter, DueWithinFilter, CauseFilter, SourceFilter, PayerTypeFilter,
+                   AssignedFilter, ("practice", PracticeFilter))
+    search_fields = ("=id", "patient__last_name", "patient__first_name", "patient__account_number", "payer__name",
+                     "payer_credit__payer_claim_number")
+    search_help_text = "Case number, patient name or account, payer, payer claim number"
+    list_select_related = ("patient", "payer", "assigned_to", "practice")
+    ordering = (F("due_on").asc(nulls_last=True), "id")
+    change_list_template = "admin/adjudication/case/change_list.html"
+    change_form_template = "admin/adjudication/case/change_form.html"
+    actions = None
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        ids = user_practice_ids(request)
+        return annotate_queue(qs, ids)
+
+    def changelist_tools(self, request):
+        return [(reverse("admin:adjudication_case_refund_work_list"), "Refund work list"),
+                (reverse("admin:adjudication_case_scan_now"), "Scan now")]
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, {"title": "Case work queue", **(extra_context or {})})
+        cl = getattr(response, "context_data", {}).get("cl") if isinstance(response, TemplateResponse) else None
+        if cl is not None:
+            response.context_data["totals"] = queue_totals(cl.queryset)
+        return response
+
+    # -- columns (fit 1280 px with the filter column)
+    @admin.display(description="case", ordering="id")
+    def case_link(self, obj):
+        return format_html('<a href="{}">#{}</a><div class="settle-muted">{}</div>', case_page_url(obj.pk), obj.pk,
+                           obj.get_kind_display().lower())
+
+    @admin.display(description="patient / payer")
+    def who(self, obj):
+        if obj.patient_id:
+            return format_html('<a href="{}">{}, {}</a>', patient_url(obj.patient_id), obj.patient.last_name,
+                               obj.patient.first_name)
+        return str(obj.payer) if obj.payer_id else "—"
+
+    @admin.display(description="amount now", ordering="money_left")
+    def money_left_now(self, obj):
+        return money_cell(obj.money_left)
+
+    @admin.display(description="cause", ordering="cause")
+    def cause_short(self, obj):
+        return CAUSE_SHORT.get(obj.cause, obj.cause)
+
+    @admin.display(description="state", ordering="state")
+    def state_label(self, obj):
+        return state_span(obj.state, STATE_SHORT.get(obj.state, obj.state))
+
+    @admin.display(description="due", ordering=F("due_on").asc(nulls_last=True))
+    def due(self, obj):
+        if obj.due_on:
+            return obj.due_on.strftime("%m/%d/%Y")
+        if obj.state == Case.State.RESOLVED:
+            return "—"
+        return "paused" if obj.investigation_started_on and not obj.investigation_ended_on else \
+            "stopped" if obj.clock_stopped else "—"
+
+    @admin.display(description="days left", ordering="days_left")
+    def days(self, obj):
+        if obj.days_left is None or obj.state == Case.State.RESOLVED:
+            return "—"
+        if obj.days_left < 0:
+            return format_html('<span class="settle-overdue">{} overdue</span>', -obj.days_left)
+        return obj.days_left
+
+    @admin.display(description="flag", ordering="flagged")
+    def flag(self, obj):
+        return mark_safe('<span class="settle-flag" title="inside the warning window">⚑</span>') if obj.flagged \
+            else ""
+
+    @admin.display(description="assigned", ordering="assigned_to__username")
+    def assigned(self, obj):
+        return obj.assigned_to.get_username() if obj.assigned_to_id else "—"
+
+    @admin.display(description="follow-up", ordering="follow_up_on")
+    def follow_up(self, obj):
+        if not obj.follow_up_on:
+            return "—"
+        day = obj.follow_up_on.strftime("%m/%d/%Y")
+        return format_html('<span class="settle-overdue" title="follow-up overdue">{} overdue</span>', day) \
+            if obj.follow_up_overdue else day
+
+    # -- the case page
+    def has_change_permission(self, request, obj=None):
+        return False  # a case changes only through its actions (the services)
+
+    def has_add_permission(self, request):
+        return False  # the scan opens cases
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(case_page_context(self, request, obj))
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+
+# --- the managers' proposal approvals --------------------------------------------------------------------
+
+class ProposalStateFilter(ChoicesFirstFilter):
+    title = "state"
+    parameter_name = "state"
+    default_label = "Waiting for a decision"
+
+    def lookups(self, request, model_admin):
+        return [("all", "All")] + list(Proposal.State.choices)
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "all":
+            return queryset
+        return queryset.filter(state=value if value in Proposal.State.values else Proposal.State.PROPOSED)
+
+
+@admin.register(Proposal)
+class ProposalAdmin(AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
+    """Proposed resolutions; by default the managers' queue of those waiting for a decision (rule 16)."""
+    practice_field = "case__practice"
+    list_display = ("proposal", "case_link", "who", "kind_label", "money_amount", "money_left_now", "proposed",
+                    "short_reason", "state_label", "decide")
+    list_display_links = None
+    list_filter = (ProposalStateFilter, "kind", ("case__practice", PracticeFilter))
+    search_fields = ("=id", "=case__id", "case__patient__last_name", "case__payer__name", "reason")
+    list_select_related = ("case", "case__patient", "case__payer", "proposed_by", "decided_by")
+    ordering = ("proposed_at", "pk")
+    actions = ("approve_selected", "reject_selected")
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        cases = annotate_queue(Case.objects.filter(pk=OuterRef("case_id")), user_practice_ids(request))
+        return qs.annotate(case_money_left=Subquery(cases.values("money_left")[:1]))
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Proposals awaiting a decision", **(extra_context or {})})
+
+    @admin.display(description="proposal", ordering="pk")
+    def proposal(self, obj):
+        return format_html("#{}", obj.pk)
+
+    @admin.display(description="case", ordering="case_id")
+    def case_link(self, obj):
+        return format_html('<a href="{}">#{}</a>', case_page_url(obj.case_id), obj.case_id)
+
+    @admin.display(description="patient / payer")
+    def who(self, obj):
+        case = obj.case
+        if case.patient_id:
+            return f"{case.patient.last_name}, {case.patient.first_name}"
+        return str(case.payer) if case.payer_id else "—"
+
+    @admin.display(description="resolution", ordering="kind")
+    def kind_label(self, obj):
+        text = obj.get_kind_display()
+        if obj.method:
+            text += f" ({obj.method.replace('_', ' ')})"
+        return text
+
+    @admin.display(description="amount", ordering="amount")
+    def money_amount(self, obj):
+        return money_cell(obj.amount)
+
+    @admin.display(description="left now")
+    def money_left_now(self, obj):
+        return money_cell(getattr(obj, "case_money_left", None))
+
+    @admin.display(description="proposed", ordering="proposed_at")
+    def proposed(self, obj):
+        return format_html('{}<div class="settle-muted">{}</div>', obj.proposed_by.get_username(),
+                           obj.proposed_at.strftime("%m/%d/%Y"))
+
+    @admin.display(description="reason")
+    def short_reason(self, obj):
+        text = Truncator(obj.reason).chars(60)
+        if obj.refusal:
+            return format_html('{}<div class="settle-overdue">refused: {}</div>', text, Truncator(obj.refusal).chars(80))
+        return text
+
+    @admin.display(description="state", ordering="state")
+    def state_label(self, obj):
+        label = state_span(obj.state, obj.get_state_display())
+        if obj.decided_by_id:
+            return format_html('{}<div class="settle-muted">{}</div>', label, obj.decided_by.get_username())
+        return label
+
+    @admin.display(description="")
+    def decide(self, obj):
+        if obj.state != Proposal.State.PROPOSED:
+            return ""
+        if obj.proposed_by_id == self._user_pk:
+            return mark_safe('<span class="settle-muted">your proposal: another manager decides</span>')
+        return format_html('<a href="{}#case-actions">Decide</a>', case_page_url(obj.case_id))
+
+    _user_pk = None
+
+    def get_changelist_instance(self, request):
+        self._user_pk = request.user.pk  # the row's "Decide" link is not offered to the proposer
+        return super().get_changelist_instance(request)
+
+    # -- decisions
+    def has_decide_permission(self, request):
+        return self.is_member(request) and any(is_manager(request.user, pid) for pid in user_practice_ids(request))
+
+    def _decide(self, request, queryset, *, service, verb: str):
+        def perform(reason):
+            done, errors = 0, []
+            for proposal in queryset.order_by("pk"):
+                _, error = call_service(service, case=proposal.case_id, actor=request.user, reason=reason)
+                if error:
+                    errors.append(f"Proposal #{proposal.pk} (case {proposal.case_id}): {error}")
+                else:
+                    done += 1
+            report(self, request, done=done, what=f"Proposals {verb}", errors=errors)
+
+        return perform
+
+    @admin.action(description="Approve selected proposals", permissions=["decide"])
+    def approve_selected(self, request, queryset):
+        return confirm_with_reason(
+            self, request, queryset, action="approve_selected", title="Approve proposals",
+            question="Approve these resolutions: each is carried out at once through the money services when it "
+                     "can be (a payer refund without its check number waits to be carried out). A manager other than "
+                     "the proposer approves (four eyes); if the money changed meanwhile, the proposal is refused "
+                     "and its case goes back to proposed, with nothing done.",
+            perform=self._decide(request, queryset, service=case_approve, verb="approved"), button="Approve")
+
+    @admin.action(description="Reject selected proposals", permissions=["decide"])
+    def reject_selected(self, request, queryset):
+        return confirm_with_reason(
+            self, request, queryset, action="reject_selected", title="Reject proposals",
+            question="Reject these resolutions: their cases go back to investigating.",
+            perform=self._decide(request, queryset, service=case_reject, verb="rejected"), button="Reject")
+
+
+# --- unclaimed property ------------------------------------------------------------------------------------
+
+@admin.register(UnclaimedProperty)
+class UnclaimedPropertyAdmin(UnclaimedPagesMixin, AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
+    """Credits past their owner state's dormancy (rule 17, example L)."""
+    list_display = ("item", "owner", "owner_state", "money_amount", "last_activity", "presumed", "letter_due",
+                    "report_due", "state_label", "case_link", "practice")
+    list_display_links = None
+    list_filter = ("state", "owner_state", "report_year", ("practice", PracticeFilter))
+    search_fields = ("=id", "=case__id", "credit__patient__last_name", "credit__patient__account_number")
+    list_select_related = ("credit__patient", "case", "practice")
+    ordering = ("report_due_on", "pk")
+    actions = ("send_letters", "turn_over")
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Unclaimed property", **(extra_context or {})})
+
+    def changelist_tools(self, request):
+        return [(reverse("admin:adjudication_unclaimedproperty_report"), "Holder report (CSV)")]
+
+    @admin.display(description="item", ordering="pk")
+    def item(self, obj):
+        if obj.letter:
+            return format_html('#{} <a href="{}">letter</a>', obj.pk,
+                               admin_url("adjudication_unclaimedproperty_letter", obj.pk))
+        return format_html("#{}", obj.pk)
+
+    @admin.display(description="owner", ordering="credit__patient__last_name")
+    def owner(self, obj):
+        p = obj.credit.patient
+        return format_html('<a href="{}">{}, {}</a>', patient_url(p.pk, "credits"), p.last_name, p.first_name)
+
+    @admin.display(description="amount", ordering="amount")
+    def money_amount(self, obj):
+        return money_cell(obj.amount)
+
+    @admin.display(description="last activity", ordering="last_activity_on")
+    def last_activity(self, obj):
+        return obj.last_activity_on.strftime("%m/%d/%Y")
+
+    @admin.display(description="presumed", ordering="presumed_on")
+    def presumed(self, obj):
+        return obj.presumed_on.strftime("%m/%d/%Y")
+
+    @admin.display(description="letter due", ordering="letter_due_on")
+    def letter_due(self, obj):
+        if obj.letter_sent_on:
+            return format_html('sent {}', obj.letter_sent_on.strftime("%m/%d/%Y"))
+        return obj.letter_due_on.strftime("%m/%d/%Y") if obj.letter_due_on else "not needed"
+
+    @admin.display(description="report due", ordering="report_due_on")
+    def report_due(self, obj):
+        return obj.report_due_on.strftime("%m/%d/%Y")
+
+    @admin.display(description="state", ordering="state")
+    def state_label(self, obj):
+        return state_span(obj.state, obj.get_state_display())
+
+    @admin.display(description="case", ordering="case_id")
+    def case_link(self, obj):
+        return format_html('<a href="{}">#{}</a>', case_page_url(obj.case_id), obj.case_id)
+
+    def has_act_permission(self, request):
+        return self.is_member(request)
+
+    def _each(self, request, queryset, *, service, verb):
+        def perform(reason):
+            done, errors = 0, []
+            for item in queryset.order_by("pk"):
+                _, error = call_service(service, item=item.pk, actor=request.user, reason=reason)
+                if error:
+                    errors.append(f"Item #{item.pk}: {error}")
+                else:
+                    done += 1
+            report(self, request, done=done, what=verb, errors=errors)
+
+        return perform
+
+    @admin.action(description="Send the due-diligence letter", permissions=["act"])
+    def send_letters(self, request, queryset):
+        return confirm_with_reason(
+            self, request, queryset, action="send_letters", title="Send due-diligence letters",
+            question="A letter (PDF) to each owner's last known address, stored with the item.",
+            perform=self._each(request, queryset, service=unclaimed_send_letter, verb="Letters sent"),
+            objects=queryset.select_related("credit__patient"), button="Send letters")
+
+    @admin.action(description="Turn over to the state", permissions=["act"])
+    def turn_over(self, request, queryset):
+        return confirm_with_reason(
+            self, request, queryset, action="turn_over", title="Turn over as unclaimed property",
+            question="Each credit is removed with the reason “unclaimed property, <state>”, it goes on the holder "
+                     "report, and its case is resolved. Refused before the due-diligence letter when one is needed.",
+            perform=self._each(request, queryset, service=unclaimed_turn_over, verb="Turned over"),
+            objects=queryset.select_related("credit__patient"), button="Turn over")
+
+
+# --- the rules table and the practice's settings (managers edit, with a reason) -----------------------------
+
+class ManagedForm(ReasonModelForm):
+    pass
+
+
+class ManagerEditAdmin(ServiceEditAdmin, ScopedHistoryAdmin):
+    """Rows a manager of their practice adds and edits, each save with the manager's name and reason
+    in the history (ledger.history.save_with_history); billing staff see them read-only. The model's
+    constraints are checked on the form (Django validates them) and by the database again."""
+    form = ManagedForm
+    asks_reason = True
+    list_display_links = None
+
+    def _model_fields(self):
+        return [f.name for f in self.model._meta.fields if not f.primary_key or f.name == "practice"]
+
+    @property
+    def editable_fields(self):
+        return tuple(n for n in self._model_fields() if n != "practice")
+
+    @property
+    def add_fields(self):
+        return ("practice",) + self.editable_fields
+
+    def managed_ids(self, request) -> list[int]:
+        return [pid for pid in user_practice_ids(request) if is_manager(request.user, pid)]
+
+    def can_edit(self, request, obj):
+        return request.user.is_superuser or (obj.practice_id is not None
+                                             and is_manager(request.user, obj.practice_id))
+
+    def has_add_permission(self, request):
+        return self.is_member(request) and (request.user.is_superuser or bool(self.managed_ids(request)))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "practice" and not request.user.is_superuser:
+            field.queryset = field.queryset.filter(pk__in=self.managed_ids(request))
+        return field
+
+    def save_model(self, request, obj, form, change):
+        self.save_by_service(self._save, obj=obj, actor=request.user, reason=form.cleaned_data["reason"])
+
+    @staticmethod
+    def _save(*, obj, actor, reason):
+        if not actor.is_superuser and (obj.practice_id is None or not is_manager(actor, obj.practice_id)):
+            raise PermissionDenied(f"only a manager of the practice changes its {obj._meta.verbose_name_plural}",
+                                   field="practice")
+        save_with_history(obj, actor=actor, reason=reason.strip())
+
+
+def change_link(obj, label=None):
+    return format_html('<a href="{}">{}</a>', admin_url(f"adjudication_{obj._meta.model_name}_change", obj.pk),
+                       label or str(obj))
+
+
+@admin.register(ClockRule)
+class ClockRuleAdmin(AdjudicationListMixin, ManagerEditAdmin):
+    """The clocks of rule 17 as data. The seeded rules (every practice: blank practice) are read-only
+    here except for administrators; a manager adds their practice's own rule, which comes before a
+    general one (adjudication/clocks.py), and edits it."""
+    list_display = ("rule", "kind", "us_state", "payer_type", "effective", "days_short", "dormancy", "practice_name",
+                    "active")
+    list_filter = ("kind", "active", "us_state", "payer_type")
+    search_fields = ("name", "citation", "us_state")
+    ordering = ("kind", "us_state", "payer_type", "effective_from", "pk")
+
+    def scope(self, request, qs):
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(Q(practice__isnull=True) | Q(practice_id__in=user_practice_ids(request)))
+
+    def in_scope(self, request, obj):
+        return request.user.is_superuser or obj.practice_id is None or obj.practice_id in user_practice_ids(request)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Clock rules", **(extra_context or {})})
+
+    @admin.display(description="rule", ordering="name")
+    def rule(self, obj):
+        return format_html('{}<div class="settle-muted">{}</div>', change_link(obj),
+                           Truncator(obj.citation).chars(60))
+
+    @admin.display(description="in effect", ordering="effective_from")
+    def effective(self, obj):
+        start = obj.effective_from.strftime("%m/%d/%Y") if obj.effective_from else "always"
+        return f"{start} – {obj.effective_to:%m/%d/%Y}" if obj.effective_to else f"from {start}" \
+            if obj.effective_from else start
+
+    @admin.display(description="days")
+    def days_short(self, obj):
+        if obj.kind == ClockRule.Kind.UNCLAIMED:
+            return "—"
+        text = f"{obj.days}" if obj.days else "—"
+        if obj.notice_days:
+            text = f"notice {obj.notice_days}, then {text}"
+        if obj.suspension_max_days:
+            text += f" (suspend ≤ {obj.suspension_max_days})"
+        return text
+
+    @admin.display(description="dormancy")
+    def dormancy(self, obj):
+        if obj.kind != ClockRule.Kind.UNCLAIMED:
+            return "—"
+        text = f"{obj.dormancy_years} y, report {obj.report_month}/{obj.report_day}"
+        if obj.letter_threshold is not None:
+            text += f", letter > {obj.letter_threshold}"
+        return text
+
+    @admin.display(description="practice", ordering="practice__name")
+    def practice_name(self, obj):
+        return str(obj.practice) if obj.practice_id else "every practice"
+
+
+@admin.register(AdjudicationSettings)
+class AdjudicationSettingsAdmin(ManagerEditAdmin):
+    list_display = ("settings", "min_credit_age_days", "warning_window_days", "payer_credit_max_open_days",
+                    "locked_credit_max_days")
+
+    @admin.display(description="practice")
+    def settings(self, obj):
+        return change_link(obj, str(obj.practice))
+
+
+@admin.register(RefundPolicy)
+class RefundPolicyAdmin(ManagerEditAdmin):
+    list_display = ("policy", "active", "min_amount", "max_amount", "min_age_days", "require_no_open_balance",
+                    "require_no_pending_claim", "practice")
+
+    @admin.display(description="policy", ordering="name")
+    def policy(self, obj):
+        return change_link(obj, obj.name)
+
+
+@admin.register(RefundApprovalBand)
+class RefundApprovalBandAdmin(ManagerEditAdmin):
+    list_display = ("band", "role", "four_eyes", "practice")
+
+    @admin.display(description="band", ordering="up_to")
+    def band(self, obj):
+        return change_link(obj)
