@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
+from adjudication.clocks import practice_today, refresh_clocks
 from adjudication.models import AdjudicationSettings, Case, CaseEvent, Proposal
 from ledger.access import ensure_staff, system_user
 from ledger.bulk import history_fields
@@ -49,11 +50,7 @@ from ledger.inputs import require_reason
 from ledger.locks import lock_sql
 from ledger.models import Practice
 
-try:  # the clocks (C) and unclaimed property (D) land beside this module during issue 11
-    from adjudication.clocks import practice_today, refresh_clocks
-except ImportError:  # pragma: no cover
-    practice_today = refresh_clocks = None
-try:
+try:  # unclaimed property (D) lands beside this module during issue 11
     from adjudication.services.unclaimed import unclaimed_find
 except ImportError:  # pragma: no cover
     unclaimed_find = None
@@ -221,12 +218,6 @@ def settings_for(practice_id: int) -> AdjudicationSettings:
     return row
 
 
-def _today(practice) -> date:
-    if practice_today is not None:
-        return practice_today(practice)
-    return timezone.now().astimezone(ZoneInfo(practice.time_zone)).date()
-
-
 def scan_practice(*, practice_id: int, actor=None, reason: str = "Nightly scan", today: date | None = None,
                   batch_size: int = DEFAULT_BATCH) -> ScanResult:
     """Open a case for every credit balance of the practice that has none, resolve the cases whose
@@ -240,7 +231,7 @@ def scan_practice(*, practice_id: int, actor=None, reason: str = "Nightly scan",
         raise NotFound(f"unknown practice {practice_id}", field="practice")
     actor = actor or system_user()
     ensure_staff(actor, practice.pk)
-    today = today or _today(practice)
+    today = today or practice_today(practice)
     conf = settings_for(practice.pk)
     tz = ZoneInfo(practice.time_zone)
     # "older than the minimum age": created on or before today - min age, in the practice's zone
@@ -258,6 +249,11 @@ def scan_practice(*, practice_id: int, actor=None, reason: str = "Nightly scan",
         result.opened += opened
         result.clocks_updated += clocks
 
+    # every open case's clock against the rules as they are now (managers edit them): only the
+    # clocks that changed are written, each with a history row
+    with transaction.atomic():
+        result.clocks_updated += refresh_clocks(practice_id=practice.pk, today=today, actor=actor,
+                                                reason="Clock refreshed from the rules by the scan")
     result.closed = close_gone_batches(practice_id=practice.pk, actor=actor, batch_size=batch_size)
     if unclaimed_find is not None:
         result.unclaimed_listed = unclaimed_find(practice_id=practice.pk, today=today) or 0
@@ -286,13 +282,13 @@ def _open_kind(practice_id: int, source: str, columns: dict, keys: tuple, params
                 cur.execute(insert_sql, p)
                 new = cur.rowcount
                 if new:
+                    # the clock first, so that the case's first history row has it
+                    cur.execute("SELECT id FROM scan_new ORDER BY id")
+                    ids = [r[0] for r in cur.fetchall()]
+                    clocks += refresh_clocks(practice_id=practice_id, case_ids=ids, today=params["today"])
                     cur.execute(_history_sql(Case, ids_table="scan_new", reason_sql="%(reason)s",
                                              history_type="+"), p)
                     cur.execute(OPENED_EVENT_SQL, p)
-                    cur.execute("SELECT id FROM scan_new ORDER BY id")
-                    ids = [r[0] for r in cur.fetchall()]
-                    if refresh_clocks is not None:
-                        clocks += refresh_clocks(practice_id=practice_id, case_ids=ids) or 0
                 cur.execute("DROP TABLE scan_new")
                 opened += new
             cur.execute("DROP TABLE scan_batch")

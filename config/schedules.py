@@ -7,6 +7,8 @@ deploy) upserts django-q2 Schedule rows from it by name; running it twice change
   Practice.time_zone). django-q2 evaluates cron in the server's zone, so these are DAILY
   schedules whose next_run is computed in the practice's zone; the job re-sets it after every
   run (remittances/jobs.py `nightly_run`), which keeps it exact across daylight-saving changes.
+  The job is `adjudication.jobs.nightly_run`: the remittances nightly run (pending 835 files,
+  then the application), then the credit-balance scan (adjudication/scan.py).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -23,7 +25,7 @@ PERIODIC: dict[str, tuple[str, str]] = {
 }
 
 NIGHTLY_PREFIX = "nightly-practice-"
-NIGHTLY_FUNC = "remittances.jobs.nightly_run"
+NIGHTLY_FUNC = "adjudication.jobs.nightly_run"
 
 
 def next_local_run(practice, *, now: datetime) -> datetime:
