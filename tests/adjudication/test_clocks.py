@@ -68,7 +68,7 @@ def patient_case(world, credit, determined_on: date, *, resolved=False, **kw) ->
 
 def payer_case(world, payer, determined_on: date, amount="180.00", **kw) -> Case:
     pat = world.patient()
-    enc, claim = world.visit(pat, date(2026, 2, 4), charge="180.00")
+    _, claim = world.visit(pat, date(2026, 2, 4), charge="180.00")
     pc = credit_services.payer_credit_open(payer_id=payer.pk, amount=amount, reason_code="duplicate_payment",
                                            actor=world.clerk, reason="Paid twice", claim_id=claim.pk,
                                            payer_claim_number=f"PCN-{claim.pk}", cash_received=True)
