@@ -32,8 +32,10 @@ def build_books(*, patients: int, encounters_per_patient: int = 2, credits_per_p
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("""
             INSERT INTO ledger_patient (practice_id, account_number, first_name, last_name, email, member_id,
-                                        exclude_from_auto_apply, created_at)
-            SELECT %(practice)s, 'B' || lpad(g::text, 8, '0'), 'Pat', 'Bench' || g, '', 'M' || g, false, now()
+                                        exclude_from_auto_apply, created_at, address_line1, address_line2, city,
+                                        us_state, postal_code)
+            SELECT %(practice)s, 'B' || lpad(g::text, 8, '0'), 'Pat', 'Bench' || g, '', 'M' || g, false, now(),
+                   g || ' Main St', '', 'Austin', 'TX', '78701'
               FROM generate_series(1, %(n)s) g""", p)
         cur.execute("""
             INSERT INTO ledger_encounter (practice_id, patient_id, date_of_service, description, charge, estimated_pr,
