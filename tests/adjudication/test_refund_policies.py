@@ -20,6 +20,7 @@ from credits import services as credit_services
 from credits.models import Credit, Refund
 from ledger.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation
 from ledger.models import JournalLine, Membership
+from tests.credits.test_races import outcomes, race
 from tests.factories import MembershipFactory, PatientFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -370,3 +371,36 @@ def test_a_credit_not_on_the_list_is_refused(world, practice):
     with pytest.raises(RuleViolation, match=f"credit {c.pk} is not on the refund work list"):
         refund_work_list_refund(credit_ids=[c.pk], actor=world.manager, reason="Refund policy run")
     assert written() == before
+
+
+# --- races (real threads, each with its own connection) ----------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("round_", range(2))
+def test_the_same_credit_refunded_from_the_list_twice_at_once_is_refunded_once(world, practice, round_):
+    policy(practice)
+    band(practice, None, "billing")
+    c = card_credit(world, "40.00")
+    results = race(*[lambda: refund_work_list_refund(credit_ids=[c.pk], actor=world.clerk, reason="Run")] * 2)
+    assert outcomes(results) == ["ok", "refused"]
+    assert "on the refund work list" in next(r[1].message for r in results if r[0] == "refused")
+    assert Refund.objects.filter(credit=c).count() == 1
+    c.refresh_from_db()
+    assert (c.state, c.on_hand, c.refund_hold, c.refunded_amount) == ("refunded", 0, 0, D("40.00"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("round_", range(2))
+def test_two_credits_of_one_patient_refunded_at_once_still_meet_the_four_eyes(world, practice, round_):
+    """Two staff refund one credit each of the same patient at the same moment: the band is chosen
+    under the patient's lock, so the second counts the first and waits for a manager."""
+    policy(practice)
+    band(practice, "50.00", "billing")
+    band(practice, None, "billing", four_eyes=True)
+    pat = world.patient()
+    a, b = card_credit(world, "40.00", patient=pat), card_credit(world, "40.00", patient=pat)
+    results = race(lambda: refund_work_list_refund(credit_ids=[a.pk], actor=world.clerk, reason="Run"),
+                   lambda: refund_work_list_refund(credit_ids=[b.pk], actor=world.manager, reason="Run"))
+    assert outcomes(results) == ["ok", "ok"]
+    refunds = sorted((r.needs_approval, r.state) for r in Refund.objects.filter(patient=pat))
+    assert refunds == [(False, "issued"), (True, "requested")]
