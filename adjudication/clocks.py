@@ -39,6 +39,8 @@ from django.utils import timezone
 
 from adjudication.models import Case, ClockRule
 from ledger.bulk import history_from_table
+from ledger.errors import NotFound
+from ledger.inputs import parse_id
 from ledger.models import Claim, Payer, Practice
 
 PAYER_KIND = Case.Kind.PAYER_CREDIT
@@ -137,14 +139,15 @@ def apply_clock(case: Case, *, today: date | None = None) -> None:
     """Set the case's clock_rule, due_on, notice_due_on and clock_stopped from the rules (no save)."""
     practice = case.practice
     today = today or practice_today(practice)
+    determined_on = case.determined_on or today  # a case not saved yet: determined today
     kind = clock_kind_of(case)
     if kind == ClockRule.Kind.PAYER_RETURN:
-        rule = rule_for(kind, practice=practice, on=case.determined_on, payer_type=_case_payer_type(case),
+        rule = rule_for(kind, practice=practice, on=determined_on, payer_type=_case_payer_type(case),
                         us_state=practice.us_state, billed=True)
     else:
-        rule = rule_for(kind, practice=practice, on=case.determined_on, us_state=practice.us_state,
+        rule = rule_for(kind, practice=practice, on=determined_on, us_state=practice.us_state,
                         billed=visit_was_billed(_case_visit_id(case)))
-    dates = clock_dates(rule, determined_on=case.determined_on, today=today,
+    dates = clock_dates(rule, determined_on=determined_on, today=today,
                         investigation_started_on=case.investigation_started_on,
                         investigation_ended_on=case.investigation_ended_on, notice_sent_on=case.notice_sent_on,
                         election=case.election)
@@ -239,7 +242,9 @@ def refresh_clocks(*, practice_id: int, case_ids=None, today: date | None = None
     is chosen per case in SQL (a LATERAL subquery on the small rules table), the dates computed as
     `clock_dates` does. Only rows whose clock changed are written; returns how many. With an
     `actor`, the changed cases get a history row each (one INSERT ... SELECT)."""
-    practice = Practice.objects.only("us_state", "time_zone").get(pk=practice_id)
+    practice = Practice.objects.only("us_state", "time_zone").filter(pk=parse_id(practice_id, field="practice")).first()
+    if practice is None:
+        raise NotFound(f"unknown practice {practice_id}", field="practice")
     today = today or practice_today(practice)
     params = {
         "practice_id": practice.pk, "us_state": practice.us_state or "", "today": today,
@@ -248,7 +253,7 @@ def refresh_clocks(*, practice_id: int, case_ids=None, today: date | None = None
     }
     case_filter = ""
     if case_ids is not None:
-        params["case_ids"] = [int(i) for i in case_ids]
+        params["case_ids"] = [parse_id(i, field="case_ids") for i in case_ids]
         if not params["case_ids"]:
             return 0
         case_filter = "AND c.id = ANY(%(case_ids)s)"

@@ -19,6 +19,7 @@ from adjudication.models import Case, ClockRule
 from credits import services as credit_services
 from credits.models import Credit
 from credits.nightly import nightly_apply
+from ledger.errors import InvalidInput, NotFound
 from ledger.models import Payer
 from tests.factories import PayerFactory, PracticeFactory
 
@@ -376,6 +377,11 @@ def test_refresh_clocks_touches_only_the_practice_and_cases_asked_for(world):
     assert Case.objects.get(pk=b.pk).due_on is None
     other = PracticeFactory(name="Someone else")
     assert clocks.refresh_clocks(practice_id=other.pk, case_ids=[b.pk], today=date(2026, 5, 1)) == 0
+    assert Case.objects.get(pk=b.pk).due_on is None
+    with pytest.raises(NotFound, match="unknown practice"):
+        clocks.refresh_clocks(practice_id=10**9)
+    with pytest.raises(InvalidInput, match="case_ids"):
+        clocks.refresh_clocks(practice_id=world.practice.pk, case_ids=["x"])
     assert Case.objects.get(pk=b.pk).due_on is None
 
 
