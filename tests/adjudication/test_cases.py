@@ -10,7 +10,8 @@ import pytest
 import time_machine
 from django.db import DatabaseError, connection, transaction
 
-from adjudication.models import Case, CaseEvent, ClockRule
+from adjudication.models import Case, CaseEvent
+from adjudication.scan import scan_practice
 from adjudication.services import cases as svc
 from adjudication.services.core import move
 from credits import services as credit_services
@@ -22,32 +23,31 @@ from tests.factories import MembershipFactory, PayerFactory, PracticeFactory, Us
 NOON = datetime(2026, 6, 22, 17, tzinfo=UTC)
 
 
-def patient_case(world, amount="150.00", *, determined_on=date(2026, 6, 20), **fields) -> Case:
-    """A case on a real patient credit (a payment with nothing to pay for), as the scan opens it."""
+def opened_on(day: date):
+    """Travel to the afternoon of `day` (the same day in the practice's time zone)."""
+    return time_machine.travel(datetime(day.year, day.month, day.day, 17, tzinfo=UTC), tick=False)
+
+
+def patient_case(world, amount="150.00", *, on=date(2026, 6, 20)) -> Case:
+    """A real patient credit (a payment with nothing to pay for) on `on`, and the case the real scan
+    opens for it that day (a Texas practice: the Texas 30-day clock of the seed)."""
     patient = world.patient()
-    world.pay(patient, amount)
-    credit = Credit.objects.get(patient=patient)
-    return Case.objects.create(practice=world.practice, kind=Case.Kind.PATIENT_CREDIT,
-                               cause=Case.Cause.PATIENT_OVERPAYMENT, source=credit.source, credit=credit,
-                               patient=patient, amount=credit.on_hand, determined_on=determined_on, **fields)
+    with opened_on(on):
+        world.pay(patient, amount)
+        scan_practice(practice_id=world.practice.pk)
+    return Case.objects.get(credit__patient=patient)
 
 
-def medicare_rule(world) -> ClockRule:
-    return ClockRule.objects.create(kind=ClockRule.Kind.PAYER_RETURN, name="Medicare 60 days (test)",
-                                    practice=world.practice, payer_type="medicare", days=60, suspension_max_days=180,
-                                    citation="42 CFR 401.305")
-
-
-def payer_case(world, amount="180.00", *, payer_type=Payer.Type.MEDICARE, determined_on=date(2026, 3, 24),
-               **fields) -> Case:
-    """A case on a real payer credit (money received twice from the payer)."""
+def payer_case(world, amount="180.00", *, payer_type=Payer.Type.MEDICARE, on=date(2026, 3, 24)) -> Case:
+    """A real payer credit (the payer paid twice) on `on`, and the case the real scan opens for it that
+    day (Medicare: the federal 60-day clock with its 180-day suspension, from the seed)."""
     payer = PayerFactory(practice=world.practice, payer_type=payer_type)
-    pc = credit_services.payer_credit_open(payer_id=payer.pk, amount=amount, reason_code="duplicate_payment",
-                                           actor=world.clerk, reason="Paid twice", cash_received=True,
-                                           payer_claim_number="ICN-1")
-    return Case.objects.create(practice=world.practice, kind=Case.Kind.PAYER_CREDIT, cause=Case.Cause.DUPLICATE,
-                               payer_credit=pc, payer=payer, payer_type=payer_type, amount=pc.amount,
-                               determined_on=determined_on, **fields)
+    with opened_on(on):
+        pc = credit_services.payer_credit_open(payer_id=payer.pk, amount=amount, reason_code="duplicate_payment",
+                                               actor=world.clerk, reason="Paid twice", cash_received=True,
+                                               payer_claim_number="ICN-1")
+        scan_practice(practice_id=world.practice.pk)
+    return Case.objects.get(payer_credit=pc)
 
 
 def written(case) -> tuple[int, int]:
@@ -63,10 +63,11 @@ def other_practice_case(world) -> Case:
     other = PracticeFactory(name="Elsewhere")
     clerk = MembershipFactory(practice=other, user=UserFactory(username="other_clerk")).user
     payer = PayerFactory(practice=other)
-    pc = credit_services.payer_credit_open(payer_id=payer.pk, amount="50.00", reason_code="other", actor=clerk,
-                                           reason="Overpaid", cash_received=True)
-    return Case.objects.create(practice=other, kind=Case.Kind.PAYER_CREDIT, cause=Case.Cause.OTHER, payer_credit=pc,
-                               payer=payer, amount=pc.amount, determined_on=date(2026, 6, 1))
+    with opened_on(date(2026, 6, 1)):
+        pc = credit_services.payer_credit_open(payer_id=payer.pk, amount="50.00", reason_code="other", actor=clerk,
+                                               reason="Overpaid", cash_received=True)
+        scan_practice(practice_id=other.pk)
+    return Case.objects.get(payer_credit=pc)
 
 
 @pytest.fixture
@@ -153,8 +154,10 @@ def test_reason_is_required(world, at_noon):
 # --- good-faith investigation (rule 17, example I's dates) --------------------------------------------
 
 def test_good_faith_investigation_suspends_then_restarts_the_medicare_clock(world):
-    rule = medicare_rule(world)
-    case = payer_case(world, clock_rule=rule, due_on=date(2026, 5, 23))  # identified 24 Mar: due 23 May
+    case = payer_case(world)  # identified 24 Mar by the scan
+    rule = case.clock_rule
+    assert (case.determined_on, case.due_on, rule.payer_type, rule.days, rule.suspension_max_days) == (
+        date(2026, 3, 24), date(2026, 5, 23), "medicare", 60, 180)
     with time_machine.travel(datetime(2026, 3, 25, 16, tzinfo=UTC), tick=False):
         svc.case_investigate(case=case, actor=world.clerk, reason="Is the second payment a duplicate?",
                              good_faith=True)
@@ -179,7 +182,7 @@ def test_good_faith_investigation_suspends_then_restarts_the_medicare_clock(worl
 
 
 def test_good_faith_on_an_investigating_case_starts_the_suspension_only(world):
-    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    case = payer_case(world)
     with time_machine.travel(datetime(2026, 3, 26, 16, tzinfo=UTC), tick=False):
         svc.case_investigate(case=case, actor=world.clerk, reason="Look")
         svc.case_investigate(case=case, actor=world.clerk, reason="Good faith from today", good_faith=True,
@@ -191,9 +194,9 @@ def test_good_faith_on_an_investigating_case_starts_the_suspension_only(world):
 
 
 def test_good_faith_refused_when_the_rule_has_no_suspension(world, at_noon):
-    texas = ClockRule.objects.create(kind=ClockRule.Kind.PATIENT_REFUND, name="Texas 30 days (test)",
-                                     practice=world.practice, us_state="TX", days=30)
-    case = patient_case(world, clock_rule=texas, due_on=date(2026, 7, 20))
+    case = patient_case(world)  # Texas: 30 days from 20 Jun, no suspension
+    assert (case.due_on, case.clock_rule.us_state, case.clock_rule.suspension_max_days) == (date(2026, 7, 20), "TX",
+                                                                                           None)
     before = written(case)
     with pytest.raises(RuleViolation, match="allows no good-faith investigation suspension"):
         svc.case_investigate(case=case, actor=world.clerk, reason="Good faith", good_faith=True)
@@ -207,7 +210,7 @@ def test_good_faith_refused_when_the_rule_has_no_suspension(world, at_noon):
     (date(2026, 3, 20), InvalidInput, "before the overpayment was identified"),
 ])
 def test_good_faith_bad_start_day_writes_nothing(world, on, error, message):
-    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    case = payer_case(world)
     before = written(case)
     with time_machine.travel(datetime(2026, 3, 26, 16, tzinfo=UTC), tick=False), pytest.raises(error, match=message):
         svc.case_investigate(case=case, actor=world.clerk, reason="Good faith", good_faith=True, on=on)
@@ -215,14 +218,14 @@ def test_good_faith_bad_start_day_writes_nothing(world, on, error, message):
 
 
 def test_good_faith_after_the_clock_ran_out_is_not_timely(world):
-    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    case = payer_case(world)
     with time_machine.travel(datetime(2026, 5, 30, 16, tzinfo=UTC), tick=False), \
             pytest.raises(RuleViolation, match="not timely"):
         svc.case_investigate(case=case, actor=world.clerk, reason="Late", good_faith=True)
 
 
 def test_end_investigation_refused_without_one_or_twice(world):
-    case = payer_case(world, clock_rule=medicare_rule(world), due_on=date(2026, 5, 23))
+    case = payer_case(world)
     with time_machine.travel(datetime(2026, 3, 25, 16, tzinfo=UTC), tick=False):
         before = written(case)
         with pytest.raises(RuleViolation, match="has no good-faith investigation to end"):
@@ -247,7 +250,7 @@ def test_note_is_an_event_and_refused_empty(world, at_noon):
                                                         world.clerk, case.pk)
     with pytest.raises(InvalidInput, match="text is required"):
         svc.case_note(case=case, actor=world.clerk, text="")
-    assert CaseEvent.objects.filter(case=case).count() == 1
+    assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.NOTE).count() == 1
 
 
 def test_confirm_balance_records_the_amount_found_now(world, at_noon):
