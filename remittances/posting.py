@@ -331,10 +331,13 @@ def _post_adjustments(f, *, actor, result: PostResult) -> None:
 
 
 def _plb_candidates(adj) -> list[int]:
-    """The open payer credits a WO recovery or 72 return may close: its reference is the payer's or
-    our claim number (oldest first). Read before the locks; re-checked after."""
+    """The open payer credits a WO recovery or 72 return may close, or a negative WO (a deferred
+    recoupment) may name as already owed: its reference is the payer's or our claim number (oldest
+    first). Read before the locks; re-checked after."""
     ref = adj.reference.strip()
-    if adj.code not in ("WO", "72") or adj.amount <= 0 or not ref:
+    recovery = adj.code in ("WO", "72") and adj.amount > 0
+    deferral = adj.code == "WO" and adj.amount < 0
+    if not (recovery or deferral) or not ref:
         return []
 
     qs = PayerCredit.objects.filter(practice_id=adj.practice_id, state=PayerCredit.State.OPEN)
@@ -346,7 +349,8 @@ def _plb_candidates(adj) -> list[int]:
 
 def _post_plb(adj: RemittanceAdjustment, candidates: list, *, filename: str, actor) -> list[tuple]:
     """PLB: WO recoupment or 72 return closes a matching open payer credit; a negative WO is a
-    deferred recoupment (a new payer credit); anything else is booked as a payer adjustment so
+    deferred recoupment (a new payer credit, unless its reference names an open payer credit that
+    already owes that money: then it is booked as a payer adjustment); anything else is booked as a payer adjustment so
     the cash booked equals the check (BPR02 = sum CLP04 - sum PLB). `candidates` are locked.
     Returns the (adjustment id, entry id, kind) of the entries written."""
     tx = adj.transaction
@@ -372,9 +376,15 @@ def _post_plb(adj: RemittanceAdjustment, candidates: list, *, filename: str, act
             adj.note = "no open payer credit matches the reference; booked as a payer adjustment"
     elif adj.code == "WO" and adj.amount < 0:
         payer = tx.payer
+        owed = next((pc for pc in candidates if pc.state == PayerCredit.State.OPEN and pc.outstanding >= -adj.amount),
+                    None)
         if payer is None:
             booked.append(_book_plb(adj, adj.amount, memo, actor))
             adj.note = "deferred recoupment from an unknown payer; booked as a payer adjustment"
+        elif owed is not None:  # the same money is owed already: never a second payer credit for it
+            booked.append(_book_plb(adj, adj.amount, memo, actor))
+            adj.note = (f"names open payer credit #{owed.pk}, already owed to the payer: no second payer credit; "
+                        "booked as a payer adjustment")
         else:
             pc = payer_credit_open(payer_id=payer.pk, amount=-adj.amount, reason_code="other", actor=actor,
                                    reason=f"Recoupment deferred: {memo}", payer_claim_number=adj.reference,
