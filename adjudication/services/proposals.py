@@ -349,9 +349,16 @@ def _needs_reference(p: Proposal) -> bool:
 
 
 def _live_proposal(c: Case) -> Proposal:
+    """The case's live proposal, locked (the caller holds the case's lock). None live: the last one
+    says why (decided meanwhile by someone else, e.g. two managers approving at once)."""
     p = Proposal.objects.filter(case=c, state__in=Proposal.LIVE).only("pk").first()
     if p is None:
-        raise NotFound(f"case {c.pk} has no proposal waiting for a decision or to be carried out", field="proposal")
+        last = Proposal.objects.filter(case=c).order_by("-pk").first()
+        if last is None:
+            raise NotFound(f"case {c.pk} has no proposal", field="proposal")
+        by = f" by {last.decided_by.get_username()}" if last.decided_by_id else ""
+        raise RuleViolation(f"case {c.pk}: proposal {last.pk} is already {last.get_state_display().lower()}{by}; "
+                            "no proposal is waiting", field="proposal", code="invalid_transition")
     return lock(proposals=[p.pk]).proposals[p.pk]
 
 

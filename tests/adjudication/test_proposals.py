@@ -187,7 +187,7 @@ def test_reject_sends_the_case_back_to_investigating(world):
     case.refresh_from_db()
     assert (p.state, p.decided_by, p.decision_note, case.state) == \
         ("rejected", world.manager, "Patient has a visit next week", "investigating")
-    with pytest.raises(NotFound, match="no proposal"):
+    with pytest.raises(RuleViolation, match="is already rejected by boss"):
         case_approve(case=case, actor=world.manager, reason="late")
     assert Refund.objects.count() == 0
 
