@@ -14,7 +14,7 @@ import time_machine
 from django.core.files.storage import default_storage
 
 from adjudication import letters
-from adjudication.models import Case, CaseEvent, UnclaimedProperty
+from adjudication.models import Case, CaseEvent, ClockRule, UnclaimedProperty
 from adjudication.scan import scan_practice
 from adjudication.services.unclaimed import (
     PROPERTY_TYPE,
@@ -243,6 +243,11 @@ def test_turn_over_races_the_nightly_run_and_a_second_turn_over(world):
     """Two staff turn the credit over while the nightly run wants 20.00 of it for a new balance: one
     wins. Either the credit is turned over whole (the run applies none of it), or the run applies
     20.00 first and both turn-overs are refused (the credit changed since it was listed)."""
+    # a transactional test may run after another one flushed the seeded rules: the practice's own copy
+    # of the Texas rule (3 years, as of 1 March, report 1 July, letter 1 May above 250.00)
+    ClockRule.objects.create(kind=ClockRule.Kind.UNCLAIMED, name="Texas (test copy)", practice=world.practice,
+                             us_state="TX", dormancy_years=3, cutoff_month=3, cutoff_day=1, report_month=7,
+                             report_day=1, letter_month=5, letter_day=1, letter_threshold=Decimal("250.00"))
     credit = dormant_credit(world, "35.00")
     row = listed(world, credit, date(2026, 3, 1))
     with time_machine.travel(noon(date(2026, 6, 30)), tick=False):
@@ -265,3 +270,20 @@ def test_turn_over_races_the_nightly_run_and_a_second_turn_over(world):
                                                                                "listed")
     assert credit.amount == credit.on_hand + credit.applied_amount + credit.removed_amount
     check_invariants(world.practice.pk)
+
+
+def test_the_nightly_run_using_the_credit_first_refuses_the_turn_over_and_releases_it(world):
+    credit = dormant_credit(world, "35.00")
+    row = listed(world, credit, date(2026, 3, 1))
+    with time_machine.travel(noon(date(2026, 6, 30)), tick=False):
+        world.visit(credit.patient, date(2026, 6, 30), charge="20.00", estimated_pr="20.00", claim=False)
+        nightly_run(practice_id=world.practice.pk)
+    with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
+        with pytest.raises(RuleViolation) as e:
+            unclaimed_turn_over(item=row, actor=world.clerk, reason="Report")
+        assert "15.00 on hand, listed 35.00" in e.value.message
+        unclaimed_find(practice_id=world.practice.pk)
+    row.refresh_from_db()
+    credit.refresh_from_db()
+    assert (row.state, credit.on_hand, credit.removed_amount) == ("released", Decimal("15.00"), 0)
+    assert CaseEvent.objects.filter(case=row.case, text__contains="the money moved").exists()
