@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from adjudication import clocks
 from adjudication.models import Case, ClockRule
+from adjudication.scan import scan_practice
 from credits import services as credit_services
 from credits.models import Credit
 from credits.nightly import nightly_apply
@@ -335,6 +336,17 @@ def test_dates_are_the_practices_calendar_day(world):
     assert case.due_on is None
     clocks.refresh_clocks(practice_id=world.practice.pk, case_ids=[case.pk])
     assert Case.objects.get(pk=case.pk).due_on is None
+
+
+def test_the_scan_dates_a_late_evening_credit_by_the_practices_day(world):
+    """A credit taken at 23:30 on 20 Jun in Chicago (04:30 on the 21st in UTC): the scan that night
+    opens its case determined 20 Jun, due 20 Jul under the Texas rule."""
+    with time_machine.travel(datetime(2026, 6, 21, 4, 30, tzinfo=UTC), tick=False):
+        credit = unbilled_credit(world, "40.00")
+        scan_practice(practice_id=world.practice.pk)
+    case = Case.objects.get(credit=credit)
+    assert (case.determined_on, case.clock_rule, case.due_on) == (
+        date(2026, 6, 20), seeded("patient_refund", us_state="TX"), date(2026, 7, 20))
 
 
 # --- the set-based refresh ---------------------------------------------------------------------------
