@@ -46,3 +46,13 @@ def test_run_job_runs_a_registered_job_and_refuses_unknown_names(capsys):
 
     with pytest.raises(CommandError, match="no job named"):
         call_command("run_job", "nope")
+
+
+def test_the_nightly_schedule_runs_the_application_then_the_adjudication_scan(capsys):
+    practice = PracticeFactory()
+    assert schedules.NIGHTLY_FUNC == "adjudication.jobs.nightly_run"
+    schedules.sync(now=datetime(2026, 3, 7, 12, 0, tzinfo=timezone.utc))
+    assert Schedule.objects.get(name=f"nightly-practice-{practice.pk}").func == "adjudication.jobs.nightly_run"
+    call_command("run_job", f"nightly-practice-{practice.pk}")
+    out = capsys.readouterr().out
+    assert '"nightly": {' in out and '"scan": {' in out and '"opened": 0' in out

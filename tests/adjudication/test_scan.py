@@ -3,13 +3,17 @@ amount, cause, source and day of determination; one case per balance (a rescan o
 database refuses a second case); the minimum age; locked credits left alone; cases whose money is
 gone resolve by themselves with the reason; another practice's money untouched; "scan now"."""
 
+import io
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
+from adjudication import jobs
 from adjudication.models import AdjudicationSettings, Case, CaseEvent, Proposal
 from adjudication.scan import cases_close_gone, scan_now, scan_practice
 from credits import services as credit_services
@@ -340,3 +344,49 @@ def test_scan_now_runs_as_the_staff_member_and_refuses_others(w):
     case = Case.objects.get(credit=c)
     assert case.history.first().history_user == w.clerk
     assert CaseEvent.objects.get(case=case).text.startswith("New credits from the morning: ")
+
+
+# --- the jobs and the command -------------------------------------------------------------------------
+
+def test_the_nightly_job_applies_then_scans(w):
+    pat = w.patient()
+    c = credit(w, pat, "100.00")
+    w.visit(pat, date(2026, 3, 2), charge="40.00", estimated_pr="40.00", claim=False)
+    out = jobs.nightly_run(w.practice.pk)
+    assert out["nightly"]["applied_total"] == "40.00"
+    assert out["scan"]["opened"] == 1
+    case = Case.objects.get(credit=c)
+    assert case.amount == D("60.00")  # what the application left
+
+
+def test_a_failing_scan_does_not_undo_the_nightly_application(w, monkeypatch, caplog):
+    pat = w.patient()
+    c = credit(w, pat, "100.00")
+    w.visit(pat, date(2026, 3, 2), charge="40.00", estimated_pr="40.00", claim=False)
+
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(jobs, "scan_practice", broken)
+    out = jobs.nightly_run(w.practice.pk)
+    assert out["scan"] == {"error": "RuntimeError: disk full"}
+    assert "scan of practice" in caplog.text
+    c.refresh_from_db()
+    assert (c.on_hand, c.applied_amount) == (D("60.00"), D("40.00"))
+    assert not Case.objects.exists()
+
+
+def test_the_scan_job_acts_as_the_user_who_asked(w):
+    c = credit(w, w.patient(), "12.00")
+    assert jobs.scan(w.practice.pk, actor_id=w.manager.pk, reason="Scan now")["opened"] == 1
+    assert Case.objects.get(credit=c).history.first().history_user == w.manager
+
+
+def test_the_scan_cases_command_prints_the_result_as_json(w):
+    credit(w, w.patient(), "12.00")
+    out = io.StringIO()
+    call_command("scan_cases", "--practice", str(w.practice.pk), stdout=out)
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert (result["practice_id"], result["opened"], result["closed"]) == (w.practice.pk, 1, 0)
+    with pytest.raises(CommandError, match="unknown practice"):
+        call_command("scan_cases", "--practice", "999999")

@@ -70,6 +70,7 @@ class Command(BaseCommand):
         tracemalloc.stop()
         out["open_cases"] = Case.objects.filter(practice_id=practice.pk).exclude(state="resolved").count()
         out["peak_rss_mb"] = peak_mb()
+        out["steps"] = {"first": first.steps, "rescan": again.steps, **({} if no_close else {"closing": closing.steps})}
         self.stdout.write(json.dumps(out))
 
     def _scan(self, practice_id: int, batch_size: int):
@@ -98,8 +99,9 @@ class Command(BaseCommand):
                        'bench', '', now() - interval '3 days', %(user)s
                   FROM bench_claims b WHERE b.k = 1 AND b.n %% 20 = 0 AND b.paid_amount > 0 ORDER BY b.id""", p)
             payer_credits = cur.rowcount
-            cur.execute("""UPDATE ledger_claim cl SET paid_amount = cl.paid_amount + 30.00
-                             FROM bench_claims b WHERE b.id = cl.id AND b.k = 2 AND b.n %% 50 = 0""")
+            # the payer pays 230.00 on a 200.00 visit (its PR stays owed: the visit is paid beyond its charge)
+            cur.execute("""UPDATE ledger_claim cl SET paid_amount = 230.00
+                             FROM bench_claims b WHERE b.id = cl.id AND b.k = 2 AND b.n %% 50 = 0""", p)
             overpaid = cur.rowcount
             cur.execute("""
                 WITH entry AS (INSERT INTO ledger_journalentry (practice_id, kind, memo, patient_id, created_by_id,
@@ -115,10 +117,11 @@ class Command(BaseCommand):
                 SELECT entry.id, %(practice)s, 'payer_credits', -pc.amount, NULL, NULL, NULL, NULL, pc.claim_id
                   FROM credits_payercredit pc, entry WHERE pc.practice_id = %(practice)s
                 UNION ALL
-                SELECT entry.id, %(practice)s, 'cash', 30.00, NULL, NULL, NULL, NULL, b.id
+                SELECT entry.id, %(practice)s, 'cash', 230.00 - b.paid_amount, NULL, NULL, NULL, NULL, b.id
                   FROM bench_claims b, entry WHERE b.k = 2 AND b.n %% 50 = 0
                 UNION ALL
-                SELECT entry.id, %(practice)s, 'charges_receivable', -30.00, NULL, cl.encounter_id, NULL, NULL, b.id
+                SELECT entry.id, %(practice)s, 'charges_receivable', b.paid_amount - 230.00, NULL, cl.encounter_id,
+                       NULL, NULL, b.id
                   FROM bench_claims b JOIN ledger_claim cl ON cl.id = b.id, entry WHERE b.k = 2 AND b.n %% 50 = 0""",
                         p)
             cur.execute("ANALYZE credits_payercredit; ANALYZE ledger_claim; ANALYZE adjudication_case")
