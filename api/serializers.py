@@ -128,6 +128,7 @@ class PatientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patient
         fields = ["id", "account_number", "first_name", "last_name", "date_of_birth", "email", "member_id",
+                  "address_line1", "address_line2", "city", "us_state", "postal_code",
                   "exclude_from_auto_apply", "created_at", "due_now", "pending_payer", "available_credit",
                   "locked_credit"]
         read_only_fields = fields
@@ -142,6 +143,13 @@ class PatientCreateSerializer(serializers.Serializer):
     member_id = TextField(max_length=64, required=False, default="", allow_blank=True,
                           help_text="Insurance member id (835 NM1*QC).")
     exclude_from_auto_apply = StrictBooleanField(required=False, default=False)
+    address_line1 = TextField(max_length=200, required=False, default="", allow_blank=True,
+                              help_text="Last known address: notices and due-diligence letters go there.")
+    address_line2 = TextField(max_length=200, required=False, default="", allow_blank=True)
+    city = TextField(max_length=100, required=False, default="", allow_blank=True)
+    us_state = TextField(max_length=2, required=False, default="", allow_blank=True,
+                         help_text="Two-letter code; decides the unclaimed-property rules (the owner's state).")
+    postal_code = TextField(max_length=10, required=False, default="", allow_blank=True, help_text="12345 or 12345-6789.")
     reason = Reason(default="New patient")
 
 

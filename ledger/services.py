@@ -3,6 +3,7 @@ submission. Each public function is the one way in for its operation: keyword-on
 acting user and a reason, one transaction, row locks in the order of ledger/locks.py, balanced
 journal lines and history rows."""
 
+import re
 from collections.abc import Callable
 from datetime import date, time
 from decimal import Decimal
@@ -91,7 +92,10 @@ def _save_changes(obj, values: dict, *, actor, reason: str) -> list[str]:
 
 
 # What staff may change on a patient (admin, API); the account number and practice are fixed.
-PATIENT_FIELDS = ("first_name", "last_name", "date_of_birth", "email", "member_id", "exclude_from_auto_apply")
+ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "us_state", "postal_code")
+POSTAL_CODE = re.compile(r"\d{5}(-\d{4})?")
+PATIENT_FIELDS = ("first_name", "last_name", "date_of_birth", "email", "member_id", "exclude_from_auto_apply",
+                  *ADDRESS_FIELDS)
 
 
 def patient_fields_clean(values: dict) -> dict:
@@ -112,6 +116,17 @@ def patient_fields_clean(values: dict) -> dict:
                 raise InvalidInput(f"email: '{out[name]}' is not an e-mail address", field="email") from None
         elif name == "date_of_birth":
             out[name] = None if value in (None, "") else dates.birth_date(value, field=name)
+        elif name in ("address_line1", "address_line2"):
+            out[name] = _text(value, field=name, max_length=200)
+        elif name == "city":
+            out[name] = _text(value, field=name, max_length=100)
+        elif name == "us_state":
+            out[name] = us_state_code(value, field=name) if (value or "").strip() else ""
+        elif name == "postal_code":
+            out[name] = _text(value, field=name, max_length=10)
+            if out[name] and not POSTAL_CODE.fullmatch(out[name]):
+                raise InvalidInput(f"postal code: '{out[name]}' is not a US ZIP code (12345 or 12345-6789)",
+                                   field=name)
         else:
             out[name] = _flag(value, field=name)
     return out
@@ -120,7 +135,9 @@ def patient_fields_clean(values: dict) -> dict:
 @transaction.atomic
 def patient_create(*, practice_id: int, account_number: str, first_name: str, last_name: str, actor,
                    reason: str = "New patient", date_of_birth: date | None = None, email: str = "",
-                   member_id: str = "", exclude_from_auto_apply: bool = False) -> Patient:
+                   member_id: str = "", exclude_from_auto_apply: bool = False, **address) -> Patient:
+    """A new patient; `address` takes the last known address (ADDRESS_FIELDS), where notices and
+    due-diligence letters go and whose state decides the unclaimed-property rules."""
     reason = require_reason(reason)
     ensure_staff(actor, practice_id)
     if not Practice.objects.filter(pk=practice_id).exists():
@@ -128,7 +145,7 @@ def patient_create(*, practice_id: int, account_number: str, first_name: str, la
     account_number = _text(account_number, field="account_number", max_length=32, required=True)
     values = patient_fields_clean({"first_name": first_name, "last_name": last_name, "date_of_birth": date_of_birth,
                                    "email": email, "member_id": member_id,
-                                   "exclude_from_auto_apply": exclude_from_auto_apply})
+                                   "exclude_from_auto_apply": exclude_from_auto_apply, **address})
     if Patient.objects.filter(practice_id=practice_id, account_number=account_number).exists():
         raise Duplicate(f"account number {account_number} already exists in this practice", field="account_number")
     p = Patient(practice_id=practice_id, account_number=account_number, **values)

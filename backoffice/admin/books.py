@@ -200,7 +200,7 @@ class PatientAddForm(PatientForm):
     class Meta:
         model = Patient
         fields = ("practice", "account_number", "first_name", "last_name", "date_of_birth", "email", "member_id",
-                  "exclude_from_auto_apply")
+                  "exclude_from_auto_apply", *services.ADDRESS_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
