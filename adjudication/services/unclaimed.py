@@ -42,11 +42,11 @@ from ledger.models import Patient, Payment, Practice
 
 LIVE = (UnclaimedProperty.State.LISTED, UnclaimedProperty.State.LETTER_SENT)
 
-# NAUPA standard property type code for a credit balance on a customer's account receivable
-# ("MS09 Credit balances - accounts receivable", the code state programs such as Texas ask for
-# patients' credit balances).
+# The NAUPA standard property type of a patient's credit balance: MS09 "Credit balances" (the
+# NAUPA code list states adopt, e.g. North Carolina's 20 NCAC 08 .0204; MS05 "Customer
+# overpayments" is the nearest other code, MS11 "Refunds due" is for refunds already decided).
 PROPERTY_TYPE = "MS09"
-PROPERTY_TYPE_NAME = "Credit balances - accounts receivable"
+PROPERTY_TYPE_NAME = "Credit balances"
 
 
 def _last_activity_sql(credit: str, tz_param: str) -> str:
