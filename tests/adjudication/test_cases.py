@@ -8,16 +8,18 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError, connection, transaction
 
-from adjudication.models import Case, CaseEvent
+from adjudication.models import Case, CaseDocument, CaseEvent
 from adjudication.scan import scan_practice
 from adjudication.services import cases as svc
 from adjudication.services.core import move
 from credits import services as credit_services
 from credits.models import Credit
-from ledger.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation
+from ledger.errors import Duplicate, InvalidInput, NotFound, PermissionDenied, RuleViolation
 from ledger.models import Membership, Payer
+from tests.credits.test_races import outcomes, race
 from tests.factories import MembershipFactory, PayerFactory, PracticeFactory, UserFactory
 
 NOON = datetime(2026, 6, 22, 17, tzinfo=UTC)
@@ -421,3 +423,67 @@ def test_money_is_untouched_by_the_workflow(world, at_noon):
     svc.case_confirm_balance(case=case, actor=world.clerk, reason="c")
     credit = Credit.objects.get(pk=case.credit_id)
     assert (credit.on_hand, credit.state) == (Decimal("150.00"), Credit.State.AVAILABLE)
+
+
+# --- a visit paid beyond its charge ---------------------------------------------------------------------
+
+def encounter_case(world) -> Case:
+    """A visit the payer paid 50.00 beyond its 200.00 charge, and the case the real scan opens."""
+    patient = world.patient()
+    enc, claim = world.visit(patient, date(2026, 6, 10), charge="200.00")
+    world.remit(claim, pr="0.00", paid="250.00", adjust="-50.00")
+    with opened_on(date(2026, 6, 20)):
+        scan_practice(practice_id=world.practice.pk)
+    return Case.objects.get(kind=Case.Kind.ENCOUNTER, encounter=enc, state=Case.State.IDENTIFIED)
+
+
+def test_review_source_of_a_visit_lists_its_claims_and_payments(world, at_noon):
+    case = encounter_case(world)
+    ev = svc.case_review_source(case=case, actor=world.clerk, reason="Review", findings="Payer paid 250 on 200")
+    src = ev.data["source"]
+    assert (src["encounter"], src["date_of_service"], src["charge"]) == (case.encounter_id, "2026-06-10", "200.00")
+    assert src["claims"] == [case.encounter.claims.get().pk] and src["payments"] == []
+    assert svc.case_confirm_balance(case=case, actor=world.clerk, reason="Check").data["amount"] == "50.00"
+
+
+def test_reopen_refused_while_another_open_case_covers_the_visit(world, at_noon):
+    first = resolved(world, encounter_case(world))
+    scan_practice(practice_id=world.practice.pk)  # the money is still there: a new case for the visit
+    second = Case.objects.get(encounter_id=first.encounter_id, state=Case.State.IDENTIFIED)
+    before = written(first)
+    with pytest.raises(Duplicate, match=f"case {second.pk} is open for the same visit"):
+        svc.case_reopen(case=first, actor=world.manager, reason="Mistake")
+    assert written(first) == before
+
+
+# --- races (threads, each its own connection) -------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_reopening_at_once_reopen_it_once(world):
+    second_manager = MembershipFactory(practice=world.practice, user=UserFactory(username="boss2"),
+                                       role=Membership.Role.MANAGER).user
+    case = resolved(world, patient_case(world))
+    results = race(lambda: svc.case_reopen(case=case.pk, actor=world.manager, reason="Wrong card"),
+                   lambda: svc.case_reopen(case=case.pk, actor=second_manager, reason="Wrong card too"))
+    assert outcomes(results) == ["ok", "refused"]
+    refused = next(r[1] for r in results if r[0] == "refused")
+    assert isinstance(refused, RuleViolation) and "is investigating; it cannot be reopened" in refused.message
+    case.refresh_from_db()
+    assert (case.state, case.reopened_count) == (Case.State.INVESTIGATING, 1)
+    assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.STATE, from_state="resolved").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_file_attached_twice_at_once_is_kept_once(world):
+    case = patient_case(world)
+    pdf = b"%PDF-1.4\n%%EOF\n"
+
+    def attach(name):
+        return lambda: svc.case_attach_document(case=case.pk, actor=world.clerk, reason="EOB",
+                                                upload=SimpleUploadedFile(name, pdf))
+
+    results = race(attach("a.pdf"), attach("b.pdf"))
+    assert outcomes(results) == ["ok", "refused"]
+    assert isinstance(next(r[1] for r in results if r[0] == "refused"), Duplicate)
+    assert CaseDocument.objects.filter(case=case).count() == 1
+    assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.DOCUMENT).count() == 1
