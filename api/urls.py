@@ -11,7 +11,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import SimpleRouter
 
-from api import views, views_money, views_remittances, views_staff
+from api import views, views_adjudication, views_money, views_remittances, views_staff
 from api.exceptions import not_found_view
 
 router = SimpleRouter(trailing_slash=False)
@@ -28,6 +28,8 @@ router.register("remittance-files", views_remittances.RemittanceFileViewSet, bas
 router.register("remittance-claims", views_remittances.RemittanceClaimViewSet, basename="remittance-claim")
 router.register("nightly-runs", views_remittances.NightlyRunViewSet, basename="nightly-run")
 router.register("memberships", views_staff.MembershipViewSet, basename="membership")
+router.register("cases", views_adjudication.CaseViewSet, basename="case")
+router.register("rules", views_adjudication.ClockRuleViewSet, basename="clock-rule")
 
 v1 = [
     path("token", views.TokenView.as_view(), name="token"),

@@ -241,6 +241,16 @@ SPECTACULAR_SETTINGS = {
         "NightlyRunStatusEnum": "credits.models.NightlyRun.Status",
         "ManualCreditStateEnum": "credits.models.ManualCreditRequest.State",
         "CreditImportStateEnum": "credits.models.CreditImport.State",
+        # adjudication (api/serializers_adjudication.py)
+        "CaseStateEnum": "adjudication.models.Case.State",
+        "CaseKindEnum": "adjudication.models.Case.Kind",
+        "CaseOutcomeEnum": "adjudication.models.Case.Outcome",
+        "CaseEventKindEnum": "adjudication.models.CaseEvent.Kind",
+        "ProposalKindEnum": "adjudication.models.Proposal.Kind",
+        "ProposalStateEnum": "adjudication.models.Proposal.State",
+        "ClockRuleKindEnum": "adjudication.models.ClockRule.Kind",
+        "PayerContactChannelEnum": "adjudication.models.PayerContact.Channel",
+        "ChannelEnum": "ledger.models.Payment.Channel",  # the payments' name, kept beside the payer contacts'
     },
 }
 

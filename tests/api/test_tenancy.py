@@ -6,12 +6,14 @@ last test fails otherwise)."""
 
 import json
 from datetime import date
+from decimal import Decimal as D
 from types import SimpleNamespace
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.generators import SchemaGenerator
 
+from adjudication.models import Case, ClockRule
 from credits import services as credit_services
 from credits.models import Credit, CreditImport, ManualCreditRequest, NightlyRun, Refund
 from ledger.models import Claim, Encounter, Membership, Patient, Payer, Payment
@@ -49,16 +51,22 @@ def a(world):
     batch = credit_services.credit_import_create(practice_id=w.practice.pk, filename="a.csv", actor=w.clerk,
                                                data=f"account_number,amount,note\n{pat.account_number},2500.00,old\n"
                                                .encode()).batch
+    # adjudication (issue 11): a case about the available credit, and a clock rule of A's own
+    case = Case.objects.create(practice=w.practice, kind=Case.Kind.PATIENT_CREDIT, cause=Case.Cause.PATIENT_OVERPAYMENT,
+                               credit=Credit.objects.get(pk=avail.pk), patient=pat, amount=D("100.00"),
+                               determined_on=date(2026, 3, 3))
+    rule = ClockRule.objects.create(kind=ClockRule.Kind.PATIENT_REFUND, name="A's policy", practice=w.practice, days=45)
     return SimpleNamespace(patient=pat.pk, encounter=enc.pk, claim=claim.pk, payment=pay.payment.pk, held=held.pk,
                            credit=avail.pk, refund=refund.pk, file=received.file.pk, rclaim=rc.pk, run=run.pk,
                            payer=w.payer.pk, manual=manual.pk, batch=batch.pk,
-                           membership=Membership.objects.get(user=w.clerk, practice=w.practice).pk)
+                           membership=Membership.objects.get(user=w.clerk, practice=w.practice).pk,
+                           case=case.pk, rule=rule.pk)
 
 
 LISTED = {"/payers": Payer, "/patients": Patient, "/encounters": Encounter, "/claims": Claim, "/payments": Payment,
           "/credits": Credit, "/refunds": Refund, "/remittance-files": RemittanceFile,
           "/remittance-claims": RemittanceClaim, "/nightly-runs": NightlyRun, "/manual-credits": ManualCreditRequest,
-          "/credit-imports": CreditImport, "/memberships": Membership}
+          "/credit-imports": CreditImport, "/memberships": Membership, "/cases": Case, "/rules": ClockRule}
 
 
 def routes(a):
@@ -145,6 +153,32 @@ def routes(a):
          ("404", "username")),
         ("get", "/api/v1/memberships/{id}", f"/memberships/{d.membership}", c, "404"),
         ("post", "/api/v1/memberships/{id}/revoke", f"/memberships/{d.membership}/revoke", {"reason": "x"}, "404"),
+        ("get", "/api/v1/cases", "/cases", c, "list"),
+        ("get", "/api/v1/cases/totals", "/cases/totals", c, "own"),
+        ("post", "/api/v1/cases/scan", "/cases/scan", {"reason": "x"}, "own"),
+        ("get", "/api/v1/cases/{id}", f"/cases/{d.case}", c, "404"),
+        ("get", "/api/v1/cases/{id}/events", f"/cases/{d.case}/events", c, "404"),
+        ("post", "/api/v1/cases/{id}/events", f"/cases/{d.case}/events", {"text": "x"}, "404"),
+        ("get", "/api/v1/cases/{id}/contacts", f"/cases/{d.case}/contacts", c, "404"),
+        ("post", "/api/v1/cases/{id}/contacts", f"/cases/{d.case}/contacts",
+         {"contacted_on": "2026-03-03", "channel": "phone", "outcome": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/investigate", f"/cases/{d.case}/investigate", {"reason": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/end-investigation", f"/cases/{d.case}/end-investigation", {"reason": "x"},
+         "404"),
+        ("post", "/api/v1/cases/{id}/wait-on-payer", f"/cases/{d.case}/wait-on-payer",
+         {"reason": "x", "follow_up_on": "2026-04-01"}, "404"),
+        ("post", "/api/v1/cases/{id}/assign", f"/cases/{d.case}/assign", {"reason": "x", "assignee": None}, "404"),
+        ("post", "/api/v1/cases/{id}/reopen", f"/cases/{d.case}/reopen", {"reason": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/propose", f"/cases/{d.case}/propose",
+         {"kind": "refund_patient", "method": "check", "reason": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/approve", f"/cases/{d.case}/approve", {"reason": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/reject", f"/cases/{d.case}/reject", {"reason": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/carry-out", f"/cases/{d.case}/carry-out", {"reason": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/notice", f"/cases/{d.case}/notice", {}, "404"),
+        ("post", "/api/v1/cases/{id}/election", f"/cases/{d.case}/election", {"election": "keep", "reason": "x"},
+         "404"),
+        ("get", "/api/v1/rules", "/rules", c, "list"),
+        ("get", "/api/v1/rules/{id}", f"/rules/{d.rule}", c, "404"),
     ]
 
 
