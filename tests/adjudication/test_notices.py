@@ -14,7 +14,7 @@ from django.core import mail
 from django.core.files.storage import default_storage
 
 from adjudication import letters
-from adjudication.models import AdjudicationSettings, Case, CaseEvent, ClockRule, PatientNotice
+from adjudication.models import AdjudicationSettings, Case, CaseEvent, ClockRule, PatientNotice, Proposal
 from adjudication.services.notices import case_record_election, case_send_notice
 from credits.models import Credit
 from ledger.errors import Duplicate, InvalidInput, NotFound, PermissionDenied, RuleViolation
@@ -270,3 +270,33 @@ def test_election_refusals_write_nothing(world):
     with pytest.raises(RuleViolation) as e:
         case_record_election(case=case, actor=world.clerk, reason="Refund after all", election="refund")
     assert "resolved" in e.value.message
+
+
+@time_machine.travel(NOON, tick=False)
+def test_a_mail_server_failure_is_logged_and_the_notice_stands(world, monkeypatch, caplog,
+                                                               django_capture_on_commit_callbacks):
+    case = patient_case(world)
+
+    def down(self, fail_silently=False):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr("django.core.mail.EmailMessage.send", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        notice = case_send_notice(case=case, actor=world.clerk)
+    assert PatientNotice.objects.filter(pk=notice.pk, emailed_to="ana@example.org").exists()
+    assert f"the overpayment notice e-mail of case {case.pk} was not sent" in caplog.text
+
+
+@time_machine.travel(NOON, tick=False)
+def test_keep_is_refused_while_a_resolution_is_live(world):
+    case = patient_case(world)
+    Proposal.objects.create(case=case, kind=Proposal.Kind.REFUND_PATIENT, amount=Decimal("150.00"),
+                            method="check", reason="Refund by check", proposed_by=world.clerk)
+    with pytest.raises(RuleViolation) as e:
+        case_record_election(case=case, actor=world.clerk, reason="Keep", election="keep")
+    assert "a manager rejects it before the credit is kept" in e.value.message
+    case.refresh_from_db()
+    assert (case.election, case.state) == ("", Case.State.IDENTIFIED)
+    # a refund election is fine alongside a refund proposal
+    case_record_election(case=case, actor=world.clerk, reason="Refund it", election="refund")
+    assert Case.objects.get(pk=case.pk).election == "refund"

@@ -287,3 +287,22 @@ def test_the_nightly_run_using_the_credit_first_refuses_the_turn_over_and_releas
     credit.refresh_from_db()
     assert (row.state, credit.on_hand, credit.removed_amount) == ("released", Decimal("15.00"), 0)
     assert CaseEvent.objects.filter(case=row.case, text__contains="the money moved").exists()
+
+
+def test_letter_refusals_write_nothing(world):
+    credit = dormant_credit(world, "300.00")
+    row = listed(world, credit, date(2026, 3, 1))
+    outsider = MembershipFactory(practice=PracticeFactory(), user=UserFactory(username="outsider"),
+                                 role=Membership.Role.MANAGER).user
+    with time_machine.travel(noon(date(2026, 4, 1)), tick=False):
+        with pytest.raises(PermissionDenied):
+            unclaimed_send_letter(item=row, actor=outsider, reason="Letter")
+        with pytest.raises(NotFound):
+            unclaimed_send_letter(item=555555, actor=world.clerk, reason="Letter")
+        with pytest.raises(InvalidInput):
+            unclaimed_send_letter(item="abc", actor=world.clerk, reason="Letter")
+        with pytest.raises(RuleViolation):
+            unclaimed_send_letter(item=row, actor=world.clerk, reason="Letter", on=date(2026, 2, 20))
+    row.refresh_from_db()
+    assert (row.state, row.letter_sent_on, row.letter.name) == ("listed", None, "")
+    assert not CaseEvent.objects.filter(case=row.case, kind=CaseEvent.Kind.NOTE).exists()
