@@ -18,8 +18,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db.models import Sum
+from django.test.utils import override_settings
 from django.utils import timezone
 
+from adjudication import scan as adjudication_scan
+from adjudication.models import Case, RefundApprovalBand, RefundPolicy
+from adjudication.services import cases as case_services
+from adjudication.services import notices as notice_services
+from adjudication.services import proposals as proposal_services
 from credits import services as credit_services
 from credits.models import Credit, NightlyRun, Refund
 from ledger import services as ledger_services
@@ -42,6 +48,11 @@ LOGINS = [
     ("billing", "Ben", "Carter", RIVERSIDE, Membership.Role.BILLING),
     ("lakeside", "Lena", "Park", LAKESIDE, Membership.Role.BILLING),
 ]
+
+STREETS = ["Oak Street", "Maple Avenue", "Cedar Lane", "Elm Street", "Pecan Drive", "Mesquite Trail", "Bay Road",
+           "Sunset Boulevard", "Willow Court", "Lakeview Drive"]
+CITIES = {"TX": [("Austin", "78704"), ("Round Rock", "78664"), ("San Marcos", "78666")],
+          "CA": [("Oakland", "94610"), ("Berkeley", "94705"), ("Alameda", "94501")]}
 
 FIRST_NAMES = [
     "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William",
@@ -132,7 +143,14 @@ class Demo:
             practice_id=practice.pk, account_number=f"{prefix}-{self.account_seq[practice.name]}",
             first_name=first, last_name=last, date_of_birth=dob,
             email=f"{first}.{last}{self.account_seq[practice.name]}@example.com".lower(),
-            member_id=f"M{self.rng.randint(10**8, 10**9 - 1)}", actor=actor, reason="Demo data", **kwargs)
+            member_id=f"M{self.rng.randint(10**8, 10**9 - 1)}", actor=actor, reason="Demo data",
+            **self.address(practice), **kwargs)
+
+    def address(self, practice) -> dict:
+        """A last known address in the practice's state (notices and due-diligence letters go there)."""
+        street = f"{self.rng.randint(100, 9899)} {self.rng.choice(STREETS)}"
+        city, zip_code = self.rng.choice(CITIES[practice.us_state])
+        return {"address_line1": street, "city": city, "us_state": practice.us_state, "postal_code": zip_code}
 
     # --- the services, with the demo's defaults ---------------------------------------------------------
 
@@ -519,7 +537,60 @@ class Demo:
         u = self.users()
         riverside = self.riverside(u)
         lakeside = self.lakeside(u)
-        return [self.practice_nightly(riverside), self.practice_nightly(lakeside)]
+        runs = [self.practice_nightly(riverside), self.practice_nightly(lakeside)]
+        self.adjudication(riverside, lakeside, u)
+        return runs
+
+    # --- adjudication: the scan opens the cases, staff are at work on a few --------------------------------
+
+    def adjudication(self, riverside, lakeside, u):
+        """What the nightly scan finds in the demo books, and a morning's work on it: a payer credit
+        waiting on the payer after a phone call, a Medicare duplicate under a good-faith
+        investigation, a patient refund proposed by billing for the manager to decide, a case
+        assigned with a note; in California an overpayment notice sent. Riverside has a refund
+        policy and approval bands."""
+        b, m, lena = u["billing"], u["manager"], u["lakeside"]
+        for policy in (RefundPolicy(practice=riverside, name="Small credits, nothing owed", min_amount="1.00",
+                                    max_amount="250.00", min_age_days=14),):
+            policy._history_user, policy._change_reason = m, "Demo data"
+            policy.save()
+        for up_to, role, four_eyes in (("100.00", "billing", False), ("1000.00", "manager", False),
+                                       (None, "manager", True)):
+            band = RefundApprovalBand(practice=riverside, up_to=up_to, role=role, four_eyes=four_eyes)
+            band._history_user, band._change_reason = m, "Demo data"
+            band.save()
+        medicare = Payer.objects.get(practice=riverside, payer_type=Payer.Type.MEDICARE)
+        _, claim = self.visit(self.patient(riverside, "RS", b), 60, medicare, b,
+                                visit=("Office visit (99213)", "180.00"))
+        self.remit(claim, b, pr="0.00", paid="180.00", adjust="0.00")
+        credit_services.payer_credit_open(
+            payer_id=medicare.pk, amount="180.00", reason_code="duplicate_payment", actor=b, claim_id=claim.pk,
+            payer_claim_number=f"04412{claim.claim_number[3:]}", cash_received=True,
+            reason="Medicare paid the claim a second time")
+        for practice in (riverside, lakeside):
+            adjudication_scan.scan_practice(practice_id=practice.pk, reason="Nightly scan (demo data)")
+        cases = Case.objects.filter(practice=riverside).open().order_by("pk")
+        payer_cases = list(cases.filter(kind=Case.Kind.PAYER_CREDIT).select_related("payer"))
+        for case in payer_cases:
+            if case.payer.payer_type == Payer.Type.MEDICARE:
+                case_services.case_investigate(case=case, actor=b, good_faith=True,
+                                               reason="Checking the Medicare payment history before returning it")
+            else:
+                case_services.case_record_contact(
+                    case=case, actor=b, contacted_on=self.today, channel="phone", person="Provider services",
+                    reference=f"CALL-{case.pk:05d}", outcome="The payer will recoup the duplicate from a later check",
+                    follow_up_on=self.today + timedelta(days=14), wait_on_payer=True,
+                    reason="Called the payer about the duplicate payment")
+        patient_cases = list(cases.filter(kind=Case.Kind.PATIENT_CREDIT).select_related("credit"))
+        for case in patient_cases[:1]:
+            proposal_services.case_propose(case=case, actor=b, kind="refund_patient", method="check",
+                                           reason="The patient asked for the money back; refund by check")
+        for case in patient_cases[1:2]:
+            case_services.case_assign(case=case, actor=m, assignee_id=b.pk, reason="Please look into this one")
+            case_services.case_note(case=case, actor=b, text="Waiting for the patient to call back about the credit")
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):  # no mail from a seed
+            for case in Case.objects.filter(practice=lakeside, kind=Case.Kind.PATIENT_CREDIT).open().order_by("pk")[:1]:
+                notice_services.case_send_notice(case=case, actor=lena, reason="Overpayment notice (California)")
 
 
 def ledger_credit_purchase(patient, amount, channel, actor, *, encounter=None):
