@@ -13,7 +13,7 @@
 The tenancy, read-only and no-delete rules of backoffice/admin/base.py hold here too."""
 
 from django.contrib import admin
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -51,7 +51,7 @@ from backoffice.views.adjudication import (
     case_page_context,
     case_page_url,
 )
-from backoffice.views.common import admin_url, patient_url
+from backoffice.views.common import admin_url, money, patient_url
 from ledger.access import is_manager
 from ledger.errors import PermissionDenied
 from ledger.history import save_with_history
@@ -65,6 +65,10 @@ CAUSE_SHORT = {
     Case.Cause.TAKEBACK: "take-back pending", Case.Cause.PAID_BEYOND_CHARGE: "paid beyond charge",
     Case.Cause.OTHER: "other",
 }
+UNCLAIMED_SHORT = {UnclaimedProperty.State.LISTED: "listed", UnclaimedProperty.State.LETTER_SENT: "letter sent",
+                   UnclaimedProperty.State.TURNED_OVER: "turned over", UnclaimedProperty.State.RELEASED: "released"}
+KIND_SHORT = {Case.Kind.PATIENT_CREDIT: "patient credit", Case.Kind.PAYER_CREDIT: "payer credit",
+              Case.Kind.ENCOUNTER: "visit overpaid"}
 STATE_SHORT = {
     Case.State.IDENTIFIED: "identified", Case.State.INVESTIGATING: "investigating",
     Case.State.WAITING_PAYER: "waiting on payer", Case.State.PROPOSED: "proposed", Case.State.APPROVED: "approved",
@@ -212,8 +216,7 @@ class AdjudicationListMixin:
 @admin.register(Case)
 class CaseAdmin(CasePagesMixin, QueuePagesMixin, AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
     """The case work queue and the case page."""
-    list_display = ("case_link", "who", "money_left_now", "cause_short", "state_label", "due", "days", "flag",
-                    "assigned", "follow_up", "practice")
+    list_display = ("case_link", "who", "money_left_now", "state_label", "due", "follow_up", "practice")
     list_display_links = None
     list_filter = (CaseStateFilter, FlaggedFilter, DueWithinFilter, CauseFilter, SourceFilter, PayerTypeFilter,
                    AssignedFilter, ("practice", PracticeFilter))
@@ -242,63 +245,51 @@ class CaseAdmin(CasePagesMixin, QueuePagesMixin, AdjudicationListMixin, Backoffi
             response.context_data["totals"] = queue_totals(cl.queryset)
         return response
 
-    # -- columns (fit 1280 px with the filter column)
-    @admin.display(description="case", ordering="id")
+    # -- columns: six, two lines each, so the queue fits 1280 px with the sidebar and the filter column open
+    @admin.display(description="case")
     def case_link(self, obj):
         return format_html('<a href="{}">#{}</a><div class="settle-muted">{}</div>', case_page_url(obj.pk), obj.pk,
-                           obj.get_kind_display().lower())
+                           KIND_SHORT.get(obj.kind, obj.kind))
 
-    @admin.display(description="patient / payer")
+    @admin.display(description="patient / payer", ordering="patient__last_name")
     def who(self, obj):
+        cause = CAUSE_SHORT.get(obj.cause, obj.cause)
         if obj.patient_id:
-            return format_html('<a href="{}">{}, {}</a>', patient_url(obj.patient_id), obj.patient.last_name,
-                               obj.patient.first_name)
-        return str(obj.payer) if obj.payer_id else "—"
+            return format_html('<a href="{}">{}, {}</a><div class="settle-muted">{}</div>', patient_url(obj.patient_id),
+                               obj.patient.last_name, obj.patient.first_name, cause)
+        return format_html('{}<div class="settle-muted">{}</div>', obj.payer if obj.payer_id else "—", cause)
 
     @admin.display(description="amount now", ordering="money_left")
     def money_left_now(self, obj):
         return money_cell(obj.money_left)
 
-    @admin.display(description="cause", ordering="cause")
-    def cause_short(self, obj):
-        return CAUSE_SHORT.get(obj.cause, obj.cause)
-
     @admin.display(description="state", ordering="state")
     def state_label(self, obj):
-        return state_span(obj.state, STATE_SHORT.get(obj.state, obj.state))
+        who = obj.assigned_to.get_username() if obj.assigned_to_id else "unassigned"
+        return format_html('{}<div class="settle-muted">{}</div>', state_span(obj.state, STATE_SHORT.get(obj.state,
+                                                                                                       obj.state)), who)
 
     @admin.display(description="due", ordering=F("due_on").asc(nulls_last=True))
     def due(self, obj):
-        if obj.due_on:
-            return obj.due_on.strftime("%m/%d/%Y")
         if obj.state == Case.State.RESOLVED:
             return "—"
-        return "paused" if obj.investigation_started_on and not obj.investigation_ended_on else \
-            "stopped" if obj.clock_stopped else "—"
-
-    @admin.display(description="days left", ordering="days_left")
-    def days(self, obj):
-        if obj.days_left is None or obj.state == Case.State.RESOLVED:
-            return "—"
-        if obj.days_left < 0:
-            return format_html('<span class="settle-overdue">{} overdue</span>', -obj.days_left)
-        return obj.days_left
-
-    @admin.display(description="flag", ordering="flagged")
-    def flag(self, obj):
-        return mark_safe('<span class="settle-flag" title="inside the warning window">⚑</span>') if obj.flagged \
+        if not obj.due_on:
+            return "paused" if obj.investigation_started_on and not obj.investigation_ended_on else \
+                "stopped" if obj.clock_stopped else "no due date"
+        flag = mark_safe(' <span class="settle-flag" title="inside the warning window">⚑</span>') if obj.flagged \
             else ""
-
-    @admin.display(description="assigned", ordering="assigned_to__username")
-    def assigned(self, obj):
-        return obj.assigned_to.get_username() if obj.assigned_to_id else "—"
+        if obj.days_left < 0:
+            left = format_html('<span class="settle-overdue">{} days overdue</span>', -obj.days_left)
+        else:
+            left = f"{obj.days_left} day{'s' if obj.days_left != 1 else ''} left"
+        return format_html('{}{}<div class="settle-muted">{}</div>', obj.due_on.strftime("%m/%d/%Y"), flag, left)
 
     @admin.display(description="follow-up", ordering="follow_up_on")
     def follow_up(self, obj):
         if not obj.follow_up_on:
             return "—"
         day = obj.follow_up_on.strftime("%m/%d/%Y")
-        return format_html('<span class="settle-overdue" title="follow-up overdue">{} overdue</span>', day) \
+        return format_html('{}<div class="settle-overdue" title="follow-up overdue">overdue</div>', day) \
             if obj.follow_up_overdue else day
 
     # -- the case page
@@ -335,8 +326,7 @@ class ProposalStateFilter(ChoicesFirstFilter):
 class ProposalAdmin(AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
     """Proposed resolutions; by default the managers' queue of those waiting for a decision (rule 16)."""
     practice_field = "case__practice"
-    list_display = ("proposal", "case_link", "who", "kind_label", "money_amount", "money_left_now", "proposed",
-                    "short_reason", "state_label", "decide")
+    list_display = ("proposal", "who", "money_amount", "proposed", "short_reason", "state_label")
     list_display_links = None
     list_filter = (ProposalStateFilter, "kind", ("case__practice", PracticeFilter))
     search_fields = ("=id", "=case__id", "case__patient__last_name", "case__payer__name", "reason")
@@ -347,40 +337,28 @@ class ProposalAdmin(AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAd
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         cases = annotate_queue(Case.objects.filter(pk=OuterRef("case_id")), user_practice_ids(request))
-        return qs.annotate(case_money_left=Subquery(cases.values("money_left")[:1]))
+        own = ExpressionWrapper(Q(proposed_by_id=request.user.pk), output_field=BooleanField())
+        return qs.annotate(case_money_left=Subquery(cases.values("money_left")[:1]), own=own)
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Proposals awaiting a decision", **(extra_context or {})})
 
-    @admin.display(description="proposal", ordering="pk")
+    @admin.display(description="proposal")
     def proposal(self, obj):
-        return format_html("#{}", obj.pk)
+        return format_html('#{}<div><a href="{}">case #{}</a></div>', obj.pk, case_page_url(obj.case_id), obj.case_id)
 
-    @admin.display(description="case", ordering="case_id")
-    def case_link(self, obj):
-        return format_html('<a href="{}">#{}</a>', case_page_url(obj.case_id), obj.case_id)
-
-    @admin.display(description="patient / payer")
+    @admin.display(description="patient / payer", ordering="case__patient__last_name")
     def who(self, obj):
         case = obj.case
-        if case.patient_id:
-            return f"{case.patient.last_name}, {case.patient.first_name}"
-        return str(case.payer) if case.payer_id else "—"
-
-    @admin.display(description="resolution", ordering="kind")
-    def kind_label(self, obj):
-        text = obj.get_kind_display()
-        if obj.method:
-            text += f" ({obj.method.replace('_', ' ')})"
-        return text
+        name = f"{case.patient.last_name}, {case.patient.first_name}" if case.patient_id else \
+            str(case.payer) if case.payer_id else "—"
+        kind = obj.get_kind_display() + (f" ({obj.method.replace('_', ' ')})" if obj.method else "")
+        return format_html('{}<div class="settle-muted">{}</div>', name, kind)
 
     @admin.display(description="amount", ordering="amount")
     def money_amount(self, obj):
-        return money_cell(obj.amount)
-
-    @admin.display(description="left now")
-    def money_left_now(self, obj):
-        return money_cell(getattr(obj, "case_money_left", None))
+        return format_html('<span class="money">{}</span><div class="settle-muted money">{} left</div>',
+                           money(obj.amount), money(getattr(obj, "case_money_left", None)))
 
     @admin.display(description="proposed", ordering="proposed_at")
     def proposed(self, obj):
@@ -396,24 +374,14 @@ class ProposalAdmin(AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAd
 
     @admin.display(description="state", ordering="state")
     def state_label(self, obj):
-        label = state_span(obj.state, obj.get_state_display())
+        label = state_span(obj.state, obj.get_state_display().split(" when ")[0])
         if obj.decided_by_id:
             return format_html('{}<div class="settle-muted">{}</div>', label, obj.decided_by.get_username())
-        return label
-
-    @admin.display(description="")
-    def decide(self, obj):
         if obj.state != Proposal.State.PROPOSED:
-            return ""
-        if obj.proposed_by_id == self._user_pk:
-            return mark_safe('<span class="settle-muted">your proposal: another manager decides</span>')
-        return format_html('<a href="{}#case-actions">Decide</a>', case_page_url(obj.case_id))
-
-    _user_pk = None
-
-    def get_changelist_instance(self, request):
-        self._user_pk = request.user.pk  # the row's "Decide" link is not offered to the proposer
-        return super().get_changelist_instance(request)
+            return label
+        if getattr(obj, "own", False):
+            return format_html('{}<div class="settle-muted">your proposal: another manager decides</div>', label)
+        return format_html('{}<div><a href="{}#case-actions">Decide</a></div>', label, case_page_url(obj.case_id))
 
     # -- decisions
     def has_decide_permission(self, request):
@@ -455,8 +423,7 @@ class ProposalAdmin(AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAd
 @admin.register(UnclaimedProperty)
 class UnclaimedPropertyAdmin(UnclaimedPagesMixin, AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAdmin):
     """Credits past their owner state's dormancy (rule 17, example L)."""
-    list_display = ("item", "owner", "owner_state", "money_amount", "last_activity", "presumed", "letter_due",
-                    "report_due", "state_label", "case_link", "practice")
+    list_display = ("item", "owner", "money_amount", "dormant", "due", "state_label", "practice")
     list_display_links = None
     list_filter = ("state", "owner_state", "report_year", ("practice", PracticeFilter))
     search_fields = ("=id", "=case__id", "credit__patient__last_name", "credit__patient__account_number")
@@ -470,47 +437,39 @@ class UnclaimedPropertyAdmin(UnclaimedPagesMixin, AdjudicationListMixin, Backoff
     def changelist_tools(self, request):
         return [(reverse("admin:adjudication_unclaimedproperty_report"), "Holder report (CSV)")]
 
-    @admin.display(description="item", ordering="pk")
+    @admin.display(description="item")
     def item(self, obj):
-        if obj.letter:
-            return format_html('#{} <a href="{}">letter</a>', obj.pk,
-                               admin_url("adjudication_unclaimedproperty_letter", obj.pk))
-        return format_html("#{}", obj.pk)
+        letter = format_html(' <a href="{}">letter</a>', admin_url("adjudication_unclaimedproperty_letter", obj.pk)) \
+            if obj.letter else ""
+        return format_html('#{}{}<div><a href="{}">case #{}</a></div>', obj.pk, letter, case_page_url(obj.case_id),
+                           obj.case_id)
 
     @admin.display(description="owner", ordering="credit__patient__last_name")
     def owner(self, obj):
         p = obj.credit.patient
-        return format_html('<a href="{}">{}, {}</a>', patient_url(p.pk, "credits"), p.last_name, p.first_name)
+        return format_html('<a href="{}">{}, {}</a><div class="settle-muted">{}</div>', patient_url(p.pk, "credits"),
+                           p.last_name, p.first_name, obj.owner_state)
 
     @admin.display(description="amount", ordering="amount")
     def money_amount(self, obj):
         return money_cell(obj.amount)
 
-    @admin.display(description="last activity", ordering="last_activity_on")
-    def last_activity(self, obj):
-        return obj.last_activity_on.strftime("%m/%d/%Y")
+    @admin.display(description="last activity", ordering="presumed_on")
+    def dormant(self, obj):
+        return format_html('{}<div class="settle-muted">presumed {}</div>', obj.last_activity_on.strftime("%m/%d/%Y"),
+                           obj.presumed_on.strftime("%m/%d/%Y"))
 
-    @admin.display(description="presumed", ordering="presumed_on")
-    def presumed(self, obj):
-        return obj.presumed_on.strftime("%m/%d/%Y")
-
-    @admin.display(description="letter due", ordering="letter_due_on")
-    def letter_due(self, obj):
+    @admin.display(description="due", ordering="report_due_on")
+    def due(self, obj):
         if obj.letter_sent_on:
-            return format_html('sent {}', obj.letter_sent_on.strftime("%m/%d/%Y"))
-        return obj.letter_due_on.strftime("%m/%d/%Y") if obj.letter_due_on else "not needed"
-
-    @admin.display(description="report due", ordering="report_due_on")
-    def report_due(self, obj):
-        return obj.report_due_on.strftime("%m/%d/%Y")
+            letter = f"letter sent {obj.letter_sent_on:%m/%d/%Y}"
+        else:
+            letter = f"letter by {obj.letter_due_on:%m/%d/%Y}" if obj.letter_due_on else "no letter needed"
+        return format_html('{}<div>report {}</div>', letter, obj.report_due_on.strftime("%m/%d/%Y"))
 
     @admin.display(description="state", ordering="state")
     def state_label(self, obj):
-        return state_span(obj.state, obj.get_state_display())
-
-    @admin.display(description="case", ordering="case_id")
-    def case_link(self, obj):
-        return format_html('<a href="{}">#{}</a>', case_page_url(obj.case_id), obj.case_id)
+        return state_span(obj.state, UNCLAIMED_SHORT.get(obj.state, obj.state))
 
     def has_act_permission(self, request):
         return self.is_member(request)
@@ -608,8 +567,7 @@ class ClockRuleAdmin(AdjudicationListMixin, ManagerEditAdmin):
     """The clocks of rule 17 as data. The seeded rules (every practice: blank practice) are read-only
     here except for administrators; a manager adds their practice's own rule, which comes before a
     general one (adjudication/clocks.py), and edits it."""
-    list_display = ("rule", "kind", "us_state", "payer_type", "effective", "days_short", "dormancy", "practice_name",
-                    "active")
+    list_display = ("rule", "applies", "effective", "clock", "practice_name")
     list_filter = ("kind", "active", "us_state", "payer_type")
     search_fields = ("name", "citation", "us_state")
     ordering = ("kind", "us_state", "payer_type", "effective_from", "pk")
@@ -636,29 +594,41 @@ class ClockRuleAdmin(AdjudicationListMixin, ManagerEditAdmin):
         return f"{start} – {obj.effective_to:%m/%d/%Y}" if obj.effective_to else f"from {start}" \
             if obj.effective_from else start
 
-    @admin.display(description="days")
-    def days_short(self, obj):
+    @admin.display(description="applies to", ordering="kind")
+    def applies(self, obj):
+        where = " · ".join(x for x in (obj.us_state or "any state", obj.payer_type or "any payer") if x)
         if obj.kind == ClockRule.Kind.UNCLAIMED:
-            return "—"
-        text = f"{obj.days}" if obj.days else "—"
-        if obj.notice_days:
-            text = f"notice {obj.notice_days}, then {text}"
-        if obj.suspension_max_days:
-            text += f" (suspend ≤ {obj.suspension_max_days})"
-        return text
+            where = obj.us_state or "any state"
+        return format_html('{}<div class="settle-muted">{}</div>', RULE_KIND_SHORT.get(obj.kind, obj.kind), where)
 
-    @admin.display(description="dormancy")
-    def dormancy(self, obj):
-        if obj.kind != ClockRule.Kind.UNCLAIMED:
-            return "—"
-        text = f"{obj.dormancy_years} y, report {obj.report_month}/{obj.report_day}"
-        if obj.letter_threshold is not None:
-            text += f", letter > {obj.letter_threshold}"
+    @admin.display(description="clock")
+    def clock(self, obj):
+        if obj.kind == ClockRule.Kind.UNCLAIMED:
+            text = f"dormant {obj.dormancy_years} years; report by {obj.report_month}/{obj.report_day}"
+            if obj.letter_threshold is not None:
+                text += f"; letter above {obj.letter_threshold}"
+            if obj.min_amount is not None:
+                text += f"; not at or under {obj.min_amount}"
+            return text
+        text = f"{obj.days} days" if obj.days else "—"
+        if obj.notice_days:
+            text = f"notice in {obj.notice_days} days, then {text}"
+        if obj.suspension_max_days:
+            text += f"; investigation suspends up to {obj.suspension_max_days} days"
+        if obj.billed_claims_only:
+            text += "; billed claims only"
+        if obj.election_stops_clock:
+            text += "; stops on the patient's election"
         return text
 
     @admin.display(description="practice", ordering="practice__name")
     def practice_name(self, obj):
-        return str(obj.practice) if obj.practice_id else "every practice"
+        return format_html('{}<div class="settle-muted">{}</div>', obj.practice if obj.practice_id else
+                           "every practice", "active" if obj.active else "inactive")
+
+
+RULE_KIND_SHORT = {ClockRule.Kind.PAYER_RETURN: "payer return", ClockRule.Kind.PATIENT_REFUND: "patient refund",
+                   ClockRule.Kind.UNCLAIMED: "unclaimed property"}
 
 
 @admin.register(AdjudicationSettings)

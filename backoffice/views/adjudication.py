@@ -126,8 +126,11 @@ class ProposeForm(CaseReasonForm):
             claims = Claim.objects.filter(pk=case.payer_credit.claim_id)
         elif case.credit_id and case.credit.origin_encounter_id:
             claims = Claim.objects.filter(encounter_id=case.credit.origin_encounter_id)
-        self.fields["claim"].queryset = claims.filter(practice_id=case.practice_id).select_related("payer") \
-            .order_by("pk")
+        claims = claims.filter(practice_id=case.practice_id).select_related("payer").order_by("pk")
+        if claims.exists():
+            self.fields["claim"].queryset = claims
+        else:
+            del self.fields["claim"]  # nothing to resubmit
         left = case.money_left if hasattr(case, "money_left") else money_left_of(case)
         self.fields["amount"].widget.attrs["placeholder"] = money(left)
 

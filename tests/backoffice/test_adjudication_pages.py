@@ -368,7 +368,8 @@ def test_unclaimed_list_and_holder_report(client, world, adj):
     response = client.get(url("adjudication_unclaimedproperty_changelist"))
     assert response.status_code == 200
     html = response.content.decode()
-    for text in ("Unclaimed property", "07/01/2026", "not needed", "Holder report (CSV)", "Avila, Ana", "35.00"):
+    for text in ("Unclaimed property", "report 07/01/2026", "no letter needed", "Holder report (CSV)", "Avila, Ana",
+                 "35.00", "listed"):
         assert text in html, text
     form = client.get(url("adjudication_unclaimedproperty_report"))
     assert form.status_code == 200
