@@ -37,7 +37,7 @@ from adjudication.services.cases import (
     case_wait_on_payer,
 )
 from adjudication.services.core import money_left as money_left_of
-from adjudication.services.notices import case_record_election, case_send_notice
+from adjudication.services.notices import NOTICE_KINDS, case_record_election, case_send_notice
 from adjudication.services.proposals import case_approve, case_carry_out, case_propose, case_reject
 from adjudication.services.refund_worklist import refund_work_list_refund
 from adjudication.services.unclaimed import holder_report_csv
@@ -270,7 +270,7 @@ def case_actions(case, user) -> list[str]:
         names += ["approve", "reject"]
     if s == S.APPROVED and live is not None and live.state == Proposal.State.APPROVED:
         names.append("carry_out")
-    if s != S.RESOLVED and case.kind == Case.Kind.PATIENT_CREDIT:
+    if s != S.RESOLVED and case.kind in NOTICE_KINDS:
         names += ["send_notice", "record_election"]
     if s != S.RESOLVED:
         names += ["record_contact", "note", "confirm_balance", "review_source", "attach_document", "assign"]

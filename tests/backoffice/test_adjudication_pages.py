@@ -10,6 +10,8 @@ from decimal import Decimal as D
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from adjudication.models import (
@@ -469,3 +471,135 @@ def test_index_lists_the_adjudication_pages(client, world, adj):
     for name in ("adjudication_case_changelist", "adjudication_proposal_changelist",
                  "adjudication_case_refund_work_list", "adjudication_unclaimedproperty_changelist"):
         assert url(name) in html, name
+
+
+# --- more actions: notice and election, the good-faith investigation, reopen, carry out, unclaimed ----------
+
+def test_send_notice_then_the_patient_keeps_the_credit(client, world, adj, mailoutbox,
+                                                       django_capture_on_commit_callbacks):
+    case = adj["patient_case"]
+    client.force_login(world.clerk)
+    with django_capture_on_commit_callbacks(execute=True):  # the e-mail goes once the notice is committed
+        response = client.post(act(case, "send_notice"), {"send_notice-reason": "Overpayment notice"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case.refresh_from_db()
+    notice = case.notices.get()
+    assert case.notice_sent_on == notice.sent_on and mailoutbox and mailoutbox[0].to == ["ana@example.com"]
+    page = client.get(url("adjudication_case_change", case.pk)).content.decode()
+    letter = url("adjudication_case_notice_letter", case.pk, notice.pk)
+    assert letter in page
+    pdf = client.get(letter)
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    response = client.post(act(case, "record_election"), {"record_election-reason": "Patient called",
+                                                          "record_election-election": "keep"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case.refresh_from_db()
+    assert (case.election, case.election_by, case.state) == ("keep", world.clerk, Case.State.RESOLVED)
+    assert case.outcome == Case.Outcome.KEPT
+    # the same answer again: refused, shown, nothing written
+    before = written(case)
+    again = client.post(act(case, "record_election"), {"record_election-reason": "Again",
+                                                       "record_election-election": "keep"})
+    assert again.status_code == 200 and again.context["form"].errors and written(case) == before
+
+
+def test_good_faith_investigation_pauses_a_medicare_clock_and_ending_it_restarts_it(client, world, adj):
+    case = adj["payer_case"]
+    rule = ClockRule.objects.create(kind=ClockRule.Kind.PAYER_RETURN, name="Medicare 60 days (test)",
+                                    practice=world.practice, payer_type="medicare", days=60, suspension_max_days=180)
+    Case.objects.filter(pk=case.pk).update(clock_rule=rule)
+    client.force_login(world.clerk)
+    page = client.get(url("adjudication_case_change", case.pk))
+    investigate = next(form for a, form in page.context["case_actions"] if a.name == "investigate")
+    assert "good_faith" in investigate.fields  # the rule allows a suspension
+    response = client.post(act(case, "investigate"), {"investigate-reason": "Good faith", "investigate-good_faith": "on"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case.refresh_from_db()
+    assert case.investigation_started_on == adj["today"] and case.state == Case.State.INVESTIGATING
+    page = client.get(url("adjudication_case_change", case.pk))
+    assert "end_investigation" in {a.name for a, _ in page.context["case_actions"]}
+    response = client.post(act(case, "end_investigation"), {"end_investigation-reason": "Found it"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case.refresh_from_db()
+    assert case.investigation_ended_on == adj["today"] and case.due_on is not None
+
+
+def test_the_investigate_form_offers_no_good_faith_without_a_suspension_rule(client, world, adj):
+    client.force_login(world.clerk)
+    page = client.get(url("adjudication_case_change", adj["patient_case"].pk))
+    investigate = next(form for a, form in page.context["case_actions"] if a.name == "investigate")
+    assert "good_faith" not in investigate.fields
+
+
+def test_a_manager_reopens_a_resolved_case_billing_is_not_offered_it(client, world, adj):
+    case = adj["patient_case"]
+    client.force_login(world.clerk)
+    client.post(act(case, "record_election"), {"record_election-reason": "Patient called",
+                                               "record_election-election": "keep"})
+    case.refresh_from_db()
+    assert case.state == Case.State.RESOLVED
+    page = client.get(url("adjudication_case_change", case.pk))
+    assert "reopen" not in {a.name for a, _ in page.context["case_actions"]}
+    client.force_login(world.manager)
+    page = client.get(url("adjudication_case_change", case.pk))
+    assert "reopen" in {a.name for a, _ in page.context["case_actions"]}
+    response = client.post(act(case, "reopen"), {"reopen-reason": "The patient changed their mind"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case.refresh_from_db()
+    assert (case.state, case.reopened_count) == (Case.State.INVESTIGATING, 1)
+
+
+def test_an_approved_payer_refund_waits_for_its_check_number_then_is_carried_out(client, world, adj):
+    case = adj["payer_case"]
+    client.force_login(world.clerk)
+    client.post(act(case, "propose"), {"propose-reason": "Return it", "propose-kind": "refund_payer"})
+    client.force_login(world.manager)
+    response = client.post(act(case, "approve"), {"approve-reason": "OK"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case.refresh_from_db()
+    assert case.state == Case.State.APPROVED
+    page = client.get(url("adjudication_case_change", case.pk))
+    assert "carry_out" in {a.name for a, _ in page.context["case_actions"]}
+    assert "the check number is needed" in page.content.decode()
+    response = client.post(act(case, "carry_out"), {"carry_out-reason": "Check mailed",
+                                                    "carry_out-reference": "CHK-777"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case.refresh_from_db()
+    assert case.state == Case.State.RESOLVED and case.outcome == Case.Outcome.REFUND_PAYER
+    assert Proposal.objects.get(case=case).state == Proposal.State.CARRIED_OUT
+
+
+def test_unclaimed_turn_over_from_the_list_removes_the_credit(client, world, adj):
+    item = unclaimed_item(world, adj, amount="150.00")
+    client.force_login(world.clerk)
+    confirm = client.post(url("adjudication_unclaimedproperty_changelist"),
+                          {"action": "turn_over", "_selected_action": [item.pk]})
+    assert confirm.status_code == 200 and "Turn over as unclaimed property" in confirm.content.decode()
+    done = client.post(url("adjudication_unclaimedproperty_changelist"),
+                       {"action": "turn_over", "confirm": "yes", "_selected_action": [item.pk],
+                        "reason": "Report year 2026"})
+    assert done.status_code == 302
+    messages = messages_of(client, done)
+    item.refresh_from_db()
+    assert item.state == UnclaimedProperty.State.TURNED_OVER, messages
+    credit = Credit.objects.get(pk=adj["credit"].pk)
+    assert (credit.on_hand, credit.removed_amount) == (D("0.00"), D("150.00"))
+    case = Case.objects.get(pk=adj["patient_case"].pk)
+    assert (case.state, case.outcome) == (Case.State.RESOLVED, Case.Outcome.UNCLAIMED)
+
+
+def test_the_queue_costs_the_same_queries_for_few_and_many_cases(client, world, adj):
+    client.force_login(world.clerk)
+    client.get(url("adjudication_case_changelist"))  # warm the session and the caches
+    with CaptureQueriesContext(connection) as few:
+        client.get(url("adjudication_case_changelist"))
+    for n in range(8):
+        p = world.patient(first_name=f"P{n}", last_name="Many", account_number=f"M-{n}")
+        world.pay(p, "10.00")
+        Case.objects.create(practice=world.practice, kind=Case.Kind.PATIENT_CREDIT,
+                            cause=Case.Cause.PATIENT_OVERPAYMENT, credit=Credit.objects.get(patient=p), patient=p,
+                            amount=D("10.00"), determined_on=adj["today"], assigned_to=world.manager)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url("adjudication_case_changelist"))
+    assert len(response.context["cl"].result_list) == 11
+    assert len(many) == len(few)
