@@ -131,7 +131,8 @@ PATIENT_SOURCE = """
            (c.created_at AT TIME ZONE %(tz)s)::date AS determined_on
       FROM credits_credit c
      WHERE c.practice_id = %(practice)s AND c.state = 'available' AND c.on_hand > 0
-       AND c.created_at < %(cutoff)s AND (c.patient_id, c.id) > (%(after_a)s, %(after_b)s)
+       AND c.created_at < %(cutoff)s
+       AND c.patient_id >= %(after_a)s AND (c.patient_id, c.id) > (%(after_a)s, %(after_b)s)
        AND NOT EXISTS (SELECT 1 FROM adjudication_case k WHERE k.credit_id = c.id)
      ORDER BY c.patient_id, c.id
      LIMIT %(batch)s"""
@@ -459,16 +460,19 @@ def cases_close_gone(*, practice_id: int, actor=None, case_ids=None, reason: str
     return count
 
 
-CANDIDATES_SQL = ("SELECT g.id FROM (" + GONE_SQL.format(where="k.id > %(after)s") + ") g ORDER BY g.id "
-                  "LIMIT %(batch)s")
+# a batch of the practice's open cases, by id (along case_queue_idx's condition and the primary key)
+OPEN_BATCH_SQL = """SELECT id FROM adjudication_case
+                     WHERE practice_id = %(practice)s AND state <> 'resolved' AND id > %(after)s
+                     ORDER BY id LIMIT %(batch)s"""
 
 
 def close_gone_batches(*, practice_id: int, actor=None, batch_size: int = DEFAULT_BATCH) -> int:
-    """`cases_close_gone` over the whole practice, one batch of case ids per transaction (the scan)."""
+    """`cases_close_gone` over the whole practice: the open cases a batch of ids at a time, each
+    batch one transaction (the scan). Linear in the number of open cases."""
     total, after = 0, 0
     while True:
         with connection.cursor() as cur:
-            cur.execute(CANDIDATES_SQL, {"practice": practice_id, "after": after, "batch": batch_size})
+            cur.execute(OPEN_BATCH_SQL, {"practice": practice_id, "after": after, "batch": batch_size})
             ids = [r[0] for r in cur.fetchall()]
         if not ids:
             return total
