@@ -632,7 +632,7 @@ RULE_KIND_SHORT = {ClockRule.Kind.PAYER_RETURN: "payer return", ClockRule.Kind.P
 
 
 @admin.register(AdjudicationSettings)
-class AdjudicationSettingsAdmin(ManagerEditAdmin):
+class AdjudicationSettingsAdmin(AdjudicationListMixin, ManagerEditAdmin):
     list_display = ("settings", "min_credit_age_days", "warning_window_days", "payer_credit_max_open_days",
                     "locked_credit_max_days")
 
@@ -642,17 +642,28 @@ class AdjudicationSettingsAdmin(ManagerEditAdmin):
 
 
 @admin.register(RefundPolicy)
-class RefundPolicyAdmin(ManagerEditAdmin):
-    list_display = ("policy", "active", "min_amount", "max_amount", "min_age_days", "require_no_open_balance",
-                    "require_no_pending_claim", "practice")
+class RefundPolicyAdmin(AdjudicationListMixin, ManagerEditAdmin):
+    list_display = ("policy", "amounts", "min_age_days", "conditions", "practice")
 
     @admin.display(description="policy", ordering="name")
     def policy(self, obj):
-        return change_link(obj, obj.name)
+        return format_html('{}<div class="settle-muted">{}</div>', change_link(obj, obj.name),
+                           "active" if obj.active else "inactive")
+
+    @admin.display(description="amount on hand", ordering="min_amount")
+    def amounts(self, obj):
+        return f"{money(obj.min_amount)} – {money(obj.max_amount)}" if obj.max_amount is not None else \
+            f"from {money(obj.min_amount)}"
+
+    @admin.display(description="patients")
+    def conditions(self, obj):
+        parts = [p for p, on in (("no open balance", obj.require_no_open_balance),
+                                 ("no pending claim", obj.require_no_pending_claim)) if on]
+        return ", ".join(parts) or "any"
 
 
 @admin.register(RefundApprovalBand)
-class RefundApprovalBandAdmin(ManagerEditAdmin):
+class RefundApprovalBandAdmin(AdjudicationListMixin, ManagerEditAdmin):
     list_display = ("band", "role", "four_eyes", "practice")
 
     @admin.display(description="band", ordering="up_to")

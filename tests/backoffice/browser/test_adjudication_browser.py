@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from adjudication.models import AdjudicationSettings, Case, ClockRule, Proposal, RefundPolicy, UnclaimedProperty
+from adjudication.models import (
+    AdjudicationSettings,
+    Case,
+    ClockRule,
+    Proposal,
+    RefundApprovalBand,
+    RefundPolicy,
+    UnclaimedProperty,
+)
 from adjudication.scan import scan_practice
 from adjudication.selectors import practice_dates
 from credits import services as credit_services
@@ -139,6 +147,18 @@ def test_every_adjudication_page_fits_1280_and_a_proposal_is_approved_by_another
     boss.click("#action-approve input[type=submit]")
     expect(boss.locator(".messagelist")).to_contain_text(f"Case {ana.pk}: proposal approved")
     fits(boss, "case-approved")
+    band = RefundApprovalBand.objects.create(practice=world.practice, up_to=D("200.00"), role="billing")
+    RefundApprovalBand.objects.create(practice=world.practice, up_to=None, role="manager", four_eyes=True)
+    for path, name in (("/admin/adjudication/refundpolicy/", "refund-policies"),
+                       ("/admin/adjudication/refundapprovalband/", "approval-bands"),
+                       ("/admin/adjudication/adjudicationsettings/", "settings"),
+                       (f"/admin/adjudication/refundapprovalband/{band.pk}/change/", "approval-band-edit"),
+                       ("/admin/adjudication/case/scan-now/", "scan-now"),
+                       ("/admin/adjudication/unclaimedproperty/holder-report/", "holder-report"),
+                       ("/admin/adjudication/case/?state=all", "queue-all")):
+        boss.goto(path)
+        expect(boss.locator("#content")).to_be_visible()
+        fits(boss, name)
 
     proposal.refresh_from_db()
     ana.refresh_from_db()
