@@ -323,8 +323,9 @@ class CasePagesMixin:
                 self.message_user(request, f"Case {case.pk}: {act.done} ({case.get_state_display().lower()}).",
                                   messages.SUCCESS)
                 return HttpResponseRedirect(case_page_url(case.pk))
-            for error in form.non_field_errors():
-                self.message_user(request, f"Case {case.pk}: {error}", messages.ERROR)
+            for errors in form.errors.values():  # the service's refusal, on its field or above the form
+                for error in errors:
+                    self.message_user(request, f"Case {case.pk}: {error}", messages.ERROR)
         elif request.method == "POST":
             self.message_user(request, f"Case {case.pk}: {act.label.lower()} not done; correct the form below.",
                               messages.ERROR)

@@ -264,6 +264,7 @@ def test_bad_input_shows_the_error_and_writes_nothing(client, world, adj):
                                                   "propose-amount": "151.00", "propose-method": "check"})
     assert response.status_code == 200
     assert "only 150.00 is left" in str(response.context["form"].errors)
+    assert any("only 150.00 is left" in str(m) for m in response.context["messages"])
     # a transition the state does not allow (a billing clerk, a case that is not resolved)
     response = client.post(act(case, "reopen"), {"reopen-reason": "Try"})
     assert response.status_code == 200 and response.context["form"].errors
