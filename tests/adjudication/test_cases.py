@@ -487,3 +487,44 @@ def test_the_same_file_attached_twice_at_once_is_kept_once(world):
     assert isinstance(next(r[1] for r in results if r[0] == "refused"), Duplicate)
     assert CaseDocument.objects.filter(case=case).count() == 1
     assert CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.DOCUMENT).count() == 1
+
+
+# --- every state against every workflow transition ------------------------------------------------------
+
+PATHS = {  # how to bring a fresh (identified) case to each state, through the FSM
+    "identified": [],
+    "investigating": [("investigate", {})],
+    "waiting_payer": [("wait_on_payer", {"follow_up_on": date(2026, 7, 1)})],
+    "proposed": [("propose", {})],
+    "approved": [("propose", {}), ("approve", {})],
+    "resolved": [("resolve", {"outcome": Case.Outcome.REFUND_PAYER, "note": "Check 7"})],
+}
+VERBS = {
+    "investigate": (lambda c, w: svc.case_investigate(case=c, actor=w.clerk, reason="Look"),
+                    {"identified", "waiting_payer"}),
+    "wait_on_payer": (lambda c, w: svc.case_wait_on_payer(case=c, actor=w.clerk, reason="Wait",
+                                                          follow_up_on=date(2026, 7, 8)),
+                      {"identified", "investigating"}),
+    "reopen": (lambda c, w: svc.case_reopen(case=c, actor=w.manager, reason="Mistake"), {"resolved"}),
+}
+
+
+@pytest.mark.parametrize("state", list(PATHS))
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_each_transition_only_from_the_states_that_allow_it(world, at_noon, state, verb):
+    case = payer_case(world)
+    for step, kw in PATHS[state]:
+        move(case, step, actor=world.manager, reason=f"to {state}", **kw)
+    call, allowed = VERBS[verb]
+    before = written(case)
+    if state in allowed:
+        call(case.pk, world)
+        events, history = written(case)
+        assert (events, history) == (before[0] + 1, before[1] + 1)
+        assert Case.objects.get(pk=case.pk).state != state
+    else:
+        with pytest.raises(RuleViolation) as err:
+            call(case.pk, world)
+        assert err.value.code == "invalid_transition" and f"case {case.pk} is " in err.value.message
+        assert written(case) == before
+        assert Case.objects.get(pk=case.pk).state == state
