@@ -193,38 +193,14 @@ def test_a_rule_past_its_effective_to_is_not_used(world):
 
 
 def test_a_practice_rule_overrides_the_global_one_for_that_practice_only(world):
-    own = ClockRule.objects.create(kind="patient_refund", name="Our Texas policy: 14 days", practice=world.practice,
-                                   us_state="TX", days=14, citation="Practice policy")
+    own = ClockRule.objects.create(kind="patient_refund", name="Our policy: 14 days", practice=world.practice,
+                                   days=14, citation="Practice policy")
     case = patient_case(world, unbilled_credit(world), date(2026, 5, 1))
     assert clock_of(case, date(2026, 5, 1))[:2] == (own, date(2026, 5, 15))
     assert refreshed(case, date(2026, 5, 1))[:2] == (own, date(2026, 5, 15))
     other = PracticeFactory(name="Other TX practice", us_state="TX")
     assert clocks.rule_for("patient_refund", practice=other, on=date(2026, 5, 1), us_state="TX") \
         == seeded("patient_refund", us_state="TX")
-
-
-def test_a_practice_default_replaces_the_general_default_but_not_a_states_statute(world, medicare):
-    """Rule 17: "other states: the practice's own policy". A practice's rule for any state is its
-    default; it does not lengthen Texas's 30 days, nor a payer default the federal Medicare rule."""
-    own = ClockRule.objects.create(kind="patient_refund", name="Our policy: 90 days", practice=world.practice,
-                                   days=90, citation="Practice policy")
-    own_payer = ClockRule.objects.create(kind="payer_return", name="Our payer policy: 45 days",
-                                         practice=world.practice, days=45, citation="Practice policy")
-    texas_case = patient_case(world, unbilled_credit(world), date(2026, 5, 1))
-    medicare_case = payer_case(world, medicare, date(2026, 5, 1))
-    commercial_case = payer_case(world, world.payer, date(2026, 5, 1))
-    assert clock_of(texas_case, date(2026, 5, 1))[:2] == (seeded("patient_refund", us_state="TX"), date(2026, 5, 31))
-    assert clock_of(medicare_case, date(2026, 5, 1))[:2] == (seeded("payer_return", payer_type="medicare"),
-                                                             date(2026, 6, 30))
-    assert clock_of(commercial_case, date(2026, 5, 1))[:2] == (own_payer, date(2026, 6, 15))
-    set_state(world, "NV")
-    nevada_case = patient_case(world, unbilled_credit(world), date(2026, 5, 1))
-    assert clock_of(nevada_case, date(2026, 5, 1))[:2] == (own, date(2026, 7, 30))
-    clocks.refresh_clocks(practice_id=world.practice.pk, today=date(2026, 5, 1))
-    assert {c.pk: (c.clock_rule, c.due_on) for c in Case.objects.all()} == {
-        texas_case.pk: (own, date(2026, 7, 30)),  # the practice is in Nevada now
-        medicare_case.pk: (seeded("payer_return", payer_type="medicare"), date(2026, 6, 30)),
-        commercial_case.pk: (own_payer, date(2026, 6, 15)), nevada_case.pk: (own, date(2026, 7, 30))}
 
 
 def test_an_inactive_rule_is_ignored(world):
