@@ -323,3 +323,43 @@ def test_unclaimed_property_is_not_proposed_but_turned_over_from_its_list(world)
     case = case_of_credit(credit_of(world))
     with pytest.raises(RuleViolation, match="unclaimed-property list"):
         case_propose(case=case, actor=world.clerk, reason="x", kind="unclaimed_property")
+
+
+def case_of_encounter(enc) -> Case:
+    return Case.objects.create(practice_id=enc.practice_id, kind=Case.Kind.ENCOUNTER, cause=Case.Cause.PAID_BEYOND_CHARGE,
+                               encounter=enc, patient_id=enc.patient_id, amount=D("1.00"),
+                               determined_on=date(2026, 3, 1))
+
+
+def test_resubmit_claim_of_a_visit_paid_beyond_its_charge(world):
+    pat = world.patient()
+    enc, claim = world.visit(pat, date(2026, 3, 2), charge="200.00")
+    world.remit(claim, pr="0.00", paid="250.00", adjust="-50.00")  # the payer paid 50.00 beyond the charge
+    case = case_of_encounter(enc)
+    with pytest.raises(NotFound, match="unknown claim"):
+        case_propose(case=case, actor=world.clerk, reason="x", kind="resubmit_claim", claim_id=999999)
+    p = case_propose(case=case, actor=world.clerk, reason="Corrected claim", kind="resubmit_claim")
+    assert (p.amount, p.claim_id) == (D("50.00"), claim.pk)
+    p = case_approve(case=case, actor=world.manager, reason="ok")
+    claim.refresh_from_db()
+    case.refresh_from_db()
+    assert (p.state, p.result["claim"], case.state, case.outcome) == ("carried_out", claim.pk, "resolved",
+                                                                       "resubmitted")
+    assert claim.state == "resubmitted" and claim.history.latest().history_user == world.manager
+
+
+def test_write_off_the_balance_of_a_visit_paid_beyond_its_charge(world):
+    pat = world.patient()
+    enc, claim = world.visit(pat, date(2026, 3, 2), charge="200.00")
+    world.remit(claim, pr="50.00", paid="190.00")
+    world.pay(pat, "30.00", encounter=enc)  # paid 190 + patient 30 = 220: 20.00 beyond the charge
+    enc.refresh_from_db()
+    assert enc.balance == D("20.00")
+    case = case_of_encounter(enc)
+    p = case_propose(case=case, actor=world.clerk, reason="The patient owes nothing more", kind="write_off")
+    assert p.amount == D("20.00")
+    p = case_approve(case=case, actor=world.manager, reason="ok")
+    enc.refresh_from_db()
+    case.refresh_from_db()
+    assert (enc.written_off_amount, enc.balance) == (D("20.00"), D("0.00"))
+    assert (p.state, case.state, case.outcome) == ("carried_out", "resolved", "written_off")
