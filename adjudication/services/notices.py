@@ -95,7 +95,7 @@ def case_send_notice(*, case, actor, reason: str = "Overpayment notice", on: dat
     before = (case.due_on, case.notice_due_on)
     if case.notice_sent_on is None:
         case.notice_sent_on = on
-    apply_clock(case, today=on)
+    apply_clock(case, today=today)
     save_with_history(case, actor=actor, reason=reason)
     deadline = case.due_on if not case.clock_stopped else None
 
