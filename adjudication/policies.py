@@ -162,17 +162,14 @@ def refund_work_list(*, practice_id: int, today: date | None = None) -> QuerySet
     since = timezone.now() - timedelta(days=practice.approval_window_days)
     window = (Refund.objects.filter(patient_id=OuterRef("patient_id"), requested_at__gte=since, state__in=WINDOW_STATES)
               .order_by().values("patient_id").annotate(s=Sum("amount")).values("s"))
+    # per-patient and per-case conditions as EXISTS, correlated to the row (index lookups), and only
+    # where a policy asks for them
+    owes_now = Exists(PatientResponsibility.objects.filter(patient_id=OuterRef("patient_id")).exclude(due_now=0))
+    pending = (Exists(PatientResponsibility.objects.filter(patient_id=OuterRef("patient_id")).exclude(pending_payer=0))
+               | Exists(Claim.objects.filter(encounter__patient_id=OuterRef("patient_id"), state__in=Claim.OPEN)))
     qs = (Credit.objects.filter(practice_id=practice.pk, state=Credit.State.AVAILABLE, on_hand__gt=0, refund_hold=0)
-          .annotate(
-              owes_now=Exists(PatientResponsibility.objects.filter(patient_id=OuterRef("patient_id"))
-                              .exclude(due_now=0)),
-              pending_claim=Exists(PatientResponsibility.objects.filter(patient_id=OuterRef("patient_id"))
-                                   .exclude(pending_payer=0))
-              | Exists(Claim.objects.filter(encounter__patient_id=OuterRef("patient_id"), state__in=Claim.OPEN)),
-              kept=Exists(Case.objects.filter(credit_id=OuterRef("pk"), election="keep")),
-              live_proposal=Exists(Proposal.objects.filter(case__credit_id=OuterRef("pk"), state__in=Proposal.LIVE)),
-          )
-          .filter(kept=False, live_proposal=False))
+          .exclude(Exists(Case.objects.filter(credit_id=OuterRef("pk"), election="keep")))
+          .exclude(Exists(Proposal.objects.filter(case__credit_id=OuterRef("pk"), state__in=Proposal.LIVE))))
     if not policies:
         return qs.none()
     whens = []
@@ -182,9 +179,9 @@ def refund_work_list(*, practice_id: int, today: date | None = None) -> QuerySet
         if p.max_amount is not None:
             q &= Q(on_hand__lte=p.max_amount)
         if p.require_no_open_balance:
-            q &= Q(owes_now=False)
+            q &= ~owes_now
         if p.require_no_pending_claim:
-            q &= Q(pending_claim=False)
+            q &= ~pending
         whens.append(When(q, then=V(p.pk)))
     qs = (qs.annotate(policy_id=Choose(*whens, default=V(None), output_field=IntegerField()))
           .filter(policy_id__isnull=False)
