@@ -43,17 +43,13 @@ from django.utils import timezone
 
 from adjudication.clocks import practice_today, refresh_clocks
 from adjudication.models import AdjudicationSettings, Case, CaseEvent, Proposal
+from adjudication.services.unclaimed import unclaimed_find
 from ledger.access import ensure_staff, system_user
 from ledger.bulk import history_fields
 from ledger.errors import NotFound
 from ledger.inputs import require_reason
 from ledger.locks import lock_sql
 from ledger.models import Practice
-
-try:  # unclaimed property (D) lands beside this module during issue 11
-    from adjudication.services.unclaimed import unclaimed_find
-except ImportError:  # pragma: no cover
-    unclaimed_find = None
 
 log = logging.getLogger(__name__)
 
@@ -270,10 +266,9 @@ def scan_practice(*, practice_id: int, actor=None, reason: str = "Nightly scan",
     t0 = time.perf_counter()
     result.closed = close_gone_batches(practice_id=practice.pk, actor=actor, batch_size=batch_size)
     result.steps["close_gone"] = round(time.perf_counter() - t0, 3)
-    if unclaimed_find is not None:
-        t0 = time.perf_counter()
-        result.unclaimed_listed = unclaimed_find(practice_id=practice.pk, today=today) or 0
-        result.steps["unclaimed_find"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    result.unclaimed_listed = unclaimed_find(practice_id=practice.pk, today=today)
+    result.steps["unclaimed_find"] = round(time.perf_counter() - t0, 3)
     result.seconds = time.perf_counter() - started
     log.info("scan of practice %s: %s", practice.pk, result.as_dict())
     return result
