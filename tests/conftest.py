@@ -2,17 +2,22 @@
 helper that records visits, claims and payments through the real services; and the lock-order
 recorder every test runs under (tests/lock_order.py)."""
 
+import importlib
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.apps import apps as django_apps
 
+from adjudication.models import ClockRule
 from credits import services as credit_services
 from ledger import services as ledger_services
 from ledger.models import Membership
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 from tests.lock_order import LockOrderRecorder
+
+CLOCK_SEED = importlib.import_module("adjudication.migrations.0003_clock_rules_seed")
 
 
 @dataclass
@@ -70,3 +75,20 @@ def lock_order_recorder(monkeypatch):
     if recorder.violations:
         pytest.fail(f"{len(recorder.violations)} lock(s) out of order; the first:\n{recorder.violations[0]}",
                     pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def clock_rules_seeded(request):
+    """The clock rules the data migration seeds (adjudication 0003), there for every test that uses
+    the database: a transactional test's teardown empties every table, seeded rows too, and a later
+    test would find no Texas or Medicare rule."""
+    names = request.fixturenames
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in names or "live_server" in names or (marker and marker.kwargs.get("transaction")):
+        request.getfixturevalue("transactional_db")
+    elif "db" in names or marker is not None:
+        request.getfixturevalue("db")
+    else:
+        return
+    if not ClockRule.objects.filter(practice__isnull=True).exists():
+        CLOCK_SEED.seed(django_apps, None)
