@@ -604,3 +604,22 @@ def test_the_queue_costs_the_same_queries_for_few_and_many_cases(client, world, 
         response = client.get(url("adjudication_case_changelist"))
     assert len(response.context["cl"].result_list) == 11
     assert len(many) == len(few)
+
+
+def test_unclaimed_send_letter_from_the_list_then_download_it(client, world, adj):
+    item = unclaimed_item(world, adj, amount="150.00")
+    UnclaimedProperty.objects.filter(pk=item.pk).update(letter_due_on=date(2026, 5, 1))
+    client.force_login(world.clerk)
+    done = client.post(url("adjudication_unclaimedproperty_changelist"),
+                       {"action": "send_letters", "confirm": "yes", "_selected_action": [item.pk],
+                        "reason": "Due diligence"})
+    assert done.status_code == 302
+    messages = messages_of(client, done)
+    item.refresh_from_db()
+    assert item.state == UnclaimedProperty.State.LETTER_SENT and item.letter, messages
+    link = url("adjudication_unclaimedproperty_letter", item.pk)
+    assert link in client.get(url("adjudication_unclaimedproperty_changelist")).content.decode()
+    pdf = client.get(link)
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    client.force_login(adj["b_boss"])
+    assert client.get(link).status_code == 404
