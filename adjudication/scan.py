@@ -121,13 +121,21 @@ COMMON = {
 }
 
 # patient credits: available, money on hand, old enough; keyset on (patient, id) along
-# credit_onhand_practice_idx
+# credit_onhand_practice_idx. The money became the patient's credit balance when the credit
+# appeared, or, for one that was locked to a visit (a held payment), when it was last released:
+# the first history row back in "available" after its last "locked" one (example J).
 PATIENT_SOURCE = """
     SELECT c.id, c.patient_id, c.source, c.on_hand + c.refund_hold AS amount,
-           (c.created_at AT TIME ZONE %(tz)s)::date AS determined_on
+           (d.at AT TIME ZONE %(tz)s)::date AS determined_on
       FROM credits_credit c
+     CROSS JOIN LATERAL (
+           SELECT COALESCE((SELECT MIN(h.history_date) FROM credits_historicalcredit h
+                             WHERE h.id = c.id AND h.state = 'available' AND h.history_date > lk.at),
+                           lk.at, c.created_at) AS at
+             FROM (SELECT MAX(h.history_date) AS at FROM credits_historicalcredit h
+                    WHERE h.id = c.id AND h.state = 'locked') lk) d
      WHERE c.practice_id = %(practice)s AND c.state = 'available' AND c.on_hand > 0
-       AND c.created_at < %(cutoff)s
+       AND d.at < %(cutoff)s
        AND c.patient_id >= %(after_a)s AND (c.patient_id, c.id) > (%(after_a)s, %(after_b)s)
        AND NOT EXISTS (SELECT 1 FROM adjudication_case k WHERE k.credit_id = c.id)
      ORDER BY c.patient_id, c.id

@@ -19,7 +19,7 @@ from adjudication.scan import cases_close_gone, scan_now, scan_practice
 from credits import services as credit_services
 from credits.models import Credit, PayerCredit
 from ledger.access import system_user
-from ledger.errors import InvalidInput, PermissionDenied
+from ledger.errors import InvalidInput, NotFound, PermissionDenied
 from ledger.models import Membership, Payer
 from remittances.nightly import nightly_run
 from remittances.posting import remittance_file_post
@@ -390,3 +390,23 @@ def test_the_scan_cases_command_prints_the_result_as_json(w):
     assert (result["practice_id"], result["opened"], result["closed"]) == (w.practice.pk, 1, 0)
     with pytest.raises(CommandError, match="unknown practice"):
         call_command("scan_cases", "--practice", "999999")
+
+
+def test_small_batches_find_everything_once_across_batch_boundaries(w):
+    """Keyset batches of 2: one patient's three credits straddle two batches, nothing is skipped."""
+    a, b = w.patient(), w.patient()
+    mine = [credit(w, a, "11.00"), credit(w, a, "12.00"), credit(w, a, "13.00"), credit(w, b, "14.00"),
+            credit(w, b, "15.00")]
+    for n in range(3):
+        credit_services.payer_credit_open(payer_id=w.payer.pk, amount=f"{20 + n}.00", reason_code="other",
+                                          actor=w.clerk, reason="Unclear")
+    result = scan(w, batch_size=2)
+    assert (result.opened_patient_credits, result.opened_payer_credits) == (5, 3)
+    assert set(Case.objects.filter(kind="patient_credit").values_list("credit_id", flat=True)) == {c.pk for c in mine}
+    assert set(Case.objects.filter(kind="payer_credit").values_list("cause", flat=True)) == {"other"}
+    assert scan(w, batch_size=2).opened == 0
+
+
+def test_an_unknown_practice_is_a_clear_error(w):
+    with pytest.raises(NotFound, match="unknown practice 999999"):
+        scan_practice(practice_id=999999)
