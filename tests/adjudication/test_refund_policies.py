@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from adjudication.models import Case, CaseEvent, RefundApprovalBand, RefundPolicy
+from adjudication.models import Case, CaseEvent, Proposal, RefundApprovalBand, RefundPolicy
 from adjudication.policies import approval_rule, band_for, refund_work_list
 from adjudication.services.refund_worklist import refund_work_list_refund
 from credits import services as credit_services
@@ -153,6 +153,13 @@ def test_keep_election_and_refund_in_flight_keep_a_credit_off(world, practice):
     r = credit_services.refund_request(credit_id=held.pk, amount="10.00", actor=world.clerk, reason="Asked")
     assert (r.state, Credit.objects.get(pk=held.pk).refund_hold) == ("requested", D("10.00"))
     plain = card_credit(world, "40.00")
+    assert listed(practice) == [wants_refund.pk, plain.pk]
+    # a case already resolving its money by a live proposal keeps it off; a rejected one does not
+    proposal = Proposal.objects.create(case=Case.objects.get(credit=wants_refund), kind=Proposal.Kind.REFUND_PATIENT,
+                                       amount=D("40.00"), reason="Refund by check", proposed_by=world.clerk)
+    assert listed(practice) == [plain.pk]
+    Proposal.objects.filter(pk=proposal.pk).update(state=Proposal.State.REJECTED, decided_by=world.manager,
+                                                   decided_at=proposal.proposed_at)
     assert listed(practice) == [wants_refund.pk, plain.pk]
 
 
