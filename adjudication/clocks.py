@@ -4,8 +4,12 @@ Rule choice (`rule_for`, and the same in SQL in `refresh_clocks`): the rules of 
 that are active and in effect on the day the money was determined (effective_from <= day <=
 effective_to; blank ends are open); a rule only for billed claims (Florida) only when the money's
 visit had a claim billed to an insurer or government program; then the most specific one: a
-practice's own rule before a rule for every practice, a state's before "any state", a payer
-type's before "any payer", the latest effective_from, the lowest id.
+state's before "any state", a payer type's before "any payer" (so the law of the state, or the
+federal Medicare rule, always beats a general policy), and for the same state and payer type a
+practice's own rule before the rule for every practice (a practice may set a stricter policy for its
+state), then the latest effective_from, the lowest id. A practice's own "any state" rule therefore
+replaces the default of 60 days only where no state's law applies ("other states: the practice's
+own policy", rule 17).
 
 Which clock a case runs (`apply_clock`):
 
@@ -64,7 +68,7 @@ def clock_kind_of(case: Case) -> str:
 
 
 def _ordering():
-    return [F("practice_id").asc(nulls_last=True), F("us_state").desc(), F("payer_type").desc(),
+    return [F("us_state").desc(), F("payer_type").desc(), F("practice_id").asc(nulls_last=True),
             F("effective_from").desc(nulls_last=True), "id"]
 
 
@@ -80,7 +84,7 @@ def rule_for(kind, *, practice, on: date, payer_type: str = "", us_state: str = 
           .filter(us_state__in=sorted({"", us_state or ""}), payer_type__in=sorted({"", payer_type or ""})))
     if not billed:
         qs = qs.filter(billed_claims_only=False)
-    # the practice's own first (NULLs last), then a state / payer type ('' sorts first ascending)
+    # a state / payer type first ('' sorts last descending), then the practice's own (NULLs last)
     return qs.order_by(*_ordering()).first()
 
 
@@ -201,7 +205,7 @@ WITH target AS (
           AND (r.effective_to IS NULL OR r.effective_to >= t.determined_on)
           AND r.us_state IN ('', %(us_state)s) AND r.payer_type IN ('', t.payer_type)
           AND (NOT r.billed_claims_only OR t.billed)
-        ORDER BY r.practice_id ASC NULLS LAST, r.us_state DESC, r.payer_type DESC,
+        ORDER BY r.us_state DESC, r.payer_type DESC, r.practice_id ASC NULLS LAST,
                  r.effective_from DESC NULLS LAST, r.id
         LIMIT 1
     ) r ON TRUE

@@ -193,11 +193,22 @@ def test_a_rule_past_its_effective_to_is_not_used(world):
 
 
 def test_a_practice_rule_overrides_the_global_one_for_that_practice_only(world):
+    """A practice's own rule for its state beats the state's (a stricter policy); its own "any
+    state" rule replaces only the default of 60 days, never a state's law."""
     own = ClockRule.objects.create(kind="patient_refund", name="Our policy: 14 days", practice=world.practice,
-                                   days=14, citation="Practice policy")
+                                   us_state="TX", days=14, citation="Practice policy")
+    anywhere = ClockRule.objects.create(kind="patient_refund", name="Our policy elsewhere: 45 days",
+                                        practice=world.practice, days=45, citation="Practice policy")
     case = patient_case(world, unbilled_credit(world), date(2026, 5, 1))
     assert clock_of(case, date(2026, 5, 1))[:2] == (own, date(2026, 5, 15))
     assert refreshed(case, date(2026, 5, 1))[:2] == (own, date(2026, 5, 15))
+    own.active = False
+    own.save()
+    assert clock_of(case, date(2026, 5, 1))[:2] == (seeded("patient_refund", us_state="TX"), date(2026, 5, 31))
+    assert refreshed(case, date(2026, 5, 1))[:2] == (seeded("patient_refund", us_state="TX"), date(2026, 5, 31))
+    set_state(world, "WA")  # no state rule: the practice's own policy replaces the default of 60 days
+    assert clock_of(case, date(2026, 5, 1))[:2] == (anywhere, date(2026, 6, 15))
+    assert refreshed(case, date(2026, 5, 1))[:2] == (anywhere, date(2026, 6, 15))
     other = PracticeFactory(name="Other TX practice", us_state="TX")
     assert clocks.rule_for("patient_refund", practice=other, on=date(2026, 5, 1), us_state="TX") \
         == seeded("patient_refund", us_state="TX")

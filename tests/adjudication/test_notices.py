@@ -198,8 +198,9 @@ def test_keep_stops_the_clock_only_where_the_rule_allows(world):
     assert (texas.clock_stopped, texas.due_on, texas.state) == (False, date(2026, 7, 20), Case.State.RESOLVED)
     assert "does not stop" in CaseEvent.objects.get(case=texas, kind="election").text
 
+    # a practice's own rule for its state (stricter than the law, and keep stops it) beats the state's
     own = ClockRule.objects.create(kind=ClockRule.Kind.PATIENT_REFUND, name="Our policy: keep stops it (test)",
-                                   practice=world.practice, days=45, election_stops_clock=True)
+                                   practice=world.practice, us_state="TX", days=20, election_stops_clock=True)
     case = patient_case(world, patient=world.patient())
     case_record_election(case=case, actor=world.clerk, reason="Keep", election="keep")
     case.refresh_from_db()
