@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import Min
+from django.utils import timezone
 
 from adjudication import letters
 from adjudication.clocks import practice_today, rule_for, unclaimed_dates
@@ -32,6 +33,7 @@ from adjudication.services.core import locked_case, move, record
 from credits.models import Credit, CreditApplication, Refund
 from credits.services.credit import credit_remove_tx
 from ledger.access import ensure_staff, system_user
+from ledger.bulk import history_from_table
 from ledger.dates import iso_date
 from ledger.errors import InvalidInput, NotFound, RuleViolation
 from ledger.exports import export_cell
@@ -171,27 +173,42 @@ def _insert(rows: list, *, actor) -> list:
 
 
 def _relist(rows: dict, *, actor) -> list:
-    """Released rows whose credit is dormant again: listed again with the new dates."""
+    """Released rows whose credit is dormant again: listed again with the new dates (one UPDATE
+    under the rows' locks, their history rows copied from the table)."""
     if not rows:
         return []
-    locked = lock_ids("unclaimed", rows, where="state = %s", params=[UnclaimedProperty.State.RELEASED])
+    locked = sorted(lock_ids("unclaimed", rows, where="state = %s", params=[UnclaimedProperty.State.RELEASED]))
+    if not locked:
+        return []
+    cols = ("rule_id", "owner_state", "amount", "last_activity_on", "presumed_on", "letter_due_on", "report_due_on",
+            "report_year")
+    casts = ("bigint", "text", "numeric", "date", "date", "date", "date", "int")
+    arrays = [[getattr(rows[pk], c) for pk in locked] for c in cols]
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            UPDATE {UnclaimedProperty._meta.db_table} u
+               SET state = %s, letter_sent_on = NULL, letter = '', {", ".join(f"{c} = v.{c}" for c in cols)}
+              FROM unnest(%s::bigint[], {", ".join(f"%s::{t}[]" for t in casts)}) AS v(id, {", ".join(cols)})
+             WHERE u.id = v.id AND u.state = %s
+            RETURNING u.id""", [UnclaimedProperty.State.LISTED, locked, *arrays, UnclaimedProperty.State.RELEASED])
+        done = sorted(r[0] for r in cur.fetchall())
+    history_from_table(UnclaimedProperty, ((pk, "Nightly scan: presumed abandoned again (unclaimed property)")
+                                           for pk in done), user_id=actor.pk, at=timezone.now())
     out = []
-    for pk in sorted(locked):
-        fresh, row = UnclaimedProperty.objects.get(pk=pk), rows[pk]
-        fresh.relist(rule=row.rule, owner_state=row.owner_state, amount=row.amount,
-                     last_activity_on=row.last_activity_on, presumed_on=row.presumed_on,
-                     letter_due_on=row.letter_due_on, report_due_on=row.report_due_on, report_year=row.report_year)
-        save_with_history(fresh, actor=actor, reason="Nightly scan: presumed abandoned again (unclaimed property)")
-        out.append(fresh)
+    for pk in done:
+        row = rows[pk]
+        row.pk = row.id = pk
+        out.append(row)
     return out
 
 
 def _release_moved(practice: Practice, *, actor) -> int:
     """Release the live rows whose credit's money moved (applied, refunded, removed, on hold), whose
-    owner became active again (a later last activity), or whose case was resolved otherwise."""
+    owner became active again (a later last activity), or whose case was resolved otherwise: one
+    read, the rows locked, one UPDATE, their history rows and events in bulk."""
     with connection.cursor() as cur:
         cur.execute(f"""
-            SELECT u.id, CASE
+            SELECT u.id, u.case_id, CASE
                 WHEN k.state = %(resolved)s THEN 'the case was resolved'
                 WHEN c.state <> %(available)s OR c.on_hand <> u.amount OR c.refund_hold > 0
                   THEN 'the money moved'
@@ -205,20 +222,22 @@ def _release_moved(practice: Practice, *, actor) -> int:
             ORDER BY u.id""", {
             "practice": practice.pk, "tz": practice.time_zone, "resolved": Case.State.RESOLVED,
             "available": Credit.State.AVAILABLE, "live": [str(s) for s in LIVE]})
-        why = dict(cur.fetchall())
-    if not why:
+        found = {pk: (case_id, why) for pk, case_id, why in cur.fetchall()}
+    if not found:
         return 0
-    locked = lock_ids("unclaimed", why, where="state = ANY(%s)", params=[list(LIVE)])
-    events = []
-    for pk in sorted(locked):
-        row = UnclaimedProperty.objects.get(pk=pk)
-        row.release()
-        text = f"Released from the unclaimed-property list: {why[pk]}"
-        save_with_history(row, actor=actor, reason=text)
-        events.append(CaseEvent(case_id=row.case_id, kind=CaseEvent.Kind.CLOCK, text=text, actor=actor,
-                                data={"unclaimed": row.pk, "released": True}))
-    CaseEvent.objects.bulk_create(events)
-    return len(events)
+    locked = sorted(lock_ids("unclaimed", found, where="state = ANY(%s)", params=[[str(s) for s in LIVE]]))
+    if not locked:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE {UnclaimedProperty._meta.db_table} SET state = %s WHERE id = ANY(%s) RETURNING id",
+                    [UnclaimedProperty.State.RELEASED, locked])
+        done = sorted(r[0] for r in cur.fetchall())
+    texts = {pk: f"Released from the unclaimed-property list: {found[pk][1]}" for pk in done}
+    history_from_table(UnclaimedProperty, texts.items(), user_id=actor.pk, at=timezone.now())
+    CaseEvent.objects.bulk_create([CaseEvent(case_id=found[pk][0], kind=CaseEvent.Kind.CLOCK, text=texts[pk],
+                                             actor=actor, data={"unclaimed": pk, "released": True})
+                                   for pk in done])
+    return len(done)
 
 
 # --- the letter and the turn-over ---------------------------------------------------------------------
