@@ -203,6 +203,7 @@ def test_money_fields_are_read_only_even_where_editing_is_allowed(client, books,
     response = client.get(url(Patient, "change", books["patient"].pk))
     editable = set(response.context["adminform"].form.fields)
     assert editable == {"first_name", "last_name", "date_of_birth", "email", "member_id", "exclude_from_auto_apply",
+                        "address_line1", "address_line2", "city", "us_state", "postal_code",
                         "reason"}  # the reason goes with the change into the history
 
 

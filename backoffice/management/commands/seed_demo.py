@@ -559,13 +559,12 @@ class Demo:
             band = RefundApprovalBand(practice=riverside, up_to=up_to, role=role, four_eyes=four_eyes)
             band._history_user, band._change_reason = m, "Demo data"
             band.save()
-        medicare = Payer.objects.get(practice=riverside, payer_type=Payer.Type.MEDICARE)
-        _, claim = self.visit(self.patient(riverside, "RS", b), 60, medicare, b,
-                                visit=("Office visit (99213)", "180.00"))
-        self.remit(claim, b, pr="0.00", paid="180.00", adjust="0.00")
+        # Medicare pays one of its paid claims a second time (example I)
+        claim = Claim.objects.filter(practice=riverside, payer__payer_type=Payer.Type.MEDICARE, state=Claim.State.PAID,
+                                     paid_amount__gt=0, payer_credits__isnull=True).order_by("pk").first()
         credit_services.payer_credit_open(
-            payer_id=medicare.pk, amount="180.00", reason_code="duplicate_payment", actor=b, claim_id=claim.pk,
-            payer_claim_number=f"04412{claim.claim_number[3:]}", cash_received=True,
+            payer_id=claim.payer_id, amount=claim.paid_amount, reason_code="duplicate_payment", actor=b,
+            claim_id=claim.pk, payer_claim_number=claim.payer_claim_number, cash_received=True,
             reason="Medicare paid the claim a second time")
         for practice in (riverside, lakeside):
             adjudication_scan.scan_practice(practice_id=practice.pk, reason="Nightly scan (demo data)")
