@@ -13,7 +13,13 @@ different people or none), MANAGER a manager token of that practice. Scenarios:
    in the practice's window they wait for a manager;
 3. a manual credit above the practice's limit waits for a manager; its requester cannot approve;
 4. payments, apply-credits, unlock and the nightly run on the same patients from many threads:
-   no 500s, and the API's balances add up (the database's own checks run in `check_books`).
+   no 500s, and the API's balances add up (the database's own checks run in `check_books`);
+5. adjudication: scans from two tokens at once while nightly runs apply credits and staff pay
+   with them: never two cases for one credit, no open case about money that is gone after a last
+   scan; a refund proposal approved by the proposer (refused), by billing (refused) and by the
+   manager twice at once (one refund); a proposal above the money left is refused.
+
+MANAGER2, when set, is a second manager's token: then two different managers race to approve.
 """
 
 import argparse
@@ -223,11 +229,80 @@ def scenario_pages(billing, rows):
     return {"pages": dict(codes)}
 
 
+def scenario_cases(billing, billing2, manager, manager2, rows):
+    """Adjudication from several threads: scans racing nightly runs and payments, then four eyes."""
+    patients = [pid for pid, _, _ in rows[: min(len(rows), 40)]]
+    for pid in patients:  # money with no visit: an available credit for each
+        call("POST", "/payments", billing, json_body={"patient": pid, "amount": "25.00", "channel": "cash"})
+    results = Counter()
+
+    def scan(i):
+        code, _ = call("POST", "/cases/scan", billing if i % 2 else billing2, json_body={"reason": f"attack scan {i}"})
+        with LOCK:
+            results[f"scan {code}"] += 1
+
+    def nightly(i):
+        code, _ = call("POST", "/nightly-runs", billing2 if i % 2 else billing)
+        with LOCK:
+            results[f"nightly {code}"] += 1
+
+    def pay_with_credit(i):
+        pid = rows[i][0]
+        code, _ = call("POST", f"/patients/{pid}/apply-credits", billing, json_body={"reason": "attack"})
+        with LOCK:
+            results[f"apply {code}"] += 1
+
+    jobs = [(scan, i) for i in range(6)] + [(nightly, i) for i in range(2)]
+    jobs += [(pay_with_credit, i) for i in range(0, len(patients), 4)]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        list(pool.map(lambda j: j[0](j[1]), jobs))
+    call("POST", "/cases/scan", billing, json_body={"reason": "attack: last scan"})
+    cases = all_pages("/cases", billing)
+    per_credit = Counter(c["credit"] for c in cases if c["credit"])
+    twice = {k: n for k, n in per_credit.items() if n > 1}
+    gone = [c["id"] for c in cases if c["state"] != "resolved" and Decimal(c["money_left"]) <= 0]
+    print(f"6 scans, 2 nightly runs and {len(jobs) - 8} credit applications at once: {dict(results)}; "
+          f"{len(cases)} cases, credits with two cases: {len(twice)}, open cases with no money left: {len(gone)}")
+    assert not twice and not gone, (twice, gone)
+
+    # four eyes on a resolution
+    target = next(c for c in cases if c["state"] in ("identified", "investigating") and c["kind"] == "patient_credit"
+                  and Decimal(c["money_left"]) >= Decimal("10.00"))
+    left = Decimal(target["money_left"])
+    code_over, _ = call("POST", f"/cases/{target['id']}/propose", billing, json_body={
+        "kind": "refund_patient", "amount": str(left + 1), "method": "check", "reason": "attack: too much"})
+    code, _ = call("POST", f"/cases/{target['id']}/propose", billing, json_body={
+        "kind": "refund_patient", "amount": str(left), "method": "check", "reason": "attack: refund by check"})
+    assert code in (200, 201), code
+    code_self, _ = call("POST", f"/cases/{target['id']}/approve", billing, json_body={"reason": "self",
+                                                                                       "reference": "CHK-SELF"})
+    code_billing2, _ = call("POST", f"/cases/{target['id']}/approve", billing2, json_body={"reason": "billing",
+                                                                                           "reference": "CHK-B2"})
+    approvals = []
+
+    def approve(tok):
+        approvals.append(call("POST", f"/cases/{target['id']}/approve", tok, json_body={
+            "reason": "attack: approved", "reference": f"CHK-{uuid.uuid4().hex[:6]}"})[0])
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(approve, [manager, manager2 or manager]))
+    _, case = call("GET", f"/cases/{target['id']}", manager)
+    refunds = [r for r in all_pages(f"/refunds?patient={target['patient']}", manager)
+               if Decimal(r["amount"]) == left and "attack: refund by check" in r["reason"]]
+    print(f"proposal above the money left: {code_over}; proposer approving: {code_self}; billing approving: "
+          f"{code_billing2}; two managers at once: {sorted(approvals)}; case {case['state']}; refunds {len(refunds)}")
+    assert code_over == 409 and code_self == 403 and code_billing2 == 403, (code_over, code_self, code_billing2)
+    assert min(approvals) == 200 and len(refunds) == 1 and case["state"] == "resolved", (approvals, refunds, case)
+    return {"cases": len(cases), "case_races": dict(results), "four_eyes": [code_self, code_billing2],
+            "double_approval": sorted(approvals)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--claims", type=int, default=300)
     args = ap.parse_args()
     billing, billing2, manager = os.environ["BILLING"], os.environ["BILLING2"], os.environ["MANAGER"]
+    manager2 = os.environ.get("MANAGER2", "")
     tag = uuid.uuid4().hex[:6]
     rows = setup_claims(billing, args.claims, tag)
     figures = {"tag": tag}
@@ -236,6 +311,7 @@ def main():
     figures |= scenario_manual_credit(billing, manager, rows[-2][0])
     figures |= scenario_storm(billing, billing2, rows)
     figures |= scenario_pages(billing, rows)
+    figures |= scenario_cases(billing, billing2, manager, manager2, rows)
     figures["status_codes"] = dict(sorted(STATUS.items()))
     print(json.dumps(figures))
 
