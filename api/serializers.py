@@ -143,12 +143,10 @@ class PatientCreateSerializer(serializers.Serializer):
     member_id = TextField(max_length=64, required=False, default="", allow_blank=True,
                           help_text="Insurance member id (835 NM1*QC).")
     exclude_from_auto_apply = StrictBooleanField(required=False, default=False)
-    address_line1 = TextField(max_length=200, required=False, default="", allow_blank=True,
-                              help_text="Last known address: notices and due-diligence letters go there.")
+    address_line1 = TextField(max_length=200, required=False, default="", allow_blank=True, help_text="Last address.")
     address_line2 = TextField(max_length=200, required=False, default="", allow_blank=True)
     city = TextField(max_length=100, required=False, default="", allow_blank=True)
-    us_state = TextField(max_length=2, required=False, default="", allow_blank=True,
-                         help_text="Two-letter code; decides the unclaimed-property rules (the owner's state).")
+    us_state = TextField(max_length=2, required=False, default="", allow_blank=True, help_text="Two-letter code.")
     postal_code = TextField(max_length=10, required=False, default="", allow_blank=True, help_text="12345 or 12345-6789.")
     reason = Reason(default="New patient")
 
