@@ -384,11 +384,17 @@ LOCK_PROPOSALS_SQL = lock_sql("proposals", where="case_id IN (SELECT id FROM gon
                                                  "'approved')")
 
 CLOSE_WRITES = [
-    # the live proposals: an approved wait for the payer's recoupment is carried out by it; any
-    # other is refused with the reason (nothing of it can be carried out any more)
+    # the live proposals: an approved wait for the payer's recoupment is carried out by it, and so
+    # is an approved card refund whose refund the processor has paid (the scan ran between the
+    # pay-out and the case's own resolution); any other is refused with the reason (nothing of it
+    # can be carried out any more)
     """CREATE TEMP TABLE gone_proposals ON COMMIT DROP AS
        SELECT p.id, p.case_id, p.kind, p.state AS from_state, g.note, g.outcome,
-              CASE WHEN p.kind = 'await_recoupment' AND p.state = 'approved' AND g.outcome = 'recouped'
+              CASE WHEN p.state = 'approved' AND (
+                        (p.kind = 'await_recoupment' AND g.outcome = 'recouped')
+                        OR (p.kind = 'refund_patient' AND g.outcome = 'refund_patient' AND EXISTS (
+                            SELECT 1 FROM credits_refund r
+                             WHERE r.id::text = p.result->>'refund' AND r.state = 'issued')))
                    THEN 'carried_out' ELSE 'refused' END AS to_state
          FROM adjudication_proposal p JOIN gone g ON g.id = p.case_id
         WHERE p.state IN ('proposed', 'approved')""",
@@ -397,7 +403,8 @@ CLOSE_WRITES = [
               refusal = CASE WHEN gp.to_state = 'refused' THEN gp.note ELSE p.refusal END,
               carried_out_at = CASE WHEN gp.to_state = 'carried_out' THEN %(now)s ELSE p.carried_out_at END,
               result = CASE WHEN gp.to_state = 'carried_out'
-                            THEN jsonb_build_object('outcome', gp.outcome, 'note', gp.note, 'automatic', true)
+                            THEN p.result || jsonb_build_object('outcome', gp.outcome, 'note', gp.note,
+                                                                'automatic', true)
                             ELSE p.result END,
               decided_by_id = COALESCE(p.decided_by_id, %(system)s),
               decided_at = COALESCE(p.decided_at, %(now)s),
@@ -413,7 +420,8 @@ CLOSE_WRITES = [
     _event_sql(ids_table="gone_proposals", case_col="case_id",
                kind=CaseEvent.Kind.REFUSED,
                text_sql="'Proposal #' || n.id || ' ' || CASE n.to_state WHEN 'refused' THEN 'refused: '"
-                        " ELSE 'carried out by the payer: ' END || n.note",
+                        " WHEN 'carried_out' THEN CASE n.kind WHEN 'await_recoupment' THEN 'carried out by the payer: '"
+                        " ELSE 'carried out: ' END END || n.note",
                from_sql="''", to_sql="''",
                data_sql="jsonb_build_object('proposal', n.id, 'proposal_state', n.to_state, 'automatic', true)"),
     _event_sql(ids_table="gone", kind=CaseEvent.Kind.STATE, text_sql="n.note", from_sql="n.from_state",

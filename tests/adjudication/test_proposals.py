@@ -8,6 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from adjudication.models import Case, CaseEvent, Proposal
+from adjudication.scan import cases_close_gone
 from adjudication.services.proposals import case_approve, case_carry_out, case_propose, case_reject
 from api.tokens import api_token_create
 from credits import services as credit_services
@@ -363,3 +364,22 @@ def test_write_off_the_balance_of_a_visit_paid_beyond_its_charge(world):
     case.refresh_from_db()
     assert (enc.written_off_amount, enc.balance) == (D("20.00"), D("0.00"))
     assert (p.state, case.state, case.outcome) == ("carried_out", "resolved", "written_off")
+
+
+def test_a_scan_between_the_card_pay_out_and_the_case_marks_the_proposal_carried_out(world,
+                                                                                    django_capture_on_commit_callbacks):
+    """The processor paid the refund; before the pay-out's own transaction resolved the case, the
+    nightly scan found the money gone: the proposal was carried out, not refused."""
+    credit = credit_of(world, "150.00", channel="card_reader")
+    case = case_of_credit(credit)
+    case_propose(case=case, actor=world.clerk, reason="Refund to the card", kind="refund_patient")
+    with django_capture_on_commit_callbacks(execute=False):
+        p = case_approve(case=case, actor=world.manager, reason="ok")
+    refund = Refund.objects.get()
+    credit_services.refund_issue(refund_id=refund.pk, actor=world.manager)  # the pay-out, without its resolution
+    assert cases_close_gone(practice_id=world.practice.pk, actor=world.clerk) == 1
+    p.refresh_from_db()
+    case.refresh_from_db()
+    assert (case.state, case.outcome, p.state, p.refusal) == ("resolved", "refund_patient", "carried_out", "")
+    assert p.result["refund"] == refund.pk and p.result["outcome"] == "refund_patient"
+    assert "carried out: " in CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.REFUSED).get().text
