@@ -30,8 +30,10 @@ import logging
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from adjudication.models import Case, CaseEvent, Proposal
+from adjudication.models import Case, CaseEvent, Proposal, UnclaimedProperty
 from adjudication.services.core import locked_case, money_left, move, record
+from adjudication.services.unclaimed import LIVE as UNCLAIMED_LIVE
+from adjudication.services.unclaimed import turn_over_locked
 from credits.models import Credit, Refund, WriteOff
 from credits.services.application import credits_apply_tx
 from credits.services.claims import claim_resubmit_tx
@@ -50,10 +52,10 @@ log = logging.getLogger(__name__)
 
 K = Proposal.Kind
 
-# which resolutions fit which kind of case (rule 16); unclaimed property is turned over from its list
-# (adjudication.services.unclaimed.unclaimed_turn_over, which resolves the case), not proposed here
+# which resolutions fit which kind of case (rule 16); unclaimed property only for a credit on the
+# unclaimed-property list (adjudication.services.unclaimed: its dates and letter decide)
 KINDS_BY_CASE = {
-    Case.Kind.PATIENT_CREDIT: (K.REFUND_PATIENT, K.APPLY_BALANCES, K.KEEP_CREDIT),
+    Case.Kind.PATIENT_CREDIT: (K.REFUND_PATIENT, K.APPLY_BALANCES, K.KEEP_CREDIT, K.UNCLAIMED),
     Case.Kind.PAYER_CREDIT: (K.REFUND_PAYER, K.AWAIT_RECOUPMENT),
     Case.Kind.ENCOUNTER: (K.RESUBMIT_CLAIM, K.WRITE_OFF),
 }
@@ -82,9 +84,6 @@ def case_propose(*, case, actor, reason, kind, amount=None, method="", reference
     reason = require_reason(reason)
     c = locked_case(case, actor)
     allowed = KINDS_BY_CASE[c.kind]
-    if kind == K.UNCLAIMED:
-        raise RuleViolation("unclaimed property is turned over from the unclaimed-property list "
-                            "(its own service, which resolves the case); it is not proposed", field="kind")
     if kind not in allowed:
         raise InvalidInput(f"a {c.get_kind_display().lower()} case is resolved by one of {', '.join(allowed)}; "
                            f"not {kind!r}", field="kind")
@@ -101,6 +100,9 @@ def case_propose(*, case, actor, reason, kind, amount=None, method="", reference
                        Case.State.PROPOSED):
         raise RuleViolation(f"case {c.pk} is {c.get_state_display().lower()}; it cannot be given a proposal now",
                             field="case", code="invalid_transition")
+    if kind == K.UNCLAIMED and not UnclaimedProperty.objects.filter(case_id=c.pk, state__in=UNCLAIMED_LIVE).exists():
+        raise RuleViolation(f"case {c.pk}: the credit is not on the unclaimed-property list (not dormant long "
+                            "enough in its owner's state)", field="kind")
     if kind == K.KEEP_CREDIT and c.election != "keep":
         raise RuleViolation(f"case {c.pk}: a credit is kept only on the patient's own election, and the patient "
                             "has not elected to keep it", field="kind")
@@ -215,6 +217,12 @@ def _carry_out(c: Case, p: Proposal, *, actor, reason: str, reference: str) -> N
     leave it approved while it waits). A RuleViolation means it cannot be done now: the caller
     rolls back the savepoint this runs in."""
     memo = f"Case {c.pk}: {p.reason}"
+    if p.kind == K.UNCLAIMED:  # the unclaimed-property row comes before the patient (ledger.locks ORDER)
+        row = UnclaimedProperty.objects.filter(case_id=c.pk).only("pk").first()
+        if row is None:
+            raise RuleViolation(f"case {c.pk}: the credit is no longer on the unclaimed-property list")
+        row = lock(unclaimed=[row.pk]).unclaimed[row.pk]
+        return _done(c, p, actor=actor, reason=reason, result=turn_over_locked(c, row, actor=actor, reason=memo))
     _lock_money(c)
     left = money_left(c)
     if p.kind == K.REFUND_PATIENT and p.result.get("refund"):

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from adjudication import letters
 from adjudication.clocks import practice_today, rule_for, unclaimed_dates
-from adjudication.models import Case, CaseEvent, ClockRule, UnclaimedProperty
+from adjudication.models import Case, CaseEvent, ClockRule, Proposal, UnclaimedProperty
 from adjudication.services.core import locked_case, move, record
 from credits.models import Credit, CreditApplication, Refund
 from credits.services.credit import credit_remove_tx
@@ -301,13 +301,30 @@ def unclaimed_send_letter(*, item, actor, reason: str, on: date | None = None) -
 
 @transaction.atomic
 def unclaimed_turn_over(*, item, actor, reason: str, on: date | None = None) -> UnclaimedProperty:
-    """Turn a listed credit over to the owner's state: refused before it is presumed abandoned, and
-    when a due-diligence letter is needed and was not sent. Under the case's and the row's locks the
-    credit's money is re-read (credit_remove_tx locks the patient, then the credit): it must still
-    be what was listed, else the row is stale and the next scan releases it. The credit is removed
-    with the reason "unclaimed property, <State>" and the case resolved (outcome unclaimed_property)."""
+    """Turn a listed credit over to the owner's state (a manager's decision: removing a patient's
+    money is approved by a manager; billing staff propose it on the case, `case_propose(kind=
+    "unclaimed_property")`, and another manager approves). Refused before the credit is presumed
+    abandoned, when a due-diligence letter is needed and was not sent, and while the case has a live
+    proposal. Under the case's and the row's locks the credit's money is re-read: it must still be
+    what was listed, else the row is stale and the next scan releases it. The credit is removed with
+    the reason "unclaimed property, <State>" and the case resolved (outcome unclaimed_property)."""
     reason = require_reason(reason)
     case, row = _locked_item(item, actor)
+    ensure_staff(actor, row.practice_id, manager=True)
+    if Proposal.objects.filter(case_id=case.pk, state__in=Proposal.LIVE).exists():
+        raise RuleViolation(f"case {case.pk} has a proposal waiting; decide it first", field="item")
+    turn_over_locked(case, row, actor=actor, reason=reason, on=on)
+    move(case, "resolve", actor=actor, reason=reason, outcome=Case.Outcome.UNCLAIMED,
+         note=f"Turned over as unclaimed property to {letters.state_name(row.owner_state)} on {row.turned_over_on}",
+         by=actor, data={"unclaimed": row.pk, "amount": str(row.amount), "state": row.owner_state,
+                         "turned_over_on": str(row.turned_over_on)})
+    return row
+
+
+def turn_over_locked(case: Case, row: UnclaimedProperty, *, actor, reason: str, on: date | None = None) -> dict:
+    """The turn-over itself, under the case's and the row's locks (the caller took them, in the
+    ledger.locks ORDER, and decides who may do it; it resolves the case): the checks, then the
+    patient's lock and the credit's removal. Returns what was done, for the case's record."""
     practice = Practice.objects.get(pk=row.practice_id)
     on = _on(on, practice)
     if row.state not in LIVE:
@@ -332,10 +349,7 @@ def unclaimed_turn_over(*, item, actor, reason: str, on: date | None = None) -> 
     credit_remove_tx(credit_id=credit.pk, actor=actor, reason=f"unclaimed property, {state}", amount=row.amount)
     row.turn_over(on=on)
     save_with_history(row, actor=actor, reason=reason)
-    move(case, "resolve", actor=actor, reason=reason, outcome=Case.Outcome.UNCLAIMED,
-         note=f"Turned over as unclaimed property to {state} on {on}", by=actor,
-         data={"unclaimed": row.pk, "amount": str(row.amount), "state": row.owner_state, "turned_over_on": str(on)})
-    return row
+    return {"unclaimed": row.pk, "amount": str(row.amount), "state": row.owner_state, "turned_over_on": str(on)}
 
 
 # --- the holder report -------------------------------------------------------------------------------

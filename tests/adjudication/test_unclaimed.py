@@ -14,8 +14,9 @@ import time_machine
 from django.core.files.storage import default_storage
 
 from adjudication import letters
-from adjudication.models import Case, CaseEvent, ClockRule, UnclaimedProperty
+from adjudication.models import Case, CaseEvent, ClockRule, Proposal, UnclaimedProperty
 from adjudication.scan import scan_practice
+from adjudication.services.proposals import case_approve, case_propose
 from adjudication.services.unclaimed import (
     PROPERTY_TYPE,
     holder_report_csv,
@@ -94,7 +95,7 @@ def test_example_l_35_listed_on_1_march_no_letter_turned_over_on_1_july(world):
     assert UnclaimedProperty.objects.count() == 1
 
     with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
-        out = unclaimed_turn_over(item=row, actor=world.clerk, reason="2026 Texas holder report")
+        out = unclaimed_turn_over(item=row, actor=world.manager, reason="2026 Texas holder report")
     assert (out.state, out.turned_over_on) == (UnclaimedProperty.State.TURNED_OVER, date(2026, 7, 1))
     credit.refresh_from_db()
     assert (credit.state, credit.on_hand, credit.removed_amount) == (Credit.State.REMOVED, 0, Decimal("35.00"))
@@ -102,7 +103,7 @@ def test_example_l_35_listed_on_1_march_no_letter_turned_over_on_1_july(world):
     entry = JournalEntry.objects.filter(kind=JournalEntry.Kind.REMOVAL).get()
     assert entry.memo == "unclaimed property, Texas"
     case.refresh_from_db()
-    assert (case.state, case.outcome, case.resolved_by) == (Case.State.RESOLVED, Case.Outcome.UNCLAIMED, world.clerk)
+    assert (case.state, case.outcome, case.resolved_by) == (Case.State.RESOLVED, Case.Outcome.UNCLAIMED, world.manager)
     assert case.outcome_note == "Turned over as unclaimed property to Texas on 2026-07-01"
 
     (line,) = holder_report_rows(practice_id=world.practice.pk, year=2026, us_state="TX")
@@ -125,7 +126,7 @@ def test_example_l_300_needs_the_letter_by_1_may_first(world, monkeypatch):
     assert (row.letter_due_on, row.report_due_on) == (date(2026, 5, 1), date(2026, 7, 1))
 
     with time_machine.travel(noon(date(2026, 7, 1)), tick=False), pytest.raises(RuleViolation) as e:
-        unclaimed_turn_over(item=row.pk, actor=world.clerk, reason="Report")
+        unclaimed_turn_over(item=row.pk, actor=world.manager, reason="Report")
     assert "due-diligence letter is needed first" in e.value.message and "2026-05-01" in e.value.message
     credit.refresh_from_db()
     row.refresh_from_db()
@@ -202,21 +203,23 @@ def test_turn_over_refusals_write_nothing(world):
     with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
         with pytest.raises(PermissionDenied):
             unclaimed_turn_over(item=row, actor=outsider, reason="Report")
+        with pytest.raises(PermissionDenied, match="not a manager"):  # billing staff propose it on the case
+            unclaimed_turn_over(item=row, actor=world.clerk, reason="Report")
         with pytest.raises(NotFound):
-            unclaimed_turn_over(item=987654, actor=world.clerk, reason="Report")
+            unclaimed_turn_over(item=987654, actor=world.manager, reason="Report")
         with pytest.raises(InvalidInput):
-            unclaimed_turn_over(item=row, actor=world.clerk, reason="")
+            unclaimed_turn_over(item=row, actor=world.manager, reason="")
         with pytest.raises(RuleViolation) as e:
-            unclaimed_turn_over(item=row, actor=world.clerk, reason="Report", on=date(2026, 2, 27))
+            unclaimed_turn_over(item=row, actor=world.manager, reason="Report", on=date(2026, 2, 27))
         assert "presumed abandoned only on 2026-03-01" in e.value.message
         with pytest.raises(InvalidInput):
-            unclaimed_turn_over(item=row, actor=world.clerk, reason="Report", on=date(2026, 7, 2))  # the future
+            unclaimed_turn_over(item=row, actor=world.manager, reason="Report", on=date(2026, 7, 2))  # the future
         with pytest.raises(PermissionDenied):
             holder_report_rows(practice_id=world.practice.pk, year=2026, actor=outsider)
         # the money moved after the listing and before the next scan: not turned over
         Credit.objects.filter(pk=credit.pk).update(on_hand=Decimal("25.00"), removed_amount=Decimal("10.00"))
         with pytest.raises(RuleViolation) as e:
-            unclaimed_turn_over(item=row, actor=world.clerk, reason="Report")
+            unclaimed_turn_over(item=row, actor=world.manager, reason="Report")
         assert "changed since it was listed" in e.value.message
     row.refresh_from_db()
     assert row.state == UnclaimedProperty.State.LISTED and row.turned_over_on is None
@@ -229,7 +232,7 @@ def test_holder_report_cells_are_safe_in_a_spreadsheet(world):
                                                                   us_state="TX"))
     row = listed(world, credit, date(2026, 3, 1))
     with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
-        unclaimed_turn_over(item=row, actor=world.clerk, reason="Report")
+        unclaimed_turn_over(item=row, actor=world.manager, reason="Report")
     text = holder_report_csv(practice_id=world.practice.pk, year=2026, us_state="tx")
     header, line = text.splitlines()
     assert header.startswith("owner_name,owner_address_line1")
@@ -254,7 +257,7 @@ def test_turn_over_races_the_nightly_run_and_a_second_turn_over(world):
         world.visit(credit.patient, date(2026, 6, 30), charge="20.00", estimated_pr="20.00", claim=False)
     with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
         results = race(lambda: nightly_run(practice_id=world.practice.pk),
-                       lambda: unclaimed_turn_over(item=row.pk, actor=world.clerk, reason="Report"),
+                       lambda: unclaimed_turn_over(item=row.pk, actor=world.manager, reason="Report"),
                        lambda: unclaimed_turn_over(item=row.pk, actor=world.manager, reason="Report"))
     assert results[0][0] == "ok"
     turned = [r for r in results[1:] if r[0] == "ok"]
@@ -280,7 +283,7 @@ def test_the_nightly_run_using_the_credit_first_refuses_the_turn_over_and_releas
         nightly_run(practice_id=world.practice.pk)
     with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
         with pytest.raises(RuleViolation) as e:
-            unclaimed_turn_over(item=row, actor=world.clerk, reason="Report")
+            unclaimed_turn_over(item=row, actor=world.manager, reason="Report")
         assert "15.00 on hand, listed 35.00" in e.value.message
         unclaimed_find(practice_id=world.practice.pk)
     row.refresh_from_db()
@@ -306,3 +309,38 @@ def test_letter_refusals_write_nothing(world):
     row.refresh_from_db()
     assert (row.state, row.letter_sent_on, row.letter.name) == ("listed", None, "")
     assert not CaseEvent.objects.filter(case=row.case, kind=CaseEvent.Kind.NOTE).exists()
+
+
+def test_billing_proposes_the_turn_over_and_another_manager_approves_it(world):
+    """Rule 16: turning over as unclaimed property is a resolution like the others: billing staff
+    propose it on the case, a manager other than the proposer approves, and it is carried out under
+    the case's, the proposal's and the row's locks; before the letter it is refused with nothing done."""
+    credit = dormant_credit(world, "300.00")
+    row = listed(world, credit, date(2026, 3, 1))
+    case = Case.objects.get(pk=row.case_id)
+    other = MembershipFactory(practice=PracticeFactory(), user=UserFactory(username="elsewhere")).user
+    with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
+        with pytest.raises(PermissionDenied):
+            case_propose(case=case, actor=other, kind="unclaimed_property", reason="Report")
+        case_propose(case=case, actor=world.clerk, kind="unclaimed_property", reason="Dormant since 2023")
+        with pytest.raises(RuleViolation, match="decide it first"):  # the money is spoken for
+            unclaimed_turn_over(item=row, actor=world.manager, reason="Report")
+        with pytest.raises(PermissionDenied):
+            case_approve(case=case, actor=world.clerk, reason="self")
+        p = case_approve(case=case, actor=world.manager, reason="Approved")  # no letter yet: refused
+    assert p.state == Proposal.State.PROPOSED and "due-diligence letter is needed first" in p.refusal
+    credit.refresh_from_db()
+    assert (credit.on_hand, credit.removed_amount) == (Decimal("300.00"), 0)
+    with time_machine.travel(noon(date(2026, 4, 20)), tick=False):
+        unclaimed_send_letter(item=row, actor=world.clerk, reason="Due diligence")
+    with time_machine.travel(noon(date(2026, 7, 1)), tick=False):
+        p = case_approve(case=case, actor=world.manager, reason="Approved")
+    row.refresh_from_db()
+    case.refresh_from_db()
+    credit.refresh_from_db()
+    assert (p.state, row.state, case.state, case.outcome) == (Proposal.State.CARRIED_OUT,
+                                                              UnclaimedProperty.State.TURNED_OVER,
+                                                              Case.State.RESOLVED, Case.Outcome.UNCLAIMED)
+    assert (credit.on_hand, credit.removed_amount) == (0, Decimal("300.00"))
+    assert credit.history.latest().history_change_reason == "unclaimed property, Texas"
+    assert p.result["unclaimed"] == row.pk and p.decided_by == world.manager and p.proposed_by == world.clerk

@@ -572,7 +572,14 @@ def test_an_approved_payer_refund_waits_for_its_check_number_then_is_carried_out
 
 def test_unclaimed_turn_over_from_the_list_removes_the_credit(client, world, adj):
     item = unclaimed_item(world, adj, amount="150.00")
-    client.force_login(world.clerk)
+    client.force_login(world.clerk)  # billing staff propose it on the case; the list refuses them
+    refused = client.post(url("adjudication_unclaimedproperty_changelist"),
+                          {"action": "turn_over", "confirm": "yes", "_selected_action": [item.pk],
+                           "reason": "Report year 2026"})
+    item.refresh_from_db()
+    assert item.state != UnclaimedProperty.State.TURNED_OVER
+    assert refused.status_code in (200, 302) and not Credit.objects.get(pk=adj["credit"].pk).removed_amount
+    client.force_login(world.manager)
     confirm = client.post(url("adjudication_unclaimedproperty_changelist"),
                           {"action": "turn_over", "_selected_action": [item.pk]})
     assert confirm.status_code == 200 and "Turn over as unclaimed property" in confirm.content.decode()
