@@ -487,7 +487,10 @@ class UnclaimedPropertyAdmin(UnclaimedPagesMixin, AdjudicationListMixin, Backoff
             perform=self._each(request, queryset, service=unclaimed_send_letter, verb="Letters sent"),
             objects=queryset.select_related("credit__patient"), button="Send letters")
 
-    @admin.action(description="Turn over to the state", permissions=["act"])
+    def has_turn_over_permission(self, request):  # a manager's decision; billing staff propose it on the case
+        return self.is_member(request) and any(is_manager(request.user, pid) for pid in user_practice_ids(request))
+
+    @admin.action(description="Turn over to the state", permissions=["turn_over"])
     def turn_over(self, request, queryset):
         return confirm_with_reason(
             self, request, queryset, action="turn_over", title="Turn over as unclaimed property",
