@@ -32,10 +32,9 @@ from backoffice.admin.base import (
     BackofficeAdminMixin,
     PracticeFilter,
     ScopedHistoryAdmin,
-    call_service,
     confirm_with_reason,
+    each_selected,
     money_cell,
-    report,
     user_practice_ids,
 )
 from backoffice.views.adjudication import (
@@ -380,17 +379,9 @@ class ProposalAdmin(AdjudicationListMixin, BackofficeAdminMixin, ScopedHistoryAd
         return self.is_member(request) and any(is_manager(request.user, pid) for pid in user_practice_ids(request))
 
     def _decide(self, request, queryset, *, service, verb: str):
-        def perform(reason):
-            done, errors = 0, []
-            for proposal in queryset.order_by("pk"):
-                _, error = call_service(service, case=proposal.case_id, actor=request.user, reason=reason)
-                if error:
-                    errors.append(f"Proposal #{proposal.pk} (case {proposal.case_id}): {error}")
-                else:
-                    done += 1
-            report(self, request, done=done, what=f"Proposals {verb}", errors=errors)
-
-        return perform
+        return each_selected(self, request, queryset, label=lambda p: f"Proposal #{p.pk} (case {p.case_id})",
+                             call=lambda row, reason: service(case=row.case_id, actor=request.user, reason=reason),
+                             what=f"Proposals {verb}")
 
     @admin.action(description="Approve selected proposals", permissions=["decide"])
     def approve_selected(self, request, queryset):
@@ -467,17 +458,8 @@ class UnclaimedPropertyAdmin(UnclaimedPagesMixin, AdjudicationListMixin, Backoff
         return self.is_member(request)
 
     def _each(self, request, queryset, *, service, verb):
-        def perform(reason):
-            done, errors = 0, []
-            for item in queryset.order_by("pk"):
-                _, error = call_service(service, item=item.pk, actor=request.user, reason=reason)
-                if error:
-                    errors.append(f"Item #{item.pk}: {error}")
-                else:
-                    done += 1
-            report(self, request, done=done, what=verb, errors=errors)
-
-        return perform
+        return each_selected(self, request, queryset, label=lambda i: f"Item #{i.pk}", what=verb,
+                             call=lambda row, reason: service(item=row.pk, actor=request.user, reason=reason))
 
     @admin.action(description="Send the due-diligence letter", permissions=["act"])
     def send_letters(self, request, queryset):

@@ -332,6 +332,23 @@ def call_service(fn, **kwargs):
         return None, f"refused by the database rule {rule}" if rule else "refused by a database rule"
 
 
+def each_selected(modeladmin, request, queryset, *, call, label, what: str):
+    """The `perform(reason)` of an admin action that calls a service once per selected row, in id
+    order (`call(row, reason)` returns the service's call; each is its own transaction), then
+    reports how many were done and each refusal, prefixed with `label(row)`."""
+    def perform(reason):
+        done, errors = 0, []
+        for row in queryset.order_by("pk"):
+            _, error = call_service(call, row=row, reason=reason)
+            if error:
+                errors.append(f"{label(row)}: {error}")
+            else:
+                done += 1
+        report(modeladmin, request, done=done, what=what, errors=errors)
+
+    return perform
+
+
 def report(modeladmin, request, *, done: int, what: str, errors: list[str]) -> None:
     if done:
         modeladmin.message_user(request, f"{what}: {done}.", messages.SUCCESS)

@@ -17,6 +17,7 @@ from backoffice.admin.base import (
     ScopedHistoryAdmin,
     call_service,
     confirm_with_reason,
+    each_selected,
     money_cell,
     report,
     user_practice_ids,
@@ -145,17 +146,9 @@ class RefundDecisionActions:
         return self.is_member(request)
 
     def _decide(self, request, queryset, *, service, verb: str):
-        def perform(note):
-            done, errors = 0, []
-            for refund in queryset.order_by("pk"):
-                _, error = call_service(service, refund_id=refund.pk, actor=request.user, reason=note)
-                if error:
-                    errors.append(f"Refund #{refund.pk}: {error}")
-                else:
-                    done += 1
-            report(self, request, done=done, what=f"Refunds {verb}", errors=errors)
-
-        return perform
+        return each_selected(self, request, queryset, label=lambda refund: f"Refund #{refund.pk}",
+                             call=lambda row, reason: service(refund_id=row.pk, actor=request.user, reason=reason),
+                             what=f"Refunds {verb}")
 
     @admin.action(description="Approve selected refunds", permissions=["approve"])
     def approve_refunds(self, request, queryset):

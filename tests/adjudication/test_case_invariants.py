@@ -13,7 +13,6 @@ and the cases tell the truth about the money:
 
 The adjudication operations are counted like the ledger's: the test fails when one never succeeded."""
 
-import functools
 from decimal import Decimal
 
 import pytest
@@ -27,26 +26,10 @@ from adjudication.scan import scan_practice
 from adjudication.services import notices, proposals
 from adjudication.services.core import money_left
 from credits.models import Credit, PayerCredit, Refund
-from tests.credits.test_invariants import OPERATIONS, LedgerMachine
+from tests.credits.test_invariants import OPERATIONS, LedgerMachine, counted
 
 CASE_OPERATIONS: list[str] = []
-
-
-def case_operation(rule_fn):
-    """Like the ledger machine's `operation`, counted under its own list (the ledger machine's test
-    checks its own operations only)."""
-    CASE_OPERATIONS.append(rule_fn.__name__)
-
-    @functools.wraps(rule_fn)
-    def run(self, **kwargs):
-        self.running, self.recorded = rule_fn.__name__, False
-        out = rule_fn(self, **kwargs)
-        if not self.recorded:
-            self.record("no call")
-        self.running = None
-        return out
-
-    return run
+case_operation = counted(CASE_OPERATIONS)  # counted like the ledger machine's, listed apart
 
 
 def check_cases(practice_id: int, *, just_scanned: bool) -> None:

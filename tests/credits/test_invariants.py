@@ -193,22 +193,29 @@ def check_remittances(practice_id: int | None = None) -> None:
 OPERATIONS: list[str] = []  # every rule of the machine; each must succeed at least once per test run
 
 
-def operation(rule_fn):
-    """Marks a rule as an operation the machine counts: what the rule's service calls did (`ok`,
-    `refused`) lands in `LedgerMachine.outcomes` under the rule's name, and a step that called
-    nothing (nothing to do) counts as `no call`. Goes right under `@rule`."""
-    OPERATIONS.append(rule_fn.__name__)
+def counted(registry: list):
+    """A decorator that marks a rule as an operation the machine counts, listed in `registry`: what
+    the rule's service calls did (`ok`, `refused`) lands in the machine's `outcomes` under the
+    rule's name, and a step that called nothing (nothing to do) counts as `no call`. Goes right
+    under `@rule`. A machine built on this one (tests/adjudication) keeps its own registry."""
+    def operation(rule_fn):
+        registry.append(rule_fn.__name__)
 
-    @functools.wraps(rule_fn)
-    def run(self, **kwargs):
-        self.running, self.recorded = rule_fn.__name__, False
-        out = rule_fn(self, **kwargs)
-        if not self.recorded:
-            self.record("no call")
-        self.running = None
-        return out
+        @functools.wraps(rule_fn)
+        def run(self, **kwargs):
+            self.running, self.recorded = rule_fn.__name__, False
+            out = rule_fn(self, **kwargs)
+            if not self.recorded:
+                self.record("no call")
+            self.running = None
+            return out
 
-    return run
+        return run
+
+    return operation
+
+
+operation = counted(OPERATIONS)
 
 
 COUNTED = (JournalEntry, JournalLine, Credit, Payment, CreditApplication, Refund, WriteOff, ManualCreditRequest,
