@@ -1,7 +1,8 @@
 """Back-office admin of adjudication's rules and settings (issue 11; DOMAIN rules 17 and 19): the
 clock rules table and the practice's adjudication settings, refund policies and approval bands.
-Managers of the practice add and edit them, each save with the manager's name and reason in the
-history; billing staff read them; another practice's rows are invisible; nothing is deleted. The
+Managers of the practice add and edit them through the services of
+adjudication/services/settings.py (the checks, who may, the history row with the manager's name and
+reason; a clock rule's change moves the open cases' clocks); billing staff read them; another practice's rows are invisible; nothing is deleted. The
 tenancy, read-only and no-delete rules of backoffice/admin/base.py hold here too."""
 
 from django.contrib import admin
@@ -10,26 +11,87 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from adjudication.models import AdjudicationSettings, ClockRule, RefundApprovalBand, RefundPolicy
+from adjudication.services import settings as services
 from backoffice.admin.adjudication import AdjudicationListMixin
-from backoffice.admin.base import ReasonModelForm, ScopedHistoryAdmin, ServiceEditAdmin, user_practice_ids
+from backoffice.admin.base import (
+    ReasonModelForm,
+    ScopedHistoryAdmin,
+    ServiceEditAdmin,
+    adopt,
+    edited_values,
+    user_practice_ids,
+)
 from backoffice.views.common import admin_url, money
 from ledger.access import is_manager
-from ledger.errors import PermissionDenied
-from ledger.history import save_with_history
+from ledger.errors import SettleError
 
 # --- the rules table and the practice's settings (managers edit, with a reason) -----------------------------
 
 class ManagedForm(ReasonModelForm):
-    pass
+    """A rules/settings form: each edited value is checked by the service's `*_clean` (field by
+    field, ReasonModelForm), then the row as a whole by its `*_check`, so a refusal shows on its
+    field and nothing is written; the service runs the same checks again when it saves."""
+    actor = None  # the user (ManagerEditAdmin.get_form sets it)
+
+    @staticmethod
+    def checked(values: dict, clean, names) -> dict:
+        """`values` with the service's fields among them checked by `clean` (the practice is the form's)."""
+        return {**values, **clean({k: v for k, v in values.items() if k in names})}
+
+    def row_values(self, data: dict, names) -> dict:
+        return {n: data[n] if n in data else getattr(self.instance, n) for n in names}
+
+    def check_row(self, data: dict) -> None:
+        pass
+
+    def clean(self):
+        data = super().clean()
+        if "reason" in self.fields and not self.errors:
+            try:
+                self.check_row(data)
+            except SettleError as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+
+class ClockRuleForm(ManagedForm):
+    def check_values(self, values):
+        return self.checked(values, services.clock_rule_clean, services.CLOCK_RULE_FIELDS)
+
+    def check_row(self, data):
+        if self.instance._state.adding and self.actor is not None:
+            practice = data.get("practice")
+            services.ensure_rule_editor(self.actor, practice.pk if practice is not None else None)
+        services.clock_rule_check(self.row_values(data, services.CLOCK_RULE_FIELDS))
+
+
+class SettingsForm(ManagedForm):
+    def check_values(self, values):
+        return self.checked(values, services.settings_clean, services.SETTINGS_FIELDS)
+
+
+class RefundPolicyForm(ManagedForm):
+    def check_values(self, values):
+        return self.checked(values, services.refund_policy_clean, services.POLICY_FIELDS)
+
+    def check_row(self, data):
+        services.refund_policy_check(self.row_values(data, services.POLICY_FIELDS))
+
+
+class RefundBandForm(ManagedForm):
+    def check_values(self, values):
+        return self.checked(values, services.refund_band_clean, services.BAND_FIELDS)
 
 
 class ManagerEditAdmin(ServiceEditAdmin, ScopedHistoryAdmin):
-    """Rows a manager of their practice adds and edits, each save with the manager's name and reason
-    in the history (ledger.history.save_with_history); billing staff see them read-only. The model's
-    constraints are checked on the form (Django validates them) and by the database again."""
+    """Rows a manager of their practice adds and edits through the services of
+    adjudication/services/settings.py (the checks, who may, the history row with the manager's name
+    and reason); billing staff see them read-only. A refusal at save time rolls the save back and is
+    shown on the form's page."""
     form = ManagedForm
     asks_reason = True
     list_display_links = None
+    service_fields: tuple = ()  # what the services take
 
     def _model_fields(self):
         return [f.name for f in self.model._meta.fields if not f.primary_key or f.name == "practice"]
@@ -58,15 +120,25 @@ class ManagerEditAdmin(ServiceEditAdmin, ScopedHistoryAdmin):
             field.queryset = field.queryset.filter(pk__in=self.managed_ids(request))
         return field
 
-    def save_model(self, request, obj, form, change):
-        self.save_by_service(self._save, obj=obj, actor=request.user, reason=form.cleaned_data["reason"])
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
 
-    @staticmethod
-    def _save(*, obj, actor, reason):
-        if not actor.is_superuser and (obj.practice_id is None or not is_manager(actor, obj.practice_id)):
-            raise PermissionDenied(f"only a manager of the practice changes its {obj._meta.verbose_name_plural}",
-                                   field="practice")
-        save_with_history(obj, actor=actor, reason=reason.strip())
+    def save_model(self, request, obj, form, change):
+        data, reason = form.cleaned_data, form.cleaned_data["reason"]
+        if change:
+            row = self.save_by_service(self.update_row, obj=obj, actor=request.user, reason=reason,
+                                       changes=edited_values(form, self.service_fields))
+        else:
+            row = self.save_by_service(self.create_row, practice_id=obj.practice_id, actor=request.user,
+                                       reason=reason, values={n: data[n] for n in self.service_fields if n in data})
+        adopt(obj, row)
+
+    def create_row(self, *, practice_id, actor, reason, values):
+        raise NotImplementedError
+
+    def update_row(self, *, obj, actor, reason, changes):
+        raise NotImplementedError
 
 
 def change_link(obj, label=None):
@@ -79,6 +151,8 @@ class ClockRuleAdmin(AdjudicationListMixin, ManagerEditAdmin):
     """The clocks of rule 17 as data. The seeded rules (every practice: blank practice) are read-only
     here except for administrators; a manager adds their practice's own rule, which comes before a
     general one (adjudication/clocks.py), and edits it."""
+    form = ClockRuleForm
+    service_fields = services.CLOCK_RULE_FIELDS
     list_display = ("rule", "applies", "effective", "clock", "practice_name")
     list_filter = ("kind", "active", "us_state", "payer_type")
     search_fields = ("name", "citation", "us_state")
@@ -94,6 +168,12 @@ class ClockRuleAdmin(AdjudicationListMixin, ManagerEditAdmin):
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Clock rules", **(extra_context or {})})
+
+    def create_row(self, *, practice_id, actor, reason, values):
+        return services.clock_rule_create(practice_id=practice_id, actor=actor, reason=reason, **values)
+
+    def update_row(self, *, obj, actor, reason, changes):
+        return services.clock_rule_update(rule_id=obj.pk, actor=actor, reason=reason, changes=changes)
 
     @admin.display(description="rule", ordering="name")
     def rule(self, obj):
@@ -145,6 +225,8 @@ RULE_KIND_SHORT = {ClockRule.Kind.PAYER_RETURN: "payer return", ClockRule.Kind.P
 
 @admin.register(AdjudicationSettings)
 class AdjudicationSettingsAdmin(AdjudicationListMixin, ManagerEditAdmin):
+    form = SettingsForm
+    service_fields = services.SETTINGS_FIELDS
     list_display = ("settings", "min_credit_age_days", "warning_window_days", "payer_credit_max_open_days",
                     "locked_credit_max_days")
 
@@ -152,9 +234,19 @@ class AdjudicationSettingsAdmin(AdjudicationListMixin, ManagerEditAdmin):
     def settings(self, obj):
         return change_link(obj, str(obj.practice))
 
+    def create_row(self, *, practice_id, actor, reason, values):
+        return services.adjudication_settings_update(practice_id=practice_id, actor=actor, reason=reason,
+                                                     changes=values)
+
+    def update_row(self, *, obj, actor, reason, changes):
+        return services.adjudication_settings_update(practice_id=obj.practice_id, actor=actor, reason=reason,
+                                                     changes=changes)
+
 
 @admin.register(RefundPolicy)
 class RefundPolicyAdmin(AdjudicationListMixin, ManagerEditAdmin):
+    form = RefundPolicyForm
+    service_fields = services.POLICY_FIELDS
     list_display = ("policy", "amounts", "min_age_days", "conditions", "practice")
 
     @admin.display(description="policy", ordering="name")
@@ -173,11 +265,25 @@ class RefundPolicyAdmin(AdjudicationListMixin, ManagerEditAdmin):
                                  ("no pending claim", obj.require_no_pending_claim)) if on]
         return ", ".join(parts) or "any"
 
+    def create_row(self, *, practice_id, actor, reason, values):
+        return services.refund_policy_create(practice_id=practice_id, actor=actor, reason=reason, **values)
+
+    def update_row(self, *, obj, actor, reason, changes):
+        return services.refund_policy_update(policy_id=obj.pk, actor=actor, reason=reason, changes=changes)
+
 
 @admin.register(RefundApprovalBand)
 class RefundApprovalBandAdmin(AdjudicationListMixin, ManagerEditAdmin):
+    form = RefundBandForm
+    service_fields = services.BAND_FIELDS
     list_display = ("band", "role", "four_eyes", "practice")
 
     @admin.display(description="band", ordering="up_to")
     def band(self, obj):
         return change_link(obj)
+
+    def create_row(self, *, practice_id, actor, reason, values):
+        return services.refund_band_create(practice_id=practice_id, actor=actor, reason=reason, **values)
+
+    def update_row(self, *, obj, actor, reason, changes):
+        return services.refund_band_update(band_id=obj.pk, actor=actor, reason=reason, changes=changes)
