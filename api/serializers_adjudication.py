@@ -8,8 +8,10 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from adjudication.clocks import is_paused
-from adjudication.models import Case, CaseDocument, CaseEvent, ClockRule, PayerContact, Proposal
+from adjudication.models import Case, CaseDocument, CaseEvent, ClockRule, PayerContact, Proposal, UnclaimedProperty
 from api.fields import Id, MoneyField, Reason, StrictBooleanField, StrictDateField, TextField
+from api.serializers import RefundSerializer
+from credits.models import Credit
 from ledger.models import AMOUNT_CEILING
 
 
@@ -132,6 +134,58 @@ class QueueTotalsSerializer(serializers.Serializer):
     follow_up_overdue = serializers.IntegerField()
 
 
+class WorkListRowSerializer(serializers.ModelSerializer):
+    """A credit on the refund work list (adjudication.policies.refund_work_list) and the band its refund needs."""
+
+    policy = serializers.IntegerField(source="policy_id", read_only=True, help_text="The first active refund policy "
+                                                                                     "(by id) that lists the credit.")
+    policy_name = serializers.SerializerMethodField()
+    case = serializers.IntegerField(source="case_id", read_only=True, allow_null=True,
+                                    help_text="Its adjudication case, if the scan opened one.")
+    window_total = MoneyField(read_only=True, help_text="The patient's refunds over the approval window already "
+                                                        "counted (asked for, approved or issued).")
+    up_to_total = MoneyField(read_only=True, help_text="window_total + on_hand: the amount the band is chosen by.")
+    band = serializers.IntegerField(source="band_id", read_only=True, allow_null=True,
+                                    help_text="The approval band of up_to_total; null when the practice has no band "
+                                              "or none covers it.")
+    band_role = serializers.ChoiceField(choices=[("billing", "Billing staff or a manager"), ("manager", "A manager")],
+                                        read_only=True, help_text="Who may start the refund.")
+    band_four_eyes = serializers.BooleanField(read_only=True, help_text="The band needs a manager other than the "
+                                                                        "requester to approve.")
+    needs_approval = serializers.BooleanField(read_only=True, help_text="The refund will wait for a manager other "
+                                                                        "than the requester (the band's four eyes, or "
+                                                                        "above the practice's refund threshold).")
+
+    class Meta:
+        model = Credit
+        fields = ("id", "patient", "source", "on_hand", "amount", "payment", "created_at", "policy", "policy_name",
+                  "case", "window_total", "up_to_total", "band", "band_role", "band_four_eyes", "needs_approval")
+        read_only_fields = fields
+
+    def get_policy_name(self, row) -> str:
+        return self.context.get("policy_names", {}).get(row.policy_id, "")
+
+
+class WorkListRefundResultSerializer(serializers.Serializer):
+    refunds = RefundSerializer(many=True, help_text="In the order they were requested (by patient, then credit). "
+                                                    "`state` requested: waits for a manager's approval.")
+
+
+class UnclaimedPropertySerializer(serializers.ModelSerializer):
+    has_letter = serializers.SerializerMethodField(help_text="The due-diligence letter can be downloaded "
+                                                             "(GET .../{id}/letter).")
+
+    class Meta:
+        model = UnclaimedProperty
+        fields = ("id", "case", "credit", "rule", "owner_state", "amount", "last_activity_on", "presumed_on",
+                  "letter_due_on", "report_due_on", "letter_sent_on", "turned_over_on", "report_year", "state",
+                  "has_letter")
+        read_only_fields = fields
+
+    def get_has_letter(self, row) -> bool:
+        return bool(row.letter)
+
+
 class ScanResultSerializer(serializers.Serializer):
     opened = serializers.IntegerField(help_text="Cases opened.")
     closed = serializers.IntegerField(help_text="Cases whose money was gone, resolved with the reason.")
@@ -216,6 +270,32 @@ class NoticeSerializer(serializers.Serializer):
 
 class ScanSerializer(serializers.Serializer):
     reason = Reason(default="Scan now (API)")
+
+
+class ReviewSourceSerializer(serializers.Serializer):
+    reason = Reason(required=True)
+    findings = TextField(max_length=20_000, help_text="Where the credit came from and why, as found; kept with the "
+                                                      "source rows the service reads (credit, payment, visit, claim).")
+
+
+class DocumentUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True,
+                                 help_text="PDF, PNG, JPEG, TIFF, or UTF-8 text, CSV or X12 (checked by content; the "
+                                           "name must not claim another type); at most "
+                                           "SETTLE_CASE_DOCUMENT_MAX_BYTES (10 MiB).")
+    reason = Reason(required=True)
+
+
+class WorkListRefundSerializer(serializers.Serializer):
+    credit_ids = serializers.ListField(child=Id(), min_length=1, max_length=500,
+                                       help_text="Credits of the work list to refund (their available money).")
+    reason = Reason(required=True)
+
+
+class HolderReportQuerySerializer(serializers.Serializer):
+    year = serializers.IntegerField(min_value=1900, max_value=2199, help_text="The report year.")
+    us_state = serializers.CharField(required=False, allow_blank=True, max_length=2,
+                                     help_text="The owner state (two letters); none: every state.")
 
 
 class ElectionSerializer(serializers.Serializer):

@@ -30,6 +30,8 @@ router.register("nightly-runs", views_remittances.NightlyRunViewSet, basename="n
 router.register("memberships", views_staff.MembershipViewSet, basename="membership")
 router.register("cases", views_adjudication.CaseViewSet, basename="case")
 router.register("rules", views_adjudication.ClockRuleViewSet, basename="clock-rule")
+router.register("refund-work-list", views_adjudication.RefundWorkListViewSet, basename="refund-work-list")
+router.register("unclaimed-property", views_adjudication.UnclaimedPropertyViewSet, basename="unclaimed-property")
 
 v1 = [
     path("token", views.TokenView.as_view(), name="token"),
