@@ -13,7 +13,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.generators import SchemaGenerator
 
-from adjudication.models import Case, ClockRule
+from adjudication.models import Case, ClockRule, UnclaimedProperty
+from adjudication.services.cases import case_attach_document
 from credits import services as credit_services
 from credits.models import Credit, CreditImport, ManualCreditRequest, NightlyRun, Refund
 from ledger.models import Claim, Encounter, Membership, Patient, Payer, Payment
@@ -56,17 +57,25 @@ def a(world):
                                credit=Credit.objects.get(pk=avail.pk), patient=pat, amount=D("100.00"),
                                determined_on=date(2026, 3, 3))
     rule = ClockRule.objects.create(kind=ClockRule.Kind.PATIENT_REFUND, name="A's policy", practice=w.practice, days=45)
+    doc = case_attach_document(case=case.pk, actor=w.clerk, reason="EOB",
+                               upload=SimpleUploadedFile("eob.pdf", b"%PDF-1.4\n%%EOF\n"))
+    item = UnclaimedProperty.objects.create(
+        practice=w.practice, case=case, credit_id=avail.pk, owner_state="TX", amount=D("100.00"),
+        rule=ClockRule.objects.filter(kind=ClockRule.Kind.UNCLAIMED, us_state="TX").first(),
+        last_activity_on=date(2023, 2, 15), presumed_on=date(2026, 3, 1), report_due_on=date(2026, 7, 1),
+        report_year=2026)
     return SimpleNamespace(patient=pat.pk, encounter=enc.pk, claim=claim.pk, payment=pay.payment.pk, held=held.pk,
                            credit=avail.pk, refund=refund.pk, file=received.file.pk, rclaim=rc.pk, run=run.pk,
                            payer=w.payer.pk, manual=manual.pk, batch=batch.pk,
                            membership=Membership.objects.get(user=w.clerk, practice=w.practice).pk,
-                           case=case.pk, rule=rule.pk)
+                           case=case.pk, rule=rule.pk, doc=doc.pk, item=item.pk)
 
 
 LISTED = {"/payers": Payer, "/patients": Patient, "/encounters": Encounter, "/claims": Claim, "/payments": Payment,
           "/credits": Credit, "/refunds": Refund, "/remittance-files": RemittanceFile,
           "/remittance-claims": RemittanceClaim, "/nightly-runs": NightlyRun, "/manual-credits": ManualCreditRequest,
-          "/credit-imports": CreditImport, "/memberships": Membership, "/cases": Case, "/rules": ClockRule}
+          "/credit-imports": CreditImport, "/memberships": Membership, "/cases": Case, "/rules": ClockRule,
+          "/refund-work-list": Credit, "/unclaimed-property": UnclaimedProperty}
 
 
 def routes(a):
@@ -177,6 +186,24 @@ def routes(a):
         ("post", "/api/v1/cases/{id}/notice", f"/cases/{d.case}/notice", {}, "404"),
         ("post", "/api/v1/cases/{id}/election", f"/cases/{d.case}/election", {"election": "keep", "reason": "x"},
          "404"),
+        ("post", "/api/v1/cases/{id}/confirm-balance", f"/cases/{d.case}/confirm-balance", {"reason": "x"}, "404"),
+        ("post", "/api/v1/cases/{id}/review-source", f"/cases/{d.case}/review-source",
+         {"reason": "x", "findings": "x"}, "404"),
+        ("get", "/api/v1/cases/{id}/documents", f"/cases/{d.case}/documents", c, "404"),
+        ("post", "/api/v1/cases/{id}/documents", f"/cases/{d.case}/documents", "document", "404"),
+        ("get", "/api/v1/cases/{id}/documents/{doc_id}/file", f"/cases/{d.case}/documents/{d.doc}/file", c, "404"),
+        ("get", "/api/v1/refund-work-list", "/refund-work-list", c, "list"),
+        ("post", "/api/v1/refund-work-list/refund", "/refund-work-list/refund",
+         {"credit_ids": [d.credit], "reason": "x"}, ("404", "credit_ids")),
+        ("get", "/api/v1/unclaimed-property", "/unclaimed-property", c, "list"),
+        ("get", "/api/v1/unclaimed-property/{id}", f"/unclaimed-property/{d.item}", c, "404"),
+        ("post", "/api/v1/unclaimed-property/{id}/send-letter", f"/unclaimed-property/{d.item}/send-letter",
+         {"reason": "x"}, "404"),
+        ("post", "/api/v1/unclaimed-property/{id}/turn-over", f"/unclaimed-property/{d.item}/turn-over",
+         {"reason": "x"}, "404"),
+        ("get", "/api/v1/unclaimed-property/{id}/letter", f"/unclaimed-property/{d.item}/letter", c, "404"),
+        ("get", "/api/v1/unclaimed-property/holder-report", "/unclaimed-property/holder-report?year=2026", c,
+         "own-csv"),
         ("get", "/api/v1/rules", "/rules", c, "list"),
         ("get", "/api/v1/rules/{id}", f"/rules/{d.rule}", c, "404"),
     ]
@@ -194,6 +221,9 @@ def test_every_route_refuses_another_practices_objects(a, other_api, world):
             PatientFactory(practice=other_api.practice, account_number="B-CSV-1")
             r = other_api.post(path, {"file": SimpleUploadedFile("b.csv", b"account_number,amount,note\n"
                                                                            b"B-CSV-1,5.00,old\n")}, fmt="multipart")
+        elif body == "document":
+            r = other_api.post(path, {"file": SimpleUploadedFile("b.pdf", b"%PDF-1.4\nB\n"), "reason": "x"},
+                               fmt="multipart")
         elif method == "get":
             base, _, query = path.partition("?")
             r = other_api.get(base, dict(p.split("=") for p in query.split("&")) if query else None)
@@ -204,6 +234,9 @@ def test_every_route_refuses_another_practices_objects(a, other_api, world):
             assert r.status_code == 200, where
             shown = [row["id"] for row in r.json()["results"]]
             assert not LISTED[path].objects.filter(pk__in=shown, practice=world.practice).exists(), where
+        elif expect == "own-csv":  # a file, not JSON: none of A's rows in it
+            assert r.status_code == 200, (where, r.content)
+            assert world.practice.name not in r.content.decode() and r.content.decode().count("\n") == 1, where
         elif expect == "own":
             assert r.status_code in (200, 201), (where, r.content)
             assert json.dumps(r.json()).find(world.practice.name) == -1, where
@@ -219,6 +252,8 @@ def test_every_route_refuses_another_practices_objects(a, other_api, world):
     assert RemittanceClaim.objects.get(pk=a.rclaim).state == "unmatched"
     assert not RemittanceClaim.objects.filter(practice=other_api.practice, claim__isnull=False).exists()
     assert NightlyRun.objects.filter(practice=world.practice).count() == 1
+    assert UnclaimedProperty.objects.get(pk=a.item).state == "listed"
+    assert Case.objects.get(pk=a.case).documents.count() == 1
     world.practice.refresh_from_db()
     assert world.practice.auto_apply is True
 
