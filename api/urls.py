@@ -11,7 +11,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import SimpleRouter
 
-from api import views, views_adjudication, views_money, views_remittances, views_staff
+from api import views, views_adjudication, views_adjudication_lists, views_money, views_remittances, views_staff
 from api.exceptions import not_found_view
 
 router = SimpleRouter(trailing_slash=False)
@@ -30,8 +30,8 @@ router.register("nightly-runs", views_remittances.NightlyRunViewSet, basename="n
 router.register("memberships", views_staff.MembershipViewSet, basename="membership")
 router.register("cases", views_adjudication.CaseViewSet, basename="case")
 router.register("rules", views_adjudication.ClockRuleViewSet, basename="clock-rule")
-router.register("refund-work-list", views_adjudication.RefundWorkListViewSet, basename="refund-work-list")
-router.register("unclaimed-property", views_adjudication.UnclaimedPropertyViewSet, basename="unclaimed-property")
+router.register("refund-work-list", views_adjudication_lists.RefundWorkListViewSet, basename="refund-work-list")
+router.register("unclaimed-property", views_adjudication_lists.UnclaimedPropertyViewSet, basename="unclaimed-property")
 
 v1 = [
     path("token", views.TokenView.as_view(), name="token"),
