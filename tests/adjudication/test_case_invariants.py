@@ -158,7 +158,10 @@ def test_random_operations_with_cases_keep_every_invariant():
     CaseMachine.fresh()
     run_state_machine_as_test(
         CaseMachine,
-        settings=hsettings(max_examples=25, stateful_step_count=30, deadline=None, print_blob=False,
+        # derandomized: the machine draws among some 30 rules, and in 25 random examples one of them
+        # (a write-off needs an owing, payable visit) now and then never found its work; 40 fixed
+        # examples prove the same every run
+        settings=hsettings(max_examples=40, stateful_step_count=30, deadline=None, print_blob=False, derandomize=True,
                            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )
     assert not CaseMachine.never_succeeded(), (CaseMachine.never_succeeded(), dict(CaseMachine.outcomes))
