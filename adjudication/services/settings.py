@@ -424,20 +424,28 @@ def refund_policy_create(*, practice_id: int, actor, reason: str, **fields) -> R
     return policy
 
 
+def _practice_row_for_change(model, row_id, changes: dict, *, clean, actor, field: str, noun: str, what: str):
+    """The row of one practice that `changes` are for, under the practice's lock, and the cleaned
+    changes: the id checked, the practice fixed, the values cleaned, the row found, the actor a
+    manager of its practice (refund policies and bands alike)."""
+    row_id = parse_id(row_id, field=field)
+    if "practice" in changes or "practice_id" in changes:
+        raise InvalidInput(f"practice: a {noun}'s practice is fixed", field="practice")
+    values = clean(changes)
+    pid = model.objects.filter(pk=row_id).values_list("practice_id", flat=True).first()
+    if pid is None:
+        raise NotFound(f"unknown {noun} {row_id}", field=field)
+    _manager(actor, pid, what)
+    lock(practices=[pid])
+    return model.objects.get(pk=row_id), values
+
+
 @transaction.atomic
 def refund_policy_update(*, policy_id: int, actor, reason: str, changes: dict) -> RefundPolicy:
     """Change a refund policy (managers of its practice; retire it with active=False)."""
     reason = require_reason(reason)
-    policy_id = parse_id(policy_id, field="policy")
-    if "practice" in changes or "practice_id" in changes:
-        raise InvalidInput("practice: a policy's practice is fixed", field="practice")
-    values = refund_policy_clean(changes)
-    pid = RefundPolicy.objects.filter(pk=policy_id).values_list("practice_id", flat=True).first()
-    if pid is None:
-        raise NotFound(f"unknown refund policy {policy_id}", field="policy")
-    _manager(actor, pid, "refund policies")
-    lock(practices=[pid])
-    policy = RefundPolicy.objects.get(pk=policy_id)
+    policy, values = _practice_row_for_change(RefundPolicy, policy_id, changes, clean=refund_policy_clean, actor=actor,
+                                              field="policy", noun="refund policy", what="refund policies")
     refund_policy_check({name: getattr(policy, name) for name in POLICY_FIELDS} | values)
     _save_changes(policy, values, actor=actor, reason=reason)
     return policy
@@ -493,17 +501,9 @@ def refund_band_create(*, practice_id: int, actor, reason: str, **fields) -> Ref
 def refund_band_update(*, band_id: int, actor, reason: str, changes: dict) -> RefundApprovalBand:
     """Change a refund approval band (managers of its practice)."""
     reason = require_reason(reason)
-    band_id = parse_id(band_id, field="band")
-    if "practice" in changes or "practice_id" in changes:
-        raise InvalidInput("practice: a band's practice is fixed", field="practice")
-    values = refund_band_clean(changes)
-    pid = RefundApprovalBand.objects.filter(pk=band_id).values_list("practice_id", flat=True).first()
-    if pid is None:
-        raise NotFound(f"unknown refund approval band {band_id}", field="band")
-    _manager(actor, pid, "refund approval bands")
-    lock(practices=[pid])
-    band = RefundApprovalBand.objects.get(pk=band_id)
+    band, values = _practice_row_for_change(RefundApprovalBand, band_id, changes, clean=refund_band_clean, actor=actor,
+                                            field="band", noun="refund approval band", what="refund approval bands")
     if "up_to" in values and values["up_to"] != band.up_to:
-        _band_unique(pid, values["up_to"], exclude_id=band.pk)
+        _band_unique(band.practice_id, values["up_to"], exclude_id=band.pk)
     _save_changes(band, values, actor=actor, reason=reason)
     return band
