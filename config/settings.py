@@ -62,7 +62,8 @@ INSTALLED_APPS = [
     "ledger",        # the books kernel
     "credits",       # credits and everything done with them, the nightly application
     "remittances",   # X12 835 files: reading (remittances/x12, pure Python), receiving, posting, the queue
-    "adjudication",  # credit-balance cases (later issue)
+    "adjudication",  # credit-balance cases
+    "reports",       # audits, reconciliation, measures, exports (the managers' reports)
     # interfaces on top: nothing below imports them
     "api",           # the REST API for other systems
     "backoffice",    # the Django admin back-office for billing staff and managers

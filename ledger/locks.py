@@ -3,7 +3,8 @@ the one function that takes them: a service names what it needs (`lock(patients=
 credits=[...])`) and the rows are locked kind after kind in ORDER, by ascending primary key within a
 kind (FOR NO KEY UPDATE: inserting rows that point at a locked row is not blocked):
 
-    Practice -> Membership -> CreditImport -> Case -> Proposal -> UnclaimedProperty -> Patient
+    Practice -> Membership -> AuditFinding -> CaseReview -> CreditImport -> Case -> Proposal
+             -> UnclaimedProperty -> Patient
              -> ManualCreditRequest -> Encounter -> Claim
              -> RemittanceClaim -> Payment -> Credit -> Refund -> WriteOff -> PayerCredit
              -> RemittanceAdjustment -> RemittanceFile
@@ -15,7 +16,8 @@ needs under the first locks), as long as each step's kinds come after the kinds 
 (the same kind again is fine: the patient's lock is held). What a batch or an approval stands for
 comes before the patients it touches (a credit import, then its patients; an adjudication case,
 its proposal and its unclaimed-property row, then the money the resolution moves); a practice's role
-changes lock the practice, then the membership. The 835 remittance rows take their places after
+changes lock the practice, then the membership; an audit finding or a case review is decided before
+the case a failed review reopens. The 835 remittance rows take their places after
 what they book: a remittance claim right after the claim it decides (and before the patient money
 the decision may move), a PLB adjustment after the payer credit it may close, the file last (its
 status, once nothing of it is pending).
@@ -51,6 +53,8 @@ from ledger.errors import NotFound
 ORDER = (
     ("practices", "ledger.Practice", "practice"),
     ("memberships", "ledger.Membership", "membership"),
+    ("audit_findings", "reports.AuditFinding", "audit finding"),
+    ("case_reviews", "reports.CaseReview", "case review"),
     ("credit_imports", "credits.CreditImport", "credit import"),
     ("cases", "adjudication.Case", "case"),
     ("proposals", "adjudication.Proposal", "proposal"),

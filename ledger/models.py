@@ -151,10 +151,18 @@ class Payer(models.Model):
     name = models.CharField(max_length=200)
     payer_type = models.CharField(max_length=16, choices=Type.choices)
     payer_identifier = models.CharField(max_length=80, blank=True, help_text="Payer id in 835 files (TRN03/N1*PR).")
+    medicare_part = models.CharField(
+        max_length=1, blank=True, choices=[("A", "Part A"), ("B", "Part B")],
+        help_text="Medicare payers: the part this contractor pays (the Medicare credit balance report keeps "
+                  "parts A and B apart).")
     history = history()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["practice", "name"], name="payer_name_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "name"], name="payer_name_unique"),
+            models.CheckConstraint(condition=Q(medicare_part="") | Q(payer_type="medicare", medicare_part__in=["A", "B"]),
+                                   name="payer_medicare_part_only_medicare"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -283,6 +291,9 @@ class Claim(FSMModelMixin, models.Model):
     payer = models.ForeignKey(Payer, on_delete=models.PROTECT, related_name="claims")
     claim_number = models.CharField(max_length=64, help_text="The practice's claim number (835 CLP01).")
     payer_claim_number = models.CharField(max_length=64, blank=True, help_text="835 CLP07.")
+    type_of_bill = models.CharField(max_length=4, blank=True,
+                                    help_text="Institutional claims: the UB-04 type of bill (e.g. 0111); blank for "
+                                              "professional claims.")
     state = FSMField(choices=State.choices, default=State.SUBMITTED, protected=True)
     billed_amount = money_field(default=ZERO)
     paid_amount = money_field(default=ZERO, help_text="Net paid by the payer on this claim.")

@@ -1,0 +1,1 @@
+"""The daily checks of the books (workstream A1)."""

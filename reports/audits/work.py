@@ -1,0 +1,1 @@
+"""The weekly checks of the adjudication work (workstream A2)."""
