@@ -3,12 +3,13 @@
 from decimal import Decimal
 
 from django import template
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from adjudication.models import Case, Proposal
 from backoffice.views.common import user_practice_ids
 from credits.models import CreditImport, ManualCreditRequest, Refund
+from ledger.models import Membership
 from remittances.models import RemittanceClaim
 
 register = template.Library()
@@ -74,3 +75,31 @@ def backoffice_links(context):
         {"url": reverse("admin:adjudication_unclaimedproperty_changelist"), "label": "Unclaimed property",
          "help": "Credits past their state's dormancy; letters, turn-over, holder report"},
     ]
+
+
+# the managers' reports (issue 12): each (url name, label, help); a page not registered yet is left out
+REPORT_LINKS = (
+    ("admin:reports_dashboard", "Dashboard", "Turnaround, approval and error rates, aging, share of A/R, trends"),
+    ("admin:reports_auditfinding_changelist", "Audit findings", "What the daily and weekly audits found"),
+    ("admin:reports_casereview_changelist", "Case reviews", "Resolved cases sampled for a second review"),
+    ("admin:reports_exportjob_catalog", "Reports and exports", "Every report as CSV, Excel or PDF"),
+    ("admin:reports_cms838report_changelist", "Medicare credit balance report", "CMS-838, on demand"),
+)
+
+
+@register.simple_tag(takes_context=True)
+def report_links(context):
+    """The managers' report pages for the index (managers and superusers only)."""
+    request = context.get("request")
+    if request is None or not request.user.is_active or not request.user.is_staff:
+        return []
+    if not request.user.is_superuser and not Membership.objects.filter(
+            user=request.user, role=Membership.Role.MANAGER).exists():
+        return []
+    out = []
+    for name, label, help_text in REPORT_LINKS:
+        try:
+            out.append({"url": reverse(name), "label": label, "help": help_text})
+        except NoReverseMatch:
+            continue
+    return out

@@ -1,0 +1,1 @@
+"""Back-office pages of the managers' reports (issue 12): reports_reviews."""

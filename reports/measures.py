@@ -1,0 +1,1 @@
+"""The measures of DOMAIN rule 21 (workstream C)."""

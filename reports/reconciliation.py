@@ -1,0 +1,1 @@
+"""Reconciliation as of a date (workstream B; DOMAIN rule 20)."""
