@@ -178,19 +178,15 @@ def _collect(ctx: Context, registered: list[Registered]):
 def _record(ctx: Context, found: dict[str, list[Finding]], summary: dict, failed: set[str]) -> list[AuditFinding]:
     run, now, system = ctx.run, timezone.now(), system_user()
     with transaction.atomic():
-        new: list[AuditFinding] = []
-        keys = {}
+        fresh: dict[str, dict] = {}
         for kind, findings in found.items():
             for f in findings:
                 key = f"{kind}:{f.object_type}:{f.object_id if f.object_id is not None else '-'}"[:120]
-                if key in keys:
-                    continue
-                keys[key] = AuditFinding(
+                fresh.setdefault(key, dict(
                     run=run, practice=ctx.practice, kind=kind, severity=f.severity, object_type=f.object_type,
                     object_id=f.object_id, object_label=f.label[:200], expected=f.expected[:200],
                     actual=f.actual[:200], amount=f.amount, age_days=f.age_days, detail=f.detail, key=key,
-                    created_at=now)
-                new.append(keys[key])
+                    created_at=now))
         earlier = list(AuditFinding.objects.select_for_update()
                        .filter(practice=ctx.practice, kind__in=list(found), state__in=[AuditFinding.State.OPEN,
                                                                                        AuditFinding.State.ACKNOWLEDGED])
@@ -198,20 +194,18 @@ def _record(ctx: Context, found: dict[str, list[Finding]], summary: dict, failed
         rechecked = {k for k, reg in CHECKS.items() if reg.recheck}
         closed = []
         for old in earlier:
-            again = keys.get(old.key)
+            again = fresh.get(old.key)
             if again is not None:
-                again.previous = old
-                if old.state == AuditFinding.State.ACKNOWLEDGED:
-                    again.state = AuditFinding.State.ACKNOWLEDGED
-                    again.decided_by_id, again.decided_at = old.decided_by_id, old.decided_at
-                    again.decision_reason = old.decision_reason
-                old.state, old.decided_by, old.decided_at = AuditFinding.State.RESOLVED, system, now
-                old.decision_reason = f"Found again by audit run {run.pk}"
+                again["previous"] = old
+                if old.state == AuditFinding.State.ACKNOWLEDGED:  # the acknowledgement carries over
+                    again.update(state=AuditFinding.State.ACKNOWLEDGED, decided_by_id=old.decided_by_id,
+                                 decided_at=old.decided_at, decision_reason=old.decision_reason)
+                old.resolve(by=system, reason=f"Found again by audit run {run.pk}")
                 closed.append(old)
             elif old.kind in rechecked:
-                old.state, old.decided_by, old.decided_at = AuditFinding.State.RESOLVED, system, now
-                old.decision_reason = f"No longer found by audit run {run.pk} ({run.as_of:%m/%d/%Y})"
+                old.resolve(by=system, reason=f"No longer found by audit run {run.pk} ({run.as_of:%m/%d/%Y})")
                 closed.append(old)
+        new = [AuditFinding(**values) for values in fresh.values()]
         if closed:
             bulk_update_with_history(closed, AuditFinding, ["state", "decided_by", "decided_at", "decision_reason"],
                                      default_user=system, default_change_reason="Audit run %s" % run.pk)
