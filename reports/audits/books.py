@@ -177,5 +177,5 @@ def totals_table(ctx):
         yield Finding("patient", pid, patient_label(last, first, account),
                       expected=", ".join(f"{n} {money(t)}" for n, _, t in off),
                       actual=", ".join(f"{n} {money(v)}" for n, v, _ in off),
-                      amount=sum((v - t for _, v, t in off), Decimal("0")),
+                      amount=sum((v - t for _, v, t in off), Decimal(0)),
                       detail="The patient's totals row differs from the sums of their visits and credits")

@@ -208,7 +208,7 @@ def _record(ctx: Context, found: dict[str, list[Finding]], summary: dict, failed
         new = [AuditFinding(**values) for values in fresh.values()]
         if closed:
             bulk_update_with_history(closed, AuditFinding, ["state", "decided_by", "decided_at", "decision_reason"],
-                                     default_user=system, default_change_reason="Audit run %s" % run.pk)
+                                     default_user=system, default_change_reason=f"Audit run {run.pk}")
         rows = bulk_create_with_history(new, AuditFinding, default_user=ctx.run.triggered_by or system,
                                         default_change_reason=f"Found by audit run {run.pk}") if new else []
         total = sum(v.get("findings", 0) for v in summary.values())

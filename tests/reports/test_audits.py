@@ -3,10 +3,9 @@ services, as a bug or a hand edit of the database would), a clean practice gives
 runner links a fault found again, keeps its acknowledgement, resolves a fixed one, and deciding a
 finding is for managers with a reason."""
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
-
-import threading
 
 import pytest
 import time_machine
