@@ -9,11 +9,14 @@ from decimal import Decimal
 
 import pytest
 from django.apps import apps as django_apps
+from django.db import connection
 
+from adjudication.clocks import practice_today
 from adjudication.models import ClockRule
 from credits import services as credit_services
 from ledger import services as ledger_services
-from ledger.models import Membership
+from ledger.models import Membership, Practice
+from reports.reconciliation import reconcile
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 from tests.lock_order import LockOrderRecorder
 
@@ -92,3 +95,26 @@ def clock_rules_seeded(request):
         return
     if not ClockRule.objects.filter(practice__isnull=True).exists():
         CLOCK_SEED.seed(django_apps, None)
+
+
+# --- reconciliation after every test (issue 12 item 2) ----------------------------------------------------
+# Whatever a test did to the books through the services, they reconcile afterwards: for every practice,
+# credits, the journal and visit balances as of today (reports/reconciliation.py) differ nowhere. Runs
+# inside the test's transaction, right after its body; tests that break the books on purpose are
+# marked `planted_fault`.
+
+
+def _uses_db(item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("django_db") is not None or "db" in names or "transactional_db" in names
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield
+    if _uses_db(item) and item.get_closest_marker("planted_fault") is None:
+        if connection.connection is not None and not connection.needs_rollback:
+            for practice in Practice.objects.all():
+                found = reconcile(practice_id=practice.pk, as_of=practice_today(practice)).differences
+                assert not found, f"the books do not reconcile after the test ({practice}): {found[:5]}"
+    return result
