@@ -202,6 +202,8 @@ SETTLE_CSV_IMPORT_MAX_BYTES = int(env("SETTLE_CSV_IMPORT_MAX_BYTES", str(50 * 10
 
 # Case documents (adjudication/documents.py): the largest file staff may attach to a case.
 SETTLE_CASE_DOCUMENT_MAX_BYTES = int(env("SETTLE_CASE_DOCUMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+# Export files (reports/exports) are temporary: the retention job removes them after this many days.
+SETTLE_EXPORT_KEEP_DAYS = int(env("SETTLE_EXPORT_KEEP_DAYS", "30"))
 
 # --- REST API (issue 6; api/, docs/api.md) ----------------------------------------
 

@@ -70,6 +70,23 @@ def build_books(*, patients: int, encounters_per_patient: int = 2, credits_per_p
               JOIN LATERAL (SELECT id FROM ledger_encounter WHERE patient_id = pt.id ORDER BY id LIMIT 1) first_enc
                 ON true
              WHERE pt.practice_id = %(practice)s ORDER BY pt.id, k""", p)
+        # their history ("created"), as every service writes it: reconciliation reads rows as of a date from it
+        cur.execute("""
+            INSERT INTO ledger_historicalencounter (id, date_of_service, description, charge, estimated_pr,
+                   remittance_pr, applied_amount, written_off_amount, created_at, history_change_reason,
+                   history_date, history_type, history_user_id, patient_id, practice_id)
+            SELECT id, date_of_service, description, charge, estimated_pr, remittance_pr, applied_amount,
+                   written_off_amount, created_at, 'bench', now(), '+', %(user)s, patient_id, practice_id
+              FROM ledger_encounter WHERE practice_id = %(practice)s""", p)
+        cur.execute("""
+            INSERT INTO credits_historicalcredit (id, source, state, amount, on_hand, refund_hold, applied_amount,
+                   refunded_amount, removed_amount, note, created_at, history_change_reason, history_date,
+                   history_type, created_by_id, history_user_id, locked_encounter_id, origin_encounter_id,
+                   patient_id, payment_id, practice_id)
+            SELECT id, source, state, amount, on_hand, refund_hold, applied_amount, refunded_amount, removed_amount,
+                   note, created_at, 'bench', now(), '+', created_by_id, %(user)s, locked_encounter_id,
+                   origin_encounter_id, patient_id, payment_id, practice_id
+              FROM credits_credit WHERE practice_id = %(practice)s""", p)
         # the journal: one setup entry per patient with its charges, PR and credits
         cur.execute("CREATE TEMP TABLE bench_entries (id bigint, patient_id bigint) ON COMMIT DROP")
         cur.execute("""

@@ -152,7 +152,7 @@ class Payer(models.Model):
     payer_type = models.CharField(max_length=16, choices=Type.choices)
     payer_identifier = models.CharField(max_length=80, blank=True, help_text="Payer id in 835 files (TRN03/N1*PR).")
     medicare_part = models.CharField(
-        max_length=1, blank=True, choices=[("A", "Part A"), ("B", "Part B")],
+        max_length=1, blank=True, default="", db_default="", choices=[("A", "Part A"), ("B", "Part B")],
         help_text="Medicare payers: the part this contractor pays (the Medicare credit balance report keeps "
                   "parts A and B apart).")
     history = history()
@@ -291,7 +291,7 @@ class Claim(FSMModelMixin, models.Model):
     payer = models.ForeignKey(Payer, on_delete=models.PROTECT, related_name="claims")
     claim_number = models.CharField(max_length=64, help_text="The practice's claim number (835 CLP01).")
     payer_claim_number = models.CharField(max_length=64, blank=True, help_text="835 CLP07.")
-    type_of_bill = models.CharField(max_length=4, blank=True,
+    type_of_bill = models.CharField(max_length=4, blank=True, default="", db_default="",
                                     help_text="Institutional claims: the UB-04 type of bill (e.g. 0111); blank for "
                                               "professional claims.")
     state = FSMField(choices=State.choices, default=State.SUBMITTED, protected=True)

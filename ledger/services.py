@@ -172,7 +172,7 @@ def patient_set_auto_apply(*, patient_id: int, excluded: bool, actor, reason: st
                           reason=reason)
 
 
-PAYER_FIELDS = ("name", "payer_type", "payer_identifier")
+PAYER_FIELDS = ("name", "payer_type", "payer_identifier", "medicare_part")
 
 
 def payer_fields_clean(values: dict) -> dict:
@@ -183,6 +183,10 @@ def payer_fields_clean(values: dict) -> dict:
             out[name] = _text(value, field=name, max_length=200, required=True)
         elif name == "payer_identifier":
             out[name] = _text(value, field=name, max_length=80)
+        elif name == "medicare_part":
+            if value not in ("", "A", "B"):
+                raise InvalidInput("medicare part must be A, B or blank", field="medicare_part")
+            out[name] = value
         elif value not in Payer.Type.values:
             raise InvalidInput(f"payer type must be one of {', '.join(Payer.Type.values)}", field="payer_type")
         else:
@@ -214,6 +218,9 @@ def payer_update(*, payer_id: int, changes: dict, actor, reason: str) -> Payer:
     if "name" in values and Payer.objects.filter(practice_id=payer.practice_id, name=values["name"]) \
             .exclude(pk=payer.pk).exists():
         raise Duplicate(f"a payer named {values['name']} already exists in this practice", field="name")
+    part = values.get("medicare_part", payer.medicare_part)
+    if part and values.get("payer_type", payer.payer_type) != Payer.Type.MEDICARE:
+        raise InvalidInput("medicare part: only a Medicare payer has one", field="medicare_part")
     _save_changes(payer, values, actor=actor, reason=reason)
     return payer
 

@@ -6,7 +6,9 @@ row.
   cutoff (the start of the next local day).
 * Credits and encounters are read as they were from their history (django-simple-history: the
   last historical row of each before the cutoff; every service and the set-based nightly run write
-  one with each change).
+  one with each change). "Last" is by history_id, the order the rows were written in: changes of
+  one row are serialised by its row lock, while a set-based history_date is its transaction's
+  start (`now()`), which can be earlier than a change another transaction made to the row first.
 * Compared: per credit, the credit-liability lines against its on-hand amount (locked credits on
   the locked account, the others on the available one); per patient, credits on hand against the
   credit liability; per visit, the patient receivable against its balance (the PR less applied
@@ -69,7 +71,7 @@ WITH hc AS (
     SELECT DISTINCT ON (h.id) h.id, h.patient_id, h.state, h.on_hand + h.refund_hold AS held
       FROM credits_historicalcredit h
      WHERE h.practice_id = %(p)s AND h.history_date < %(cut)s
-     ORDER BY h.id, h.history_date DESC, h.history_id DESC
+     ORDER BY h.id, h.history_id DESC
 ), jc AS (
     SELECT l.credit_id, l.patient_id,
            COALESCE(-SUM(l.amount) FILTER (WHERE l.account = 'credits_locked'), 0) AS locked,
@@ -89,7 +91,7 @@ WITH he AS (
            COALESCE(h.remittance_pr, h.estimated_pr) - h.applied_amount - h.written_off_amount AS balance
       FROM ledger_historicalencounter h
      WHERE h.practice_id = %(p)s AND h.history_date < %(cut)s
-     ORDER BY h.id, h.history_date DESC, h.history_id DESC
+     ORDER BY h.id, h.history_id DESC
 ), je AS (
     SELECT l.encounter_id, SUM(l.amount) AS receivable
       FROM ledger_journalline l JOIN ledger_journalentry e ON e.id = l.entry_id

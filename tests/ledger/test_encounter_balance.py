@@ -14,7 +14,7 @@ from ledger.models import Claim, Encounter
 from ledger.sql import ENCOUNTER_BALANCE_SQL, ENCOUNTER_OPEN_CLAIM_SQL, ENCOUNTER_PAYABLE_SQL, OPEN_CLAIM_STATES_SQL
 from tests.factories import PatientFactory, PayerFactory, PracticeFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.unbooked]  # rows of every shape, no journal
 
 # (estimated PR, remittance PR, applied, written off)
 AMOUNTS = [("20.00", None, "0.00", "0.00"), ("20.00", None, "15.00", "5.00"), ("50.00", "35.00", "10.00", "0.00"),
