@@ -14,12 +14,14 @@ from adjudication.services.cases import case_end_investigation, case_investigate
 from adjudication.services.proposals import case_approve, case_propose
 from credits import services as credit_services
 from credits.models import Credit, PayerCredit, Refund
-from ledger.errors import PermissionDenied
+from ledger.errors import PermissionDenied, RuleViolation
 from ledger.models import Account, JournalLine, Payer
 from remittances.models import RemittanceAdjustment
 from remittances.posting import remittance_file_post
 from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
+from reports.cms838 import cms838_generate
+from reports.models import ReportSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -55,8 +57,10 @@ def era(*specs, icn, paid_on, plb=None):
 # --- I: Medicare duplicate, with an investigation -----------------------------------------------------
 
 def test_example_i_medicare_duplicate_with_an_investigation(w):
-    w.payer.payer_type = Payer.Type.MEDICARE
+    w.payer.payer_type, w.payer.medicare_part = Payer.Type.MEDICARE, "A"
     w.payer.save()
+    ReportSettings.objects.create(practice=w.practice, medicare_ptan_part_a="140001", report_contact_name="Dana Ng",
+                                  report_contact_phone="312-555-0100", cost_report_closed_through=date(2025, 12, 31))
     pat = w.patient(last_name="Rivera", first_name="Ana")
     spec = ClaimSpec("I-0204", charge="180.00", paid="180.00", payer_claim_number="ICN-0204",
                      service_date=date(2026, 2, 4))
@@ -97,6 +101,21 @@ def test_example_i_medicare_duplicate_with_an_investigation(w):
     assert (pc.state, pc.reference, pc.reason, case.cause) == \
         ("refunded", "CHK 4410", "duplicate_payment", "duplicate_payment")
     assert sum(JournalLine.objects.filter(account=Account.PAYER_CREDITS).values_list("amount", flat=True), D(0)) == 0
+
+    # ... and so it does: the quarter's report has its line, and the next report does not take it again
+    with at(2026, 4, 7):
+        report = cms838_generate(practice_id=w.practice.pk, part="A", period_start=date(2026, 1, 1),
+                                 period_end=date(2026, 3, 31), actor=w.manager, reason="First quarter")
+    line = report.lines.get()
+    assert (report.provider_number, report.part, report.line_count) == ("140001", "A", 1)
+    assert (line.beneficiary_last_name, line.beneficiary_first_initial, line.icn) == ("Rivera", "A", "ICN-0204")
+    assert (line.from_date, line.through_date, line.paid_date, line.cost_report_period) == \
+        (date(2026, 2, 4), date(2026, 2, 4), date(2026, 3, 24), "O")
+    assert (line.credit_balance, line.amount_repaid, line.method, line.amount_outstanding, line.reason) == \
+        (D("180.00"), D("180.00"), "C", D("0.00"), "1")
+    with at(2026, 7, 7), pytest.raises(RuleViolation, match="earlier report"):
+        cms838_generate(practice_id=w.practice.pk, part="A", period_start=date(2026, 1, 1),
+                        period_end=date(2026, 6, 30), actor=w.manager, reason="Second quarter")
 
 
 # --- M: the payer takes it back by itself ---------------------------------------------------------------
