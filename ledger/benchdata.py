@@ -1,7 +1,8 @@
 """Synthetic books for the benchmark commands, built with set-based SQL in a practice of their
 own ("bench-..."), so benchmarks never touch real data. The journal stays balanced and agrees
 with the rows it books (charges, remittance PR, credits), so the audits hold on bench data too.
-No history rows are written for the setup itself: it is not anybody's action."""
+Visits and credits get their "created" history row (by the system user, reason "bench"), as the
+services write it, so reconciliation as of a date reads them."""
 
 import resource
 import time

@@ -24,6 +24,9 @@ from reports.models import ExportJob
 
 log = logging.getLogger(__name__)
 
+# a PDF is built in memory (fpdf2) and read by people: past this many rows, CSV or Excel (which stream)
+PDF_MAX_ROWS = 20_000
+
 
 def export_start(*, practice_id: int, report: str, format: str, params: dict, actor) -> ExportJob:  # noqa: A002
     """Queue an export of `report` in `format` ("csv", "xlsx", "pdf") for the practice's managers."""
@@ -32,6 +35,12 @@ def export_start(*, practice_id: int, report: str, format: str, params: dict, ac
     if format not in CONTENT_TYPES:
         raise InvalidInput(f"format: {format!r} is not one of csv, xlsx, pdf", field="format")
     checked = parse_params(defn, practice_id, params or {})
+    if format == "pdf" and defn.pdf is None and defn.count:
+        rows = defn.count(checked)
+        if rows > PDF_MAX_ROWS:
+            raise InvalidInput(f"format: {rows:,} rows are too many for a PDF (at most {PDF_MAX_ROWS:,}, about "
+                               f"{PDF_MAX_ROWS // 40:,} pages); export CSV or Excel, or a shorter period",
+                               field="format")
     with transaction.atomic():
         job = ExportJob.objects.create(practice_id=practice_id, report=defn.name, format=format,
                                        params=checked.as_json(), created_by=actor,

@@ -89,6 +89,9 @@ def write_csv(defn, params, out, progress=None) -> None:
         out.write(chunk.encode("utf-8"))
 
 
+XLSX_FORMATS = {"money": "#,##0.00", "date": "mm/dd/yyyy", "datetime": "mm/dd/yyyy hh:mm"}
+
+
 def write_xlsx(defn, params, out, progress=None) -> None:
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(defn.title[:31])
@@ -107,19 +110,23 @@ def write_xlsx(defn, params, out, progress=None) -> None:
         ws.append([text(label), text(value)])
     ws.append([])
     ws.append([text(c.label, bold) for c in defn.columns])
+    # only money and date cells carry a style (a WriteOnlyCell each); the others are plain values, which
+    # openpyxl writes several times faster
+    formats = [XLSX_FORMATS.get(c.kind) for c in defn.columns]
     n = 0
     for row in defn.rows(params):
         cells = []
-        for col, value in zip(defn.columns, row):
+        for fmt, value in zip(formats, row):
+            if isinstance(value, str):
+                cells.append(safe_cell(value))
+                continue
             if isinstance(value, datetime):
                 value = value.replace(tzinfo=None)
-            cell = WriteOnlyCell(ws, value=value if not isinstance(value, str) else safe_cell(value))
-            if col.kind == "money":
-                cell.number_format = "#,##0.00"
-            elif col.kind == "date":
-                cell.number_format = "mm/dd/yyyy"
-            elif col.kind == "datetime":
-                cell.number_format = "mm/dd/yyyy hh:mm"
+            if fmt is None or value is None:
+                cells.append(value)
+                continue
+            cell = WriteOnlyCell(ws, value=value)
+            cell.number_format = fmt
             cells.append(cell)
         ws.append(cells)
         n += 1

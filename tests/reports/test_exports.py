@@ -21,6 +21,7 @@ from ledger.models import Payer
 from reports.audits import run_audit
 from reports.cms838 import cms838_generate
 from reports.exports.base import REGISTRY
+from reports.exports import jobs
 from reports.exports.jobs import export_open, export_start
 from reports.models import Cms838Line, ExportJob, ReportSettings
 from tests.factories import MembershipFactory, PracticeFactory, UserFactory
@@ -94,7 +95,7 @@ def test_refunds_writeoffs_case_log_and_audit_report(credits3, django_capture_on
     assert "Audit report" in text and "No findings" in text
 
 
-def test_exports_are_for_the_practices_managers_and_check_their_parameters(credits3):
+def test_exports_are_for_the_practices_managers_and_check_their_parameters(credits3, monkeypatch):
     w = credits3
     with pytest.raises(PermissionDenied):
         export_start(practice_id=w.practice.pk, report="aging", format="csv", params={}, actor=w.clerk)
@@ -114,6 +115,11 @@ def test_exports_are_for_the_practices_managers_and_check_their_parameters(credi
     with pytest.raises(NotFound):  # another practice's audit run
         export_start(practice_id=w.practice.pk, report="audit_report", format="csv", params={"run": other_run.pk},
                      actor=w.manager)
+    monkeypatch.setattr(jobs, "PDF_MAX_ROWS", 2)  # the aging report has 3 rows: too many for a PDF, fine in Excel
+    with pytest.raises(InvalidInput, match="3 rows are too many for a PDF") as err:
+        export_start(practice_id=w.practice.pk, report="aging", format="pdf", params={}, actor=w.manager)
+    assert err.value.field == "format"
+    assert export_start(practice_id=w.practice.pk, report="aging", format="xlsx", params={}, actor=w.manager).pk
 
 
 @pytest.fixture
