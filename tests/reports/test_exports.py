@@ -20,8 +20,8 @@ from ledger.errors import InvalidInput, NotFound, PermissionDenied, RuleViolatio
 from ledger.models import Payer
 from reports.audits import run_audit
 from reports.cms838 import cms838_generate
-from reports.exports.base import REGISTRY
 from reports.exports import jobs
+from reports.exports.base import REGISTRY
 from reports.exports.jobs import export_open, export_start
 from reports.models import Cms838Line, ExportJob, ReportSettings
 from tests.factories import MembershipFactory, PracticeFactory, UserFactory
