@@ -153,7 +153,8 @@ def encounter_cache(ctx):
         label = f"Visit of {dos:%m/%d/%Y} of {patient_label(last, first, account)}"
         if applied != apps:
             yield Finding("encounter", eid, label, expected=f"applied {money(apps)}",
-                          actual=f"applied {money(applied)}", amount=applied - apps, detail="The visit's applied total differs from its applications")
+                          actual=f"applied {money(applied)}", amount=applied - apps,
+                          detail="The visit's applied total differs from its applications")
         elif wo != wos:
             yield Finding("encounter", eid, label, expected=f"written off {money(wos)}",
                           actual=f"written off {money(wo)}", amount=wo - wos,
