@@ -11,7 +11,15 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import SimpleRouter
 
-from api import views, views_adjudication, views_adjudication_lists, views_money, views_remittances, views_staff
+from api import (
+    views,
+    views_adjudication,
+    views_adjudication_lists,
+    views_money,
+    views_remittances,
+    views_reports,
+    views_staff,
+)
 from api.exceptions import not_found_view
 
 router = SimpleRouter(trailing_slash=False)
@@ -32,6 +40,14 @@ router.register("cases", views_adjudication.CaseViewSet, basename="case")
 router.register("rules", views_adjudication.ClockRuleViewSet, basename="clock-rule")
 router.register("refund-work-list", views_adjudication_lists.RefundWorkListViewSet, basename="refund-work-list")
 router.register("unclaimed-property", views_adjudication_lists.UnclaimedPropertyViewSet, basename="unclaimed-property")
+router.register("audit-runs", views_reports.AuditRunViewSet, basename="audit-run")
+router.register("audit-findings", views_reports.AuditFindingViewSet, basename="audit-finding")
+router.register("case-reviews", views_reports.CaseReviewViewSet, basename="case-review")
+router.register("measures", views_reports.MeasuresViewSet, basename="measures")
+router.register("reconciliation", views_reports.ReconciliationViewSet, basename="reconciliation")
+router.register("reports", views_reports.ReportCatalogViewSet, basename="report")
+router.register("exports", views_reports.ExportJobViewSet, basename="export")
+router.register("cms838-reports", views_reports.Cms838ReportViewSet, basename="cms838-report")
 
 v1 = [
     path("token", views.TokenView.as_view(), name="token"),

@@ -23,8 +23,12 @@ from remittances.nightly import nightly_run
 from remittances.posting import remittance_file_post
 from remittances.receive import remittance_file_receive
 from remittances.x12.generator import ClaimSpec, generate_835
+from reports.audits.runner import run_audit
+from reports.cms838 import cms838_generate
+from reports.exports.jobs import export_run, export_start
+from reports.models import AuditFinding, AuditRun, CaseReview, Cms838Line, Cms838Report, ExportJob, ReportSettings
 from tests.api.conftest import error_of, make_api
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, PayerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,18 +68,43 @@ def a(world):
         rule=ClockRule.objects.filter(kind=ClockRule.Kind.UNCLAIMED, us_state="TX").first(),
         last_activity_on=date(2023, 2, 15), presumed_on=date(2026, 3, 1), report_due_on=date(2026, 7, 1),
         report_year=2026)
+    # reports (issue 12): an audit run with a finding and a case review, a finished export, a Medicare Part B
+    # report of one payer credit and a second payer credit not yet reported
+    audit_run = run_audit(practice_id=w.practice.pk, kind="books", actor=w.manager, reason="Month end")
+    finding = AuditFinding.objects.create(run=audit_run, practice=w.practice, kind="credit_buckets", severity="error",
+                                          object_type="credit", object_id=avail.pk, object_label="A's credit",
+                                          key=f"credit_buckets:credit:{avail.pk}")
+    review = CaseReview.objects.create(practice=w.practice, case=case, run=audit_run)
+    job = export_start(practice_id=w.practice.pk, report="aging", format="csv", params={"as_of": "2026-03-31"},
+                       actor=w.manager)
+    export_run(job.pk)
+    medicare = PayerFactory(practice=w.practice, payer_type=Payer.Type.MEDICARE, medicare_part="B")
+    ReportSettings.objects.update_or_create(practice=w.practice, defaults={
+        "medicare_ptan_part_b": "A-PTAN", "report_contact_name": "A", "report_contact_phone": "1"})
+    reported = credit_services.payer_credit_open(payer_id=medicare.pk, amount="30.00", reason_code="duplicate_payment",
+                                                 actor=w.clerk, cash_received=True, reason="Paid twice")
+    cms838 = cms838_generate(practice_id=w.practice.pk, part="B", period_start=date(2026, 1, 1),
+                             period_end=date(2026, 12, 31), actor=w.manager)
+    unreported = credit_services.payer_credit_open(payer_id=medicare.pk, amount="40.00",
+                                                   reason_code="duplicate_payment", actor=w.clerk, cash_received=True,
+                                                   reason="Paid twice")
+    assert reported.cms838_line.report_id == cms838.pk
     return SimpleNamespace(patient=pat.pk, encounter=enc.pk, claim=claim.pk, payment=pay.payment.pk, held=held.pk,
                            credit=avail.pk, refund=refund.pk, file=received.file.pk, rclaim=rc.pk, run=run.pk,
                            payer=w.payer.pk, manual=manual.pk, batch=batch.pk,
                            membership=Membership.objects.get(user=w.clerk, practice=w.practice).pk,
-                           case=case.pk, rule=rule.pk, doc=doc.pk, item=item.pk)
+                           case=case.pk, rule=rule.pk, doc=doc.pk, item=item.pk, audit_run=audit_run.pk,
+                           finding=finding.pk, review=review.pk, job=job.pk, cms838=cms838.pk,
+                           unreported=unreported.pk)
 
 
 LISTED = {"/payers": Payer, "/patients": Patient, "/encounters": Encounter, "/claims": Claim, "/payments": Payment,
           "/credits": Credit, "/refunds": Refund, "/remittance-files": RemittanceFile,
           "/remittance-claims": RemittanceClaim, "/nightly-runs": NightlyRun, "/manual-credits": ManualCreditRequest,
           "/credit-imports": CreditImport, "/memberships": Membership, "/cases": Case, "/rules": ClockRule,
-          "/refund-work-list": Credit, "/unclaimed-property": UnclaimedProperty}
+          "/refund-work-list": Credit, "/unclaimed-property": UnclaimedProperty, "/audit-runs": AuditRun,
+          "/audit-findings": AuditFinding, "/case-reviews": CaseReview, "/exports": ExportJob,
+          "/cms838-reports": Cms838Report}
 
 
 def routes(a):
@@ -206,12 +235,42 @@ def routes(a):
          "own-csv"),
         ("get", "/api/v1/rules", "/rules", c, "list"),
         ("get", "/api/v1/rules/{id}", f"/rules/{d.rule}", c, "404"),
+        # reports (issue 12): manager tokens only; the other practice's manager sees none of A's
+        ("get", "/api/v1/audit-runs", "/audit-runs", c, "list"),
+        ("post", "/api/v1/audit-runs", "/audit-runs", {"kind": "books", "reason": "x"}, "own"),
+        ("get", "/api/v1/audit-runs/{id}", f"/audit-runs/{d.audit_run}", c, "404"),
+        ("get", "/api/v1/audit-findings", "/audit-findings", c, "list"),
+        ("get", "/api/v1/audit-findings/{id}", f"/audit-findings/{d.finding}", c, "404"),
+        ("post", "/api/v1/audit-findings/{id}/acknowledge", f"/audit-findings/{d.finding}/acknowledge",
+         {"reason": "x"}, "404"),
+        ("post", "/api/v1/audit-findings/{id}/resolve", f"/audit-findings/{d.finding}/resolve", {"reason": "x"},
+         "404"),
+        ("get", "/api/v1/case-reviews", "/case-reviews", c, "list"),
+        ("get", "/api/v1/case-reviews/{id}", f"/case-reviews/{d.review}", c, "404"),
+        ("post", "/api/v1/case-reviews/{id}/record", f"/case-reviews/{d.review}/record",
+         {"outcome": "passed", "note": "x"}, "404"),
+        ("get", "/api/v1/measures", "/measures?date_from=2026-01-01&date_to=2026-12-31", c, "own"),
+        ("get", "/api/v1/measures/trend", "/measures/trend?end=2026-12-31&weeks=2", c, "own"),
+        ("get", "/api/v1/reconciliation", "/reconciliation?as_of=2026-12-31", c, "own"),
+        ("get", "/api/v1/reports", "/reports", c, "own"),
+        ("get", "/api/v1/exports", "/exports", c, "list"),
+        ("post", "/api/v1/exports", "/exports", {"report": "aging", "format": "csv", "params": {"as_of": "2026-12-31"}},
+         "own"),
+        ("get", "/api/v1/exports/{id}", f"/exports/{d.job}", c, "404"),
+        ("get", "/api/v1/exports/{id}/file", f"/exports/{d.job}/file", c, "404"),
+        ("get", "/api/v1/cms838-reports", "/cms838-reports", c, "list"),
+        # B has no Medicare credit of its own: A's unreported one is not B's to report
+        ("post", "/api/v1/cms838-reports", "/cms838-reports",
+         {"part": "B", "period_start": "2026-01-01", "period_end": "2026-12-31", "reason": "x"}, "own-nothing"),
+        ("get", "/api/v1/cms838-reports/{id}", f"/cms838-reports/{d.cms838}", c, "404"),
     ]
 
 
 def test_every_route_refuses_another_practices_objects(a, other_api, world):
     """With a manager token of the other practice, so that role checks pass and tenancy is what refuses."""
     other_api = make_api(other_api.practice, role="manager", name="intruder-manager")
+    ReportSettings.objects.update_or_create(practice=other_api.practice, defaults={
+        "medicare_ptan_part_b": "B-PTAN", "report_contact_name": "B", "report_contact_phone": "2"})
     before = {c.pk: (c.state, c.on_hand, c.refund_hold) for c in Credit.objects.filter(practice=world.practice)}
     for method, _, path, body, expect in routes(a):
         if body == "upload":
@@ -237,8 +296,10 @@ def test_every_route_refuses_another_practices_objects(a, other_api, world):
         elif expect == "own-csv":  # a file, not JSON: none of A's rows in it
             assert r.status_code == 200, (where, r.content)
             assert world.practice.name not in r.content.decode() and r.content.decode().count("\n") == 1, where
+        elif expect == "own-nothing":  # refused for want of the token's own rows, nothing of A's taken
+            assert r.status_code == 409 and error_of(r)["code"] == "nothing_to_report", (where, r.content)
         elif expect == "own":
-            assert r.status_code in (200, 201), (where, r.content)
+            assert r.status_code in (200, 201, 202), (where, r.content)
             assert json.dumps(r.json()).find(world.practice.name) == -1, where
         else:
             status, field = (expect, None) if isinstance(expect, str) else expect
@@ -254,6 +315,10 @@ def test_every_route_refuses_another_practices_objects(a, other_api, world):
     assert NightlyRun.objects.filter(practice=world.practice).count() == 1
     assert UnclaimedProperty.objects.get(pk=a.item).state == "listed"
     assert Case.objects.get(pk=a.case).documents.count() == 1
+    assert AuditFinding.objects.get(pk=a.finding).state == "open" and CaseReview.objects.get(pk=a.review).state == \
+        "pending"
+    assert not Cms838Report.objects.filter(practice=other_api.practice).exists()
+    assert not Cms838Line.objects.filter(payer_credit_id=a.unreported).exists()
     world.practice.refresh_from_db()
     assert world.practice.auto_apply is True
 
