@@ -74,6 +74,7 @@ def test_each_day_comes_back_as_it_was_and_agrees(days):
 def test_a_difference_is_listed_to_the_row_with_both_values(days):
     w, pat, enc, credit = days
     with connection.cursor() as cur:
+        cur.execute("SET LOCAL session_replication_role = replica")  # past the trigger that keeps history
         # the credit's row says 5.00 more than the journal booked (as a hand edit of the table would)
         cur.execute("UPDATE credits_historicalcredit SET on_hand = on_hand + 5 WHERE history_id = "
                     "(SELECT max(history_id) FROM credits_historicalcredit WHERE id = %s)", [credit.pk])
@@ -98,6 +99,7 @@ def test_a_difference_is_listed_to_the_row_with_both_values(days):
 def test_the_export_lists_the_same_rows_and_the_totals(days, django_capture_on_commit_callbacks):
     w, pat, _, credit = days
     with connection.cursor() as cur:
+        cur.execute("SET LOCAL session_replication_role = replica")  # past the trigger that keeps history
         cur.execute("UPDATE credits_historicalcredit SET on_hand = on_hand - 2.50 WHERE history_id = "
                     "(SELECT max(history_id) FROM credits_historicalcredit WHERE id = %s)", [credit.pk])
     expected = [("credit", credit.pk, D("67.50"), D("70.00"), D("-2.50")),

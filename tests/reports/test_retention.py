@@ -88,3 +88,21 @@ def test_the_database_refuses_deleting_financial_rows_and_evidence(world, table)
     with pytest.raises(DatabaseError, match="(?i)delete|append|never"), transaction.atomic(), \
             connection.cursor() as cur:
         cur.execute(f"DELETE FROM {table}")  # noqa: S608 - a fixed table name of the test
+
+
+def test_every_history_table_refuses_update_and_delete(world):
+    w = world
+    w.pay(w.patient(), "40.00", channel="portal")
+    with connection.cursor() as cur:
+        cur.execute("""SELECT t.table_name, EXISTS (SELECT 1 FROM information_schema.triggers g
+                                                     WHERE g.event_object_table = t.table_name
+                                                       AND g.trigger_name = t.table_name || '_kept')
+                         FROM information_schema.tables t
+                        WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+                          AND t.table_name LIKE '%\\_historical%' ESCAPE '\\'""")
+        tables = dict(cur.fetchall())
+    assert "credits_historicalcredit" in tables and len(tables) >= 20
+    assert [t for t, kept in tables.items() if not kept] == []  # a new history table needs the trigger (0003)
+    for statement in ("UPDATE credits_historicalcredit SET note = 'changed'", "DELETE FROM credits_historicalcredit"):
+        with pytest.raises(DatabaseError, match="not allowed"), transaction.atomic(), connection.cursor() as cur:
+            cur.execute(statement)
