@@ -368,7 +368,7 @@ class PayerAdmin(ServiceEditAdmin, ScopedHistoryAdmin):
     asks_reason = True
     editable_fields = services.PAYER_FIELDS
     add_fields = PayerAddForm.Meta.fields
-    list_display = ("name", "payer_type", "payer_identifier", "practice")
+    list_display = ("name", "payer_type", "medicare_part", "payer_identifier", "practice")
     list_filter = ("payer_type", ("practice", PracticeFilter))
     search_fields = ("name", "payer_identifier")
     list_select_related = ("practice",)
