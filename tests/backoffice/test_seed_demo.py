@@ -1,6 +1,7 @@
 """`manage.py seed_demo`: every state the back-office should show, all booked through the
 services (so the journal balances and credits equal the ledger), and a second run creates nothing."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -119,3 +120,29 @@ def test_seed_demo_twice_creates_nothing_new(seeded):
     call_command("seed_demo", stdout=out)
     assert counts() == before
     assert "already loaded" in out.getvalue() and "billing" in out.getvalue()
+
+
+def test_seed_demo_reconciles_its_audits_run_and_a_manager_sees_both_practices(seeded):
+    """Issue 12: the demo's books reconcile with zero differences as of today and as of each of the
+    last days, the books' audit is clean, the work audit put cases up for review, the Medicare
+    credit balance report took the Medicare payer credits, and the billing company's manager
+    manages both practices."""
+    from adjudication.clocks import practice_today
+    from reports.models import AuditRun, CaseReview, Cms838Report
+    from reports.reconciliation import reconcile
+
+    for practice in Practice.objects.all():
+        today = practice_today(practice)
+        for days_back in (0, 1, 7, 30, 120):
+            result = reconcile(practice_id=practice.pk, as_of=today - timedelta(days=days_back))
+            assert result.differences == [], (practice, days_back, result.differences[:3])
+        assert AuditRun.objects.get(practice=practice, kind="books").status == "clean"
+        assert AuditRun.objects.filter(practice=practice, kind="work").exclude(status="failed").count() == 1
+    riverside = Practice.objects.get(name="Riverside Family Medicine")
+    assert CaseReview.objects.filter(practice=riverside, state="pending").exists()
+    report = Cms838Report.objects.get(practice=riverside)
+    medicare = PayerCredit.objects.filter(practice=riverside, payer__payer_type="medicare")
+    assert (report.part, report.line_count) == ("B", medicare.count()) and report.line_count >= 2
+    company = get_user_model().objects.get(username="company")
+    assert sorted(practice_ids_for(company)) == sorted(Practice.objects.values_list("pk", flat=True))
+    assert set(Membership.objects.filter(user=company).values_list("role", flat=True)) == {"manager"}

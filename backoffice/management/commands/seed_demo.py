@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db.models import Sum
 from django.utils import timezone
 
-from backoffice import demo_adjudication
+from backoffice import demo_adjudication, demo_reports
 from credits import services as credit_services
 from credits.models import Credit, NightlyRun, Refund
 from ledger import services as ledger_services
@@ -42,6 +42,7 @@ LOGINS = [
     ("manager", "Maria", "Delgado", RIVERSIDE, Membership.Role.MANAGER),
     ("billing", "Ben", "Carter", RIVERSIDE, Membership.Role.BILLING),
     ("lakeside", "Lena", "Park", LAKESIDE, Membership.Role.BILLING),
+    ("company", "Carla", "Reyes", f"{RIVERSIDE} and {LAKESIDE}", Membership.Role.MANAGER),  # a billing company
 ]
 
 STREETS = ["Oak Street", "Maple Avenue", "Cedar Lane", "Elm Street", "Pecan Drive", "Mesquite Trail", "Bay Road",
@@ -534,6 +535,7 @@ class Demo:
         lakeside = self.lakeside(u)
         runs = [self.practice_nightly(riverside), self.practice_nightly(lakeside)]
         demo_adjudication.adjudication(self, riverside, lakeside, u)
+        demo_reports.reports(self, riverside, lakeside, u)
         return runs
 
 
