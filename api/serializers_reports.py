@@ -5,6 +5,8 @@ jobs, and the Medicare credit balance reports. Output serializers are read-only 
 reports/reconciliation.py); input serializers only check shapes and types: the rules are the
 services' (reports/services/, reports/audits/runner.py, reports/exports/jobs.py, reports/cms838.py)."""
 
+from datetime import date
+
 from rest_framework import serializers
 
 from api.fields import MoneyField, Reason, StrictBooleanField, StrictDateField, TextField
@@ -25,6 +27,20 @@ def Choice(choices, help_text: str = "", **kwargs):
     collide (a warning, which the schema check fails on)."""
     values = ", ".join(f"`{v}`" for v, _ in choices)
     return serializers.CharField(read_only=True, help_text=f"{help_text} One of {values}.".strip(), **kwargs)
+
+
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
+class ReportDateField(StrictDateField):
+    """A day of a report, 1900-01-01 to 2199-12-31 (the reports reach past the day they are given: a date at the end
+    of the calendar would overflow)."""
+
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise serializers.ValidationError("A date from 1900-01-01 to 2199-12-31.", code="invalid")
+        return day
 
 
 def Rate(help_text: str):
@@ -134,19 +150,19 @@ class ReviewRecordSerializer(serializers.Serializer):
 # --- measures, trend, reconciliation ----------------------------------------------------------------
 
 class MeasuresQuerySerializer(serializers.Serializer):
-    date_from = StrictDateField(help_text="First day of the period (YYYY-MM-DD, the practice's dates).")
-    date_to = StrictDateField(help_text="Last day of the period.")
-    as_of = StrictDateField(required=False, help_text="The day of the aging and the balances (default: date_to).")
+    date_from = ReportDateField(help_text="First day of the period (YYYY-MM-DD, the practice's dates).")
+    date_to = ReportDateField(help_text="Last day of the period.")
+    as_of = ReportDateField(required=False, help_text="The day of the aging and the balances (default: date_to).")
 
 
 class TrendQuerySerializer(serializers.Serializer):
-    end = StrictDateField(help_text="The last day of the last week (weeks end on its weekday).")
+    end = ReportDateField(help_text="The last day of the last week (weeks end on its weekday).")
     weeks = serializers.IntegerField(required=False, default=12, min_value=1, max_value=104,
                                      help_text="How many weeks (1 to 104; default 12).")
 
 
 class ReconciliationQuerySerializer(serializers.Serializer):
-    as_of = StrictDateField(required=False, help_text="The end of this day (default: the practice's today).")
+    as_of = ReportDateField(required=False, help_text="The end of this day (default: the practice's today).")
 
 
 class BucketSerializer(serializers.Serializer):
@@ -352,6 +368,6 @@ class Cms838ReportDetailSerializer(Cms838ReportSerializer):
 
 class Cms838GenerateSerializer(serializers.Serializer):
     part = serializers.ChoiceField(choices=Cms838Report.Part.choices)
-    period_start = StrictDateField(help_text="YYYY-MM-DD.")
-    period_end = StrictDateField(help_text="YYYY-MM-DD; balances identified on or before it are reported.")
+    period_start = ReportDateField(help_text="YYYY-MM-DD.")
+    period_end = ReportDateField(help_text="YYYY-MM-DD; balances identified on or before it are reported.")
     reason = Reason(required=True)

@@ -47,6 +47,12 @@ class ManagersSchema(SettleAutoSchema):
         codes = super()._error_codes()
         return sorted(codes + ["403"]) if "403" not in codes else codes
 
+    def _is_list_view(self, serializer=None) -> bool:
+        # the measures and the reconciliation answer GET /<route> with one object, not a list of rows
+        if getattr(self.view, "one_object", False) and getattr(self.view, "action", None) == "list":
+            return False
+        return super()._is_list_view(serializer)
+
 
 class ManagersViewSet(SettleViewSet):
     schema = ManagersSchema()
@@ -192,6 +198,7 @@ class CaseReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Manage
 # --- measures, reconciliation -----------------------------------------------------------------------
 
 class MeasuresViewSet(ManagersViewSet):
+    one_object = True  # GET answers one object (api/schema: not a list)
     pagination_class = None
     filter_backends: ClassVar[list] = []
     action_query_params: ClassVar[dict] = {"list": set(r.MeasuresQuerySerializer().fields),
@@ -224,6 +231,7 @@ class MeasuresViewSet(ManagersViewSet):
 
 
 class ReconciliationViewSet(ManagersViewSet):
+    one_object = True  # GET answers one object (api/schema: not a list)
     pagination_class = None
     filter_backends: ClassVar[list] = []
     action_query_params: ClassVar[dict] = {"list": {"as_of"}}

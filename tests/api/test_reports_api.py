@@ -227,6 +227,10 @@ def test_the_weekly_trend(data, manager_api):  # noqa: F811
     ("/measures/trend", {"end": "2026-03-08", "weeks": "105"}, "weeks"),
     ("/measures/trend", {"weeks": "2"}, "end"),
     ("/reconciliation", {"as_of": "yesterday"}, "as_of"),
+    # the reports reach past the days they are given: the ends of the calendar are refused, not a 500
+    ("/measures/trend", {"end": "0001-01-01"}, "end"),
+    ("/measures", {"date_from": "9999-12-01", "date_to": "9999-12-31"}, "date_from"),
+    ("/reconciliation", {"as_of": "9999-12-31"}, "as_of"),
 ])
 def test_bad_periods_are_400_naming_the_field(manager_api, path, params, field):
     r = manager_api.get(path, params)
