@@ -3,7 +3,8 @@ acknowledge, resolve), second reviews of cases, the measures and their trend on 
 of tests/reports/test_measures.py, the reconciliation, the export catalog, an export started, followed
 and downloaded, and the Medicare credit balance report generated and downloaded. Every route refuses a
 billing token (403, nothing written); bad input is a 400 naming the field; another practice's ids are
-404 (tests/api/test_tenancy.py calls every route with the other practice's manager token)."""
+404 (tests/api/test_tenancy.py calls every route with the other practice's manager token); the routes are
+fuzzed against the schema with a manager's token."""
 
 import csv
 import hashlib
@@ -14,14 +15,18 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connections
+from hypothesis import HealthCheck, settings
 from pypdf import PdfReader
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from adjudication.models import Case
 from credits import services as credit_services
 from ledger.models import Membership
-from reports.audits import runner
+from reports.audits import run_audit, runner
 from reports.models import AuditFinding, AuditRun, CaseReview, Cms838Report, ExportJob
+from tests.api import test_schemathesis as fuzz
 from tests.api.conftest import error_of, make_api
+from tests.api.test_schemathesis import fuzz_token  # noqa: F401  (fixture)
 from tests.reports.test_audits import resolved_case
 from tests.reports.test_exports import credits3, medicare  # noqa: F401  (fixtures)
 from tests.reports.test_measures import data  # noqa: F401  (fixture)
@@ -416,3 +421,26 @@ def test_every_route_refuses_a_billing_token(work, api):
     Membership.objects.filter(user=demoted.token.created_by, practice=w.practice).update(role="billing")
     r = demoted.get("/audit-runs")
     assert r.status_code == 403
+
+
+# --- the schema, with a manager's token -------------------------------------------------------------
+# tests/api/test_schemathesis.py fuzzes every route with a billing token: here every route of this module
+# answers it 403. The same fuzz with a manager's token checks the answers of the managers' routes too.
+
+fuzz_schema = fuzz.schema.include(path_regex=r"^/api/v1/(audit-|case-reviews|measures|reconciliation|reports|exports"
+                                             r"|cms838)")
+
+
+@pytest.fixture
+def manager_fuzz_token(fuzz_token, world):  # noqa: F811
+    run_audit(practice_id=world.practice.pk, kind="books")  # a run for generated ids to hit now and then
+    return make_api(world.practice, role=Membership.Role.MANAGER, name="fuzzer-manager", person=world.manager).raw
+
+
+@pytest.mark.django_db
+@fuzz_schema.parametrize()
+@settings(suppress_health_check=list(HealthCheck), deadline=None, max_examples=fuzz.EXAMPLES, derandomize=True)
+def test_the_managers_routes_conform_to_the_schema(case, manager_fuzz_token):
+    fuzz.prepare(case)
+    case.call_and_validate(headers={"Authorization": f"Bearer {manager_fuzz_token}"},
+                           excluded_checks=[positive_data_acceptance])
