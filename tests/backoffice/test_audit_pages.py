@@ -5,14 +5,16 @@ resolves a finding with a reason (the history rows name the manager), records a 
 (the case's resolver refused with the service's message); billing staff 403 on every page; another
 practice's run, finding and review 404; an empty reason or note is an error and changes nothing."""
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, connections
 from django.urls import reverse
 
 from adjudication.models import Case
+from reports.audits import runner
 from reports.audits.runner import run_audit
 from reports.models import AuditFinding, AuditRun, CaseReview
 from tests.factories import MembershipFactory, PracticeFactory, UserFactory
@@ -92,6 +94,33 @@ def test_running_an_audit_from_the_page(client, world):
     empty = client.post(RUN_NOW, {"practice": world.practice.pk, "kind": "books", "reason": "  "})
     assert empty.status_code == 200 and empty.context["form"].errors["reason"]
     assert AuditRun.objects.count() == 1
+
+
+def test_a_second_run_while_one_runs_is_shown_as_a_message(client, world):
+    key = runner._advisory_key(world.practice.pk, "books")
+    held, release = threading.Event(), threading.Event()
+
+    def other_session():  # another connection (a run in progress elsewhere) holds the run's lock
+        with connections["default"].cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", [runner.ADVISORY_NAMESPACE, key])
+            held.set()
+            release.wait(10)
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", [runner.ADVISORY_NAMESPACE, key])
+        connections.close_all()
+
+    login(client, world.manager)
+    t = threading.Thread(target=other_session)
+    t.start()
+    try:
+        assert held.wait(10)
+        answer = client.post(RUN_NOW, {"practice": world.practice.pk, "kind": "books", "reason": "Again"})
+    finally:
+        release.set()
+        t.join()
+    assert answer.status_code == 302 and answer.url == RUN_NOW
+    shown = [str(m) for m in client.get(answer.url).context["messages"]]
+    assert shown == ["Not started: an audit of the books (daily) is already running for Main Street Clinic."]
+    assert AuditRun.objects.count() == 0
 
 
 @pytest.mark.planted_fault
