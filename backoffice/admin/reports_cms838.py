@@ -136,6 +136,7 @@ class Cms838PagesMixin:
                            crumbs=[(reverse("admin:reports_cms838report_changelist"),
                                     "Medicare credit balance reports")],
                            form=form, candidates=self.candidates(ids, end), refused_settings=refused_settings,
+                           buttons=[("_generate", "Generate the report", "default")],
                            cancel_url=reverse("admin:reports_cms838report_changelist"))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -145,6 +145,7 @@ def test_generate_from_the_page_show_and_download(client, world, django_capture_
     assert f'id="candidates-{pid}-1">0 balances' in page  # Part A
     assert f'id="candidates-{pid}-2">1 balance<div class="settle-muted">180.00' in page  # Part B
     assert "Missing: the Part A provider number (PTAN)." in page
+    assert 'value="Generate the report"' in page
 
     answer = client.post(GENERATE, {"practice": pid, "part": "B", "period_start": "2026-01-01",
                                     "period_end": "2026-12-31", "reason": "Quarterly report"})
