@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 register = template.Library()
 
 WIDTH, HEIGHT = 400, 190
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 22, 34  # the plot's margins
+LEFT, RIGHT, TOP, BOTTOM = 64, 30, 22, 34  # the plot's margins
 
 
 def show(value, fmt: str) -> str:

@@ -229,10 +229,10 @@ def text_of(html: str) -> str:
 
 
 def test_chart_coordinates_from_decimal():
-    """Three points 0, 5, 10 on a 400 x 190 chart: x from 64 to 388 (step 162), y from 156 (0) to 22 (10)."""
+    """Three points 0, 5, 10 on a 400 x 190 chart: x from 64 to 370 (step 153), y from 156 (0) to 22 (10)."""
     points = [{"week_end": date(2026, 3, d), "v": D(v)} for d, v in ((1, "0"), (8, "5.00"), (15, "10"))]
     svg = chart_svg(points, "v", "V", "money")
-    assert '<polyline class="line" points="64.0,156.0 226.0,89.0 388.0,22.0"/>' in svg
+    assert '<polyline class="line" points="64.0,156.0 217.0,89.0 370.0,22.0"/>' in svg
     assert ">10.00</text>" in svg and ">0.00</text>" in svg  # the axis's top and bottom
     assert scale([None, None]) == (D(0), D(1))
     gap = chart_svg([{"week_end": date(2026, 3, d), "v": v} for d, v in ((1, D(1)), (8, None), (15, D(2)))],
