@@ -19,7 +19,7 @@ from adjudication.models import Case
 from backoffice.admin.reports_exports import managed_practice_ids
 from backoffice.templatetags.charts import show
 from credits.models import NightlyRun
-from ledger import access
+from ledger import access, errors
 from ledger.errors import InvalidInput
 from ledger.models import Practice
 from reports.measures import AR_WARNING, REPLACED_SERVICE, check_period, measures, trend
@@ -120,8 +120,11 @@ def dashboard_view(request):
     chosen = request.GET.get("practice", "")
     if chosen.isdigit() and int(chosen) in ids:
         practices = [p for p in practices if p.pk == int(chosen)]
-    for practice in practices:
-        access.ensure_staff(user, practice.pk, manager=True)
+    for practice in practices:  # the service layer's own check, again: a refusal is a 403, never a 500
+        try:
+            access.ensure_staff(user, practice.pk, manager=True)
+        except errors.PermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
     today = practice_today(practices[0])
     if "date_from" in request.GET or "date_to" in request.GET:
         form = PeriodForm(request.GET)
