@@ -36,6 +36,7 @@ FINDINGS_SHOWN = 200  # a run's page lists its first 200 findings (the findings 
 PREVIOUS_SHOWN = 50
 HISTORY_SHOWN = 50
 RUNS_IN_FILTER = 30
+KIND_SHORT = {AuditRun.Kind.BOOKS: "The books", AuditRun.Kind.WORK: "The work"}
 RUN_TITLES = {AuditRun.Kind.BOOKS: "Run the books audit now", AuditRun.Kind.WORK: "Run the work audit now"}
 
 
@@ -72,11 +73,17 @@ class ManagedListMixin:
     list_display_links = None
     actions = None
 
+    practice_under = ""  # for managers of several practices, the column whose second line names the practice
+
     def get_list_display(self, request):
         shown = list(self.list_display)
-        if not request.user.is_superuser and len(managed_practice_ids(request)) < 2 and "practice" in shown:
-            shown.remove("practice")
+        several = request.user.is_superuser or len(managed_practice_ids(request)) > 1
+        if several and self.practice_under:  # "<column>_practice" shows the column, then the practice under it
+            shown[shown.index(self.practice_under)] = f"{self.practice_under}_practice"
         return shown
+
+    def with_practice(self, cell, obj):
+        return format_html('{}<div class="settle-muted">{}</div>', cell, obj.practice.name)
 
     def history_view(self, request, object_id, extra_context=None):
         return self.change_view(request, object_id)  # the history is on the object's page
@@ -151,8 +158,9 @@ class AuditRunPagesMixin:
 
 @admin.register(AuditRun)
 class AuditRunAdmin(AuditRunPagesMixin, ManagedListMixin, BackofficeAdminMixin, ManagersOnlyAdmin, admin.ModelAdmin):
-    list_display = ("run_link", "as_of_day", "status_label", "findings", "started_by", "started", "finished",
-                    "practice")
+    # four columns of two lines each: the list fits 1280 px with the sidebar and the filter column open
+    list_display = ("run_link", "status_label", "started", "finished")
+    practice_under = "finished"
     list_filter = ("kind", "status")
     list_select_related = ("triggered_by", "practice")
     ordering = ("-started_at", "-pk")
@@ -160,36 +168,33 @@ class AuditRunAdmin(AuditRunPagesMixin, ManagedListMixin, BackofficeAdminMixin, 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Audit runs", **(extra_context or {})})
 
-    @admin.display(description="audit", ordering="kind")
+    @admin.display(description="audit / as of", ordering="as_of")
     def run_link(self, obj):
-        return format_html('<a href="{}">{}</a>', admin_url("reports_auditrun_change", obj.pk), obj.get_kind_display())
+        return format_html('<a href="{}">{}</a><div class="settle-muted">{}</div>',
+                           admin_url("reports_auditrun_change", obj.pk), KIND_SHORT.get(obj.kind, obj.kind),
+                           obj.as_of.strftime("%m/%d/%Y"))
 
-    @admin.display(description="as of", ordering="as_of")
-    def as_of_day(self, obj):
-        return obj.as_of.strftime("%m/%d/%Y")
-
-    @admin.display(description="status", ordering="status")
+    @admin.display(description="status / findings", ordering="status")
     def status_label(self, obj):
-        return format_html('<span class="state state-{}">{}</span>', obj.status, obj.get_status_display())
+        count = f"{obj.finding_count:,} finding{'s' if obj.finding_count != 1 else ''}"
+        if obj.finding_count:
+            count = format_html('<a href="{}?run={}">{}</a>', reverse("admin:reports_auditfinding_changelist"),
+                                obj.pk, count)
+        return format_html('<span class="state state-{}">{}</span><div class="settle-muted">{}</div>', obj.status,
+                           obj.get_status_display(), count)
 
-    @admin.display(description="findings", ordering="finding_count")
-    def findings(self, obj):
-        if not obj.finding_count:
-            return "0"
-        return format_html('<a href="{}?run={}">{}</a>', reverse("admin:reports_auditfinding_changelist"), obj.pk,
-                           f"{obj.finding_count:,}")
-
-    @admin.display(description="started by")
-    def started_by(self, obj):
-        return user_name(obj.triggered_by, "the schedule")
-
-    @admin.display(description="started", ordering="started_at")
+    @admin.display(description="started / by", ordering="started_at")
     def started(self, obj):
-        return when(obj.started_at)
+        return format_html('{}<div class="settle-muted">{}</div>', when(obj.started_at),
+                           user_name(obj.triggered_by, "the schedule"))
 
     @admin.display(description="finished", ordering="finished_at")
     def finished(self, obj):
         return when(obj.finished_at)
+
+    @admin.display(description="finished / practice", ordering="finished_at")
+    def finished_practice(self, obj):
+        return self.with_practice(self.finished(obj), obj)
 
 
 # --- the findings -------------------------------------------------------------------------------------------
@@ -282,8 +287,9 @@ class AuditFindingPagesMixin:
 @admin.register(AuditFinding)
 class AuditFindingAdmin(AuditFindingPagesMixin, ManagedListMixin, BackofficeAdminMixin, ManagersOnlyAdmin,
                         admin.ModelAdmin):
-    list_display = ("kind_link", "severity_label", "object_label", "expected", "actual", "amount_cell", "age",
-                    "state_label", "practice")
+    # five columns of two lines each: the list fits 1280 px with the sidebar and the filter column open
+    list_display = ("kind_link", "object_label", "values", "amount_cell", "state_label")
+    practice_under = "state_label"
     list_filter = ("state", "kind", "severity", RunFilter)
     list_select_related = ("practice",)
     search_fields = ("object_label",)
@@ -296,23 +302,26 @@ class AuditFindingAdmin(AuditFindingPagesMixin, ManagedListMixin, BackofficeAdmi
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Audit findings", **(extra_context or {})})
 
-    @admin.display(description="check", ordering="kind")
+    @admin.display(description="check / severity", ordering="kind")
     def kind_link(self, obj):
-        return format_html('<a href="{}">{}</a>', admin_url("reports_auditfinding_change", obj.pk),
-                           obj.get_kind_display())
+        return format_html('<a href="{}">{}</a><div class="settle-muted">{}</div>',
+                           admin_url("reports_auditfinding_change", obj.pk), obj.get_kind_display(),
+                           obj.get_severity_display())
 
-    @admin.display(description="severity", ordering="severity")
-    def severity_label(self, obj):
-        return format_html('<span class="state state-{}">{}</span>', obj.severity, obj.get_severity_display())
+    @admin.display(description="expected / actual")
+    def values(self, obj):
+        return format_html('{}<div class="settle-muted">{}</div>', obj.expected or "—", obj.actual or "—")
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description="amount / age", ordering="amount")
     def amount_cell(self, obj):
-        return format_html('<span class="money">{}</span>', money(obj.amount) if obj.amount is not None else "—")
-
-    @admin.display(description="age", ordering="age_days")
-    def age(self, obj):
-        return f"{obj.age_days} days" if obj.age_days is not None else "—"
+        return format_html('<span class="money">{}</span><div class="settle-muted">{}</div>',
+                           money(obj.amount) if obj.amount is not None else "—",
+                           f"{obj.age_days} days" if obj.age_days is not None else "")
 
     @admin.display(description="state", ordering="state")
     def state_label(self, obj):
         return format_html('<span class="state state-{}">{}</span>', obj.state, obj.get_state_display())
+
+    @admin.display(description="state / practice", ordering="state")
+    def state_label_practice(self, obj):
+        return self.with_practice(self.state_label(obj), obj)
