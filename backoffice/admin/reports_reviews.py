@@ -69,7 +69,7 @@ class CaseReviewPagesMixin:
                    ("Cause", case.get_cause_display()), ("Case state", case.get_state_display()),
                    ("Outcome", f"{case.get_outcome_display()}: {case.outcome_note}" if case.outcome else "—"),
                    ("Resolved", f"{when(case.resolved_at)} by {user_name(case.resolved_by)}"),
-                   ("Sampled", f"{when(review.sampled_at)} by {review.run}"),
+                   ("Sampled", f"{when(review.sampled_at)}, {review.run}"),
                    ("Review", review.get_state_display())]
         if review.reviewer_id:
             summary.append(("Reviewed", f"{when(review.reviewed_at)} by {user_name(review.reviewer)}: {review.note}"))
