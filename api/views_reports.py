@@ -290,7 +290,7 @@ class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Manager
 
     @extend_schema(summary="Download an export's file (manager token)",
                    description="The file of a finished export, as an attachment under its name. An export not done "
-                               "(queued, running, failed, expired) is a 400 naming `job`.",
+                               "(queued, running, failed, expired) is a 409 naming `job`.",
                    responses={(200, ct.split(";")[0]): OpenApiTypes.BINARY for ct in CONTENT_TYPES.values()})
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None,
             content_negotiation_class=FileNegotiation)

@@ -2,7 +2,8 @@
 own ("bench-..."), so benchmarks never touch real data. The journal stays balanced and agrees
 with the rows it books (charges, remittance PR, credits), so the audits hold on bench data too.
 Visits and credits get their "created" history row (by the system user, reason "bench"), as the
-services write it, so reconciliation as of a date reads them."""
+services write it, so reconciliation as of a date reads them. Each patient's setup is dated
+(patient id mod 365) days back, journal entry and history alike, so the books have a year of days."""
 
 import resource
 import time
@@ -77,7 +78,8 @@ def build_books(*, patients: int, encounters_per_patient: int = 2, credits_per_p
                    remittance_pr, applied_amount, written_off_amount, created_at, history_change_reason,
                    history_date, history_type, history_user_id, patient_id, practice_id)
             SELECT id, date_of_service, description, charge, estimated_pr, remittance_pr, applied_amount,
-                   written_off_amount, created_at, 'bench', now(), '+', %(user)s, patient_id, practice_id
+                   written_off_amount, created_at, 'bench', now() - make_interval(days => (patient_id %% 365)::int),
+                   '+', %(user)s, patient_id, practice_id
               FROM ledger_encounter WHERE practice_id = %(practice)s""", p)
         cur.execute("""
             INSERT INTO credits_historicalcredit (id, source, state, amount, on_hand, refund_hold, applied_amount,
@@ -85,14 +87,16 @@ def build_books(*, patients: int, encounters_per_patient: int = 2, credits_per_p
                    history_type, created_by_id, history_user_id, locked_encounter_id, origin_encounter_id,
                    patient_id, payment_id, practice_id)
             SELECT id, source, state, amount, on_hand, refund_hold, applied_amount, refunded_amount, removed_amount,
-                   note, created_at, 'bench', now(), '+', created_by_id, %(user)s, locked_encounter_id,
+                   note, created_at, 'bench', now() - make_interval(days => (patient_id %% 365)::int), '+',
+                   created_by_id, %(user)s, locked_encounter_id,
                    origin_encounter_id, patient_id, payment_id, practice_id
               FROM credits_credit WHERE practice_id = %(practice)s""", p)
         # the journal: one setup entry per patient with its charges, PR and credits
         cur.execute("CREATE TEMP TABLE bench_entries (id bigint, patient_id bigint) ON COMMIT DROP")
         cur.execute("""
             WITH ins AS (INSERT INTO ledger_journalentry (practice_id, kind, memo, patient_id, created_by_id, created_at)
-                         SELECT %(practice)s, 'charge', 'bench setup', id, %(user)s, now()
+                         SELECT %(practice)s, 'charge', 'bench setup', id, %(user)s,
+                                now() - make_interval(days => (id %% 365)::int)
                            FROM ledger_patient WHERE practice_id = %(practice)s ORDER BY id
                          RETURNING id, patient_id)
             INSERT INTO bench_entries SELECT id, patient_id FROM ins""", p)

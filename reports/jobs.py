@@ -1,5 +1,6 @@
 """Jobs django-q2 runs for the reports (registered in config/schedules.py): the daily audit of the
-books and the weekly audit of the adjudication work, per practice. Each re-sets its schedule to the
+books (with the dashboard's daily figures) and the weekly audit of the adjudication work, per
+practice. Each re-sets its schedule to the
 next local run time afterwards (exact across daylight-saving changes, as the nightly run does)."""
 
 import logging
@@ -17,6 +18,7 @@ from config.schedules import (
 )
 from ledger.models import Practice
 from reports.audits import run_audit
+from reports.measures import balance_days_fill, open_cases_snapshot_take
 from reports.models import AuditRun
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,17 @@ def _audit(practice_id: int, kind: str, prefix: str, at, weekday) -> dict:
 
 
 def audit_books(practice_id: int) -> dict:
-    """The daily audit of the books (reports/audits/books.py)."""
-    return _audit(practice_id, AuditRun.Kind.BOOKS, AUDIT_BOOKS_PREFIX, AUDIT_BOOKS_AT, None)
+    """The daily audit of the books (reports/audits/books.py); then the dashboard's daily figures:
+    the closing balances of the days closed since (BalanceDay) and the open cases counted after
+    the nightly scan (OpenCasesSnapshot). A failure of one is logged and leaves the other."""
+    try:
+        return _audit(practice_id, AuditRun.Kind.BOOKS, AUDIT_BOOKS_PREFIX, AUDIT_BOOKS_AT, None)
+    finally:
+        for step in (balance_days_fill, open_cases_snapshot_take):
+            try:
+                step(practice_id=practice_id)
+            except Exception:  # noqa: BLE001 - logged; the audit's result stands
+                log.exception("%s of practice %s failed", step.__name__, practice_id)
 
 
 def audit_work(practice_id: int) -> dict:

@@ -367,3 +367,46 @@ class ExportJob(FSMModelMixin, models.Model):
     @transition(field=state, source=[State.DONE, State.FAILED], target=State.EXPIRED)
     def expire(self):
         pass
+
+
+class BalanceDay(models.Model):
+    """A closed local day's closing balances for the dashboard (rule 21), summed from the
+    append-only journal: credit balances (patient credits available and locked + payer credits
+    due) and gross A/R (patient receivable + charges receivable) at the end of the day. A closed
+    day's journal never changes, so a row is exact for good; a derived figure, recomputable from
+    the journal at any time (reports/measures.py `balance_days_fill`)."""
+
+    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+", db_index=False)
+    day = models.DateField()
+    credit_balances = money_field(max_digits=20)
+    gross_ar = money_field(max_digits=20)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["practice", "day"], name="balance_day_once")]
+
+    def __str__(self) -> str:
+        return f"{self.practice_id} {self.day}: {self.credit_balances} / {self.gross_ar}"
+
+
+class OpenCasesSnapshot(models.Model):
+    """The open credit-balance cases of a practice, counted at `taken_at` (after the nightly scan by
+    the daily books job, or on a manager's "Refresh"): aging buckets and totals by source, cause
+    and payer, each [label, count, amount as text]. The dashboard reads the latest one of its
+    as-of day, so it never sums every open case on a page view."""
+
+    practice = models.ForeignKey("ledger.Practice", on_delete=models.PROTECT, related_name="+", db_index=False)
+    taken_at = models.DateTimeField(default=timezone.now)
+    taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
+    open_cases = models.PositiveIntegerField()
+    aging = models.JSONField()
+    by_source = models.JSONField()
+    by_cause = models.JSONField()
+    by_payer = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["practice", "taken_at"], name="open_cases_snapshot_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.practice_id} at {self.taken_at:%Y-%m-%d %H:%M}: {self.open_cases} open cases"

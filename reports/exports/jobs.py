@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from ledger.access import ensure_staff
-from ledger.errors import InvalidInput, NotFound, PermissionDenied, SettleError
+from ledger.errors import InvalidInput, NotFound, PermissionDenied, RuleViolation, SettleError
 from ledger.inputs import parse_id
 from reports.exports.base import get, parse_params
 from reports.exports.writers import CONTENT_TYPES, filename_for, write
@@ -100,7 +100,8 @@ def export_open(*, job, actor):
         raise NotFound(f"export {jid} not found", field="job") from None
     ensure_staff(actor, found.practice_id, manager=True)
     if found.state != ExportJob.State.DONE:
-        raise InvalidInput(f"export {jid} is {found.get_state_display().lower()}: no file to download", field="job")
+        raise RuleViolation(f"export {jid} is {found.get_state_display().lower()}: no file to download",
+                            field="job")
     return found.file.open("rb"), found.filename, CONTENT_TYPES[found.format]
 
 

@@ -8,8 +8,9 @@ import pytest
 import time_machine
 
 from adjudication.models import Case, CaseEvent, Proposal
-from ledger.errors import InvalidInput
-from reports.measures import measures, trend
+from ledger.errors import InvalidInput, PermissionDenied
+from reports.measures import balance_days_fill, closing_balances, measures, open_cases_snapshot_take, trend
+from reports.models import BalanceDay
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +101,54 @@ def test_the_weekly_trend_and_a_bad_period(data):
         3, D("3.00"), D("0.0375"))
     with pytest.raises(InvalidInput, match="date_to"):
         measures(practice_id=w.practice.pk, date_from=date(2026, 3, 2), date_to=date(2026, 3, 1))
+
+
+def test_closed_days_are_kept_and_give_the_same_figures(world):
+    """The dashboard's speed (docs/reports.md): closed days' closing balances are stored once
+    (BalanceDay) and the open cases counted once a day (OpenCasesSnapshot); the figures read from
+    them equal the ones summed from every row."""
+    w = world
+    pat = w.patient()
+    with time_machine.travel(datetime(2026, 3, 1, 18, tzinfo=UTC), tick=False):  # 03/01 noon CST
+        w.visit(pat, date(2026, 3, 1), charge="1000.00")
+        w.pay(pat, "40.00", channel="portal")
+    with time_machine.travel(datetime(2026, 3, 3, 18, tzinfo=UTC), tick=False):
+        w.pay(pat, "25.00", channel="portal")
+    p = w.practice
+    days = [date(2026, 2, 27), date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)]
+    with time_machine.travel(datetime(2026, 3, 4, 18, tzinfo=UTC), tick=False):
+        summed = {d: closing_balances(p, d) for d in days}
+        assert summed[date(2026, 3, 2)] == (D("40.00"), D("1000.00"))
+        assert summed[date(2026, 3, 4)] == (D("65.00"), D("1000.00"))
+        # 03/01 to 03/03 are closed (the first line was on 03/01); 03/04 is today
+        assert balance_days_fill(p.pk) == 3
+        assert balance_days_fill(p.pk) == 0  # once
+        assert list(BalanceDay.objects.filter(practice=p).order_by("day").values_list("day", "credit_balances")) \
+            == [(date(2026, 3, 1), D("40.00")), (date(2026, 3, 2), D("40.00")), (date(2026, 3, 3), D("65.00"))]
+        assert {d: closing_balances(p, d) for d in days} == summed
+        w.pay(pat, "5.00", channel="portal")  # today's line counts at once, on top of the closed day
+        assert closing_balances(p, date(2026, 3, 4)) == (D("70.00"), D("1000.00"))
+        assert [pt["credit_balances"] for pt in trend(practice_id=p.pk, end=date(2026, 3, 4), weeks=2)] == \
+            [D("0"), D("70.00")]
+    with time_machine.travel(datetime(2026, 3, 5, 6, 30, tzinfo=UTC), tick=False):  # 03/05 00:30 CST: not yet
+        assert balance_days_fill(p.pk) == 0
+    with time_machine.travel(datetime(2026, 3, 5, 7, tzinfo=UTC), tick=False):  # an hour after its end
+        assert balance_days_fill(p.pk) == 1
+
+
+def test_the_open_cases_come_from_the_days_snapshot(data):
+    w = data
+    live = measures(practice_id=w.practice.pk, date_from=date(2026, 3, 1), date_to=date(2026, 3, 31))
+    assert live["counted_at"] is None
+    with time_machine.travel(datetime(2026, 3, 31, 14, tzinfo=UTC), tick=False):  # 03/31 08:00 CST
+        with pytest.raises(PermissionDenied):
+            open_cases_snapshot_take(practice_id=w.practice.pk, actor=w.clerk)
+        snap = open_cases_snapshot_take(practice_id=w.practice.pk, actor=w.manager)
+    assert snap.open_cases == 3
+    m = measures(practice_id=w.practice.pk, date_from=date(2026, 3, 1), date_to=date(2026, 3, 31))
+    assert m["counted_at"] == snap.taken_at
+    assert [m[k] for k in ("aging", "by_source", "by_cause", "by_payer")] == \
+        [live[k] for k in ("aging", "by_source", "by_cause", "by_payer")]
+    # another day's snapshot is not that day's count
+    other = measures(practice_id=w.practice.pk, date_from=date(2026, 3, 1), date_to=date(2026, 3, 30))
+    assert other["counted_at"] is None

@@ -6,6 +6,8 @@ Builds synthetic books in practices of their own (ledger/benchdata.py: per patie
 claims and open balances, a credit locked to the first visit, the others available) and scans them
 so every credit balance has its open case (what the aging report lists). Then it measures:
 
+* the daily books job's figures for the dashboard: the closed days' balances (BalanceDay) and the
+  open cases counted (OpenCasesSnapshot), in seconds;
 * the dashboard page (Django's test client in process, a manager signed in): p50/p95/max of
   --requests requests after a warm-up, and the same for measures() + trend() alone;
 * an audit run of each kind (seconds, findings);
@@ -38,7 +40,7 @@ from ledger.models import Membership, Patient, Practice
 from reports.audits import run_audit
 from reports.exports.base import ExportParams, get
 from reports.exports.writers import write
-from reports.measures import measures, trend
+from reports.measures import balance_days_fill, measures, open_cases_snapshot_take, trend
 
 
 def timings(fn, n: int) -> dict:
@@ -74,6 +76,15 @@ class Command(BaseCommand):
         self.stdout.write(f"practice {big.pk}: {patients:,} patients, {n_credits:,} credits, "
                           f"{out['open_cases']:,} open cases")
 
+        t0 = time.perf_counter()
+        days = balance_days_fill(practice_id=big.pk)
+        fill_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        open_cases_snapshot_take(practice_id=big.pk)
+        snap_s = time.perf_counter() - t0
+        out.update({"balance_days_fill_s": round(fill_s, 2), "open_cases_snapshot_s": round(snap_s, 2)})
+        self.stdout.write(f"the daily books job's figures: {days} closed days' balances in {fill_s:.2f} s, "
+                          f"the open cases counted in {snap_s:.2f} s")
         out["dashboard"] = self._dashboard(big, requests)
         for kind in ("books", "work"):
             t0 = time.perf_counter()
