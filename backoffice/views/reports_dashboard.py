@@ -7,10 +7,12 @@ with `ledger.access.ensure_staff(..., manager=True)`); billing staff get 403. On
 """
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -22,7 +24,15 @@ from credits.models import NightlyRun
 from ledger import access, errors
 from ledger.errors import InvalidInput
 from ledger.models import Practice
-from reports.measures import AR_WARNING, REPLACED_SERVICE, check_period, measures, trend
+from reports.measures import (
+    AR_WARNING,
+    REPLACED_SERVICE,
+    check_day,
+    check_period,
+    measures,
+    open_cases_snapshot_take,
+    trend,
+)
 
 DATE_FORMATS = ["%Y-%m-%d", "%m/%d/%Y"]
 CAUSES = dict(Case.Cause.choices)
@@ -47,12 +57,17 @@ class PeriodForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("date_from") and data.get("date_to"):
-            try:
+        try:
+            if data.get("date_from") and data.get("date_to"):
                 check_period(data["date_from"], data["date_to"])
-            except InvalidInput as exc:
-                self.add_error(exc.field if exc.field in self.fields else None, str(exc))
+            if data.get("as_of"):
+                check_day(data["as_of"], "as_of")
+        except InvalidInput as exc:
+            self.add_service_error(exc)
         return data
+
+    def add_service_error(self, exc: InvalidInput) -> None:
+        self.add_error(exc.field if exc.field in self.fields and exc.field not in self.errors else None, str(exc))
 
 
 def compare(ours, theirs, lower_is_better: bool) -> str:
@@ -97,8 +112,10 @@ def headline_rows(columns: list[dict]) -> list[dict]:
 
 def section(practice: Practice, m: dict, points: list[dict]) -> dict:
     """A practice's own section: aging, totals by source, cause and payer, runs, unmatched claims, trends."""
+    counted = m.get("counted_at")
     return {
         "practice": practice, "m": m,
+        "counted_at": counted.astimezone(ZoneInfo(practice.time_zone)) if counted else None,
         "aging": [(label, n, show(amount, "money")) for label, n, amount in m["aging"]],
         "by": [("Source", [(s.replace("_", " ").capitalize(), n, show(a, "money")) for s, n, a in m["by_source"]]),
                ("Cause", [(CAUSES.get(c, c), n, show(a, "money")) for c, n, a in m["by_cause"]]),
@@ -116,6 +133,15 @@ def dashboard_view(request):
     ids = managed_practice_ids(request) if user.is_active and user.is_staff else []
     if not ids:
         raise PermissionDenied
+    if request.method == "POST":  # "Refresh": count a practice's open cases now (a new snapshot)
+        refresh = request.POST.get("refresh", "")
+        if not (refresh.isdigit() and int(refresh) in ids):
+            raise Http404("No practice of yours matches the given query.")
+        try:
+            open_cases_snapshot_take(practice_id=int(refresh), actor=user)
+        except errors.PermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
+        return HttpResponseRedirect(request.get_full_path())
     practices = list(Practice.objects.filter(pk__in=ids).order_by("name", "pk"))
     chosen = request.GET.get("practice", "")
     if chosen.isdigit() and int(chosen) in ids:
@@ -133,11 +159,16 @@ def dashboard_view(request):
     columns, sections = [], []
     if form.is_valid():
         d = form.cleaned_data
-        for practice in practices:
-            m = measures(practice_id=practice.pk, date_from=d["date_from"], date_to=d["date_to"], as_of=d["as_of"])
-            points = trend(practice_id=practice.pk, end=d["date_to"], weeks=12)
-            columns.append({"practice": practice, "m": m})
-            sections.append(section(practice, m, points))
+        try:
+            for practice in practices:
+                m = measures(practice_id=practice.pk, date_from=d["date_from"], date_to=d["date_to"],
+                             as_of=d["as_of"])
+                points = trend(practice_id=practice.pk, end=d["date_to"], weeks=12)
+                columns.append({"practice": practice, "m": m})
+                sections.append(section(practice, m, points))
+        except InvalidInput as exc:  # whatever else the measures refuse: on the form, never a 500
+            form.add_service_error(exc)
+            columns, sections = [], []
     request.current_app = admin.site.name
     return TemplateResponse(request, "admin/reports/dashboard.html", {
         **admin.site.each_context(request), "title": "Dashboard", "crumbs": [], "form": form,

@@ -10,11 +10,13 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from adjudication.clocks import practice_today
 from adjudication.models import Case, CaseEvent, Proposal
 from backoffice.templatetags.charts import chart_svg, scale
 from credits import services as credit_services
 from ledger.models import Membership
 from reports.measures import measures
+from reports.models import OpenCasesSnapshot
 from tests.factories import MembershipFactory, PatientFactory, PracticeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -190,6 +192,7 @@ def test_a_billing_member_of_another_practice_sees_only_the_managed_one(client, 
     ({"date_from": "2000-01-01", "date_to": "2026-03-01"}, "date_from: a period of at most ten years"),
     ({"date_from": "03/45/2026", "date_to": "2026-03-01"}, "Enter a valid date."),
     ({"date_from": "", "date_to": "2026-03-01"}, "This field is required."),
+    ({**MARCH, "as_of": "1850-01-01"}, "as_of: 01/01/1850 is outside the years 1900 to 2199"),
 ])
 def test_bad_dates_show_the_error(client, data, query, message):
     client.force_login(data.manager)
@@ -238,3 +241,23 @@ def test_chart_coordinates_from_decimal():
     gap = chart_svg([{"week_end": date(2026, 3, d), "v": v} for d, v in ((1, D(1)), (8, None), (15, D(2)))],
                     "v", "V")
     assert gap.count("<polyline") == 2  # the line is broken where there is nothing to measure
+
+
+def test_refresh_counts_the_open_cases_again(client, data, bayside):
+    """The open cases come from the day's snapshot once there is one: a case opened after it is not
+    counted until a manager presses Refresh. Another practice's Refresh is a 404, billing staff's 403."""
+    w = data
+    client.force_login(w.manager)
+    query = "?date_from=2026-03-01&date_to=2026-03-31&as_of=" + practice_today(w.practice).isoformat()
+    response = client.post(URL + query, {"refresh": str(w.practice.pk)})
+    assert response.status_code == 302 and response.url == URL + query
+    snap = OpenCasesSnapshot.objects.get(practice=w.practice)
+    assert (snap.taken_by, snap.open_cases) == (w.manager, 3)
+    page = client.get(URL + query)
+    assert "Open cases as counted at" in text(page)
+    assert page.context["columns"][0]["m"]["open_cases"] == 3
+    assert client.post(URL, {"refresh": str(bayside[0].pk)}).status_code == 404
+    assert OpenCasesSnapshot.objects.filter(practice=bayside[0]).count() == 0
+    client.force_login(w.clerk)
+    assert client.post(URL, {"refresh": str(w.practice.pk)}).status_code == 403
+    assert OpenCasesSnapshot.objects.count() == 1
