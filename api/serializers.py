@@ -26,7 +26,7 @@ from api.models import ApiToken
 from api.tokens import token_power
 from credits.models import Credit, CreditApplication, CreditImport, ManualCreditRequest, NightlyRun, Refund
 from credits.services import ClaimOutcome
-from ledger.models import AMOUNT_CEILING, Claim, Encounter, Patient, Payer, Payment, Practice
+from ledger.models import AMOUNT_CEILING, MEDICARE_PARTS, Claim, Encounter, Patient, Payer, Payment, Practice
 from remittances.models import RemittanceClaim, RemittanceFile
 
 
@@ -97,7 +97,7 @@ class TokenSerializer(serializers.ModelSerializer):
 class PayerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Payer
-        fields = ["id", "name", "payer_type", "payer_identifier"]
+        fields = ["id", "name", "payer_type", "payer_identifier", "medicare_part"]
         read_only_fields = fields
 
 
@@ -106,6 +106,9 @@ class PayerCreateSerializer(serializers.Serializer):
     payer_type = serializers.ChoiceField(choices=Payer.Type.choices)
     payer_identifier = TextField(max_length=80, required=False, default="", allow_blank=True,
                                  help_text="The payer's id in 835 files (TRN03 / N1*PR).")
+    medicare_part = serializers.ChoiceField(
+        choices=MEDICARE_PARTS, allow_blank=True, required=False, default="",
+        help_text="Medicare payers: the part it pays (A or B), for the Medicare credit balance report.")
     reason = Reason(default="New payer")
 
 

@@ -236,6 +236,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
+        "MedicarePartEnum": "ledger.models.MEDICARE_PARTS",
         "CreditStateEnum": "credits.models.Credit.State",
         "ClaimStateEnum": "ledger.models.Claim.State",
         "RefundStateEnum": "credits.models.Refund.State",

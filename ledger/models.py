@@ -140,6 +140,9 @@ class Patient(models.Model):
         return f"{self.last_name}, {self.first_name} ({self.account_number})"
 
 
+MEDICARE_PARTS = [("A", "Part A"), ("B", "Part B")]  # the CMS-838 is one report per part
+
+
 class Payer(models.Model):
     class Type(models.TextChoices):
         MEDICARE = "medicare", "Medicare"
@@ -152,7 +155,7 @@ class Payer(models.Model):
     payer_type = models.CharField(max_length=16, choices=Type.choices)
     payer_identifier = models.CharField(max_length=80, blank=True, help_text="Payer id in 835 files (TRN03/N1*PR).")
     medicare_part = models.CharField(
-        max_length=1, blank=True, default="", db_default="", choices=[("A", "Part A"), ("B", "Part B")],
+        max_length=1, blank=True, default="", db_default="", choices=MEDICARE_PARTS,
         help_text="Medicare payers: the part this contractor pays (the Medicare credit balance report keeps "
                   "parts A and B apart).")
     history = history()

@@ -196,10 +196,13 @@ def payer_fields_clean(values: dict) -> dict:
 
 @transaction.atomic
 def payer_create(*, practice_id: int, name: str, payer_type: str, actor, payer_identifier: str = "",
-                 reason: str = "New payer") -> Payer:
+                 medicare_part: str = "", reason: str = "New payer") -> Payer:
     reason = require_reason(reason)
     ensure_staff(actor, practice_id)
-    values = payer_fields_clean({"name": name, "payer_type": payer_type, "payer_identifier": payer_identifier})
+    values = payer_fields_clean({"name": name, "payer_type": payer_type, "payer_identifier": payer_identifier,
+                                 "medicare_part": medicare_part})
+    if values["medicare_part"] and values["payer_type"] != Payer.Type.MEDICARE:
+        raise InvalidInput("medicare part: only a Medicare payer has one", field="medicare_part")
     if Payer.objects.filter(practice_id=practice_id, name=values["name"]).exists():
         raise Duplicate(f"a payer named {values['name']} already exists in this practice", field="name")
     p = Payer(practice_id=practice_id, **values)

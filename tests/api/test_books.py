@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 
 from credits.models import Credit
+from ledger.models import Payer
 from tests.api.conftest import error_of
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +21,12 @@ def test_payers(api, world):
     assert api.get(f"/payers/{world.payer.pk}").json()["name"] == world.payer.name
     r = api.post("/payers", {"name": "X", "payer_type": "martian"})
     assert r.status_code == 400 and error_of(r)["field"] == "payer_type"
+    # a Medicare contractor says which part it pays (the CMS-838 is one report per part); only Medicare has one
+    r = api.post("/payers", {"name": "Novitas JL", "payer_type": "medicare", "medicare_part": "B"})
+    assert (r.status_code, r.json()["medicare_part"]) == (201, "B")
+    r = api.post("/payers", {"name": "Aetna", "payer_type": "commercial", "medicare_part": "A"})
+    assert r.status_code == 400 and error_of(r)["field"] == "medicare_part"
+    assert not Payer.objects.filter(name="Aetna").exists()
 
 
 def test_patients_create_read_filter(api, world):
