@@ -106,9 +106,7 @@ class PayerCreateSerializer(serializers.Serializer):
     payer_type = serializers.ChoiceField(choices=Payer.Type.choices)
     payer_identifier = TextField(max_length=80, required=False, default="", allow_blank=True,
                                  help_text="The payer's id in 835 files (TRN03 / N1*PR).")
-    medicare_part = serializers.ChoiceField(
-        choices=MEDICARE_PARTS, allow_blank=True, required=False, default="",
-        help_text="Medicare payers: the part it pays (A or B), for the Medicare credit balance report.")
+    medicare_part = serializers.ChoiceField(choices=MEDICARE_PARTS, allow_blank=True, required=False, default="")
     reason = Reason(default="New payer")
 
 
