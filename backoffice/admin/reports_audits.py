@@ -77,8 +77,7 @@ class ManagedListMixin:
 
     def get_list_display(self, request):
         shown = list(self.list_display)
-        several = request.user.is_superuser or len(managed_practice_ids(request)) > 1
-        if several and self.practice_under:  # "<column>_practice" shows the column, then the practice under it
+        if self.manages_several(request) and self.practice_under:  # "<column>_practice" shows the column, then the practice under it
             shown[shown.index(self.practice_under)] = f"{self.practice_under}_practice"
         return shown
 

@@ -180,12 +180,6 @@ class Cms838ReportAdmin(Cms838PagesMixin, BackofficeAdminMixin, ManagersOnlyAdmi
     list_per_page = 100
     actions = None
 
-    def get_list_display(self, request):
-        shown = list(self.list_display)
-        if not request.user.is_superuser and len(managed_practice_ids(request)) < 2:
-            shown.remove("practice")
-        return shown
-
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Medicare credit balance reports (CMS-838)",
                                                  **(extra_context or {})})

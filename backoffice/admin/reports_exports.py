@@ -68,6 +68,16 @@ class ManagersOnlyAdmin(PracticeScopedAdmin):
         user = request.user
         return bool(user.is_active and user.is_staff and (user.is_superuser or managed_practice_ids(request)))
 
+    def manages_several(self, request) -> bool:
+        return request.user.is_superuser or len(managed_practice_ids(request)) > 1
+
+    def get_list_display(self, request):
+        """The "practice" column only for who manages several practices."""
+        shown = list(self.list_display)
+        if "practice" in shown and not self.manages_several(request):
+            shown.remove("practice")
+        return shown
+
     def has_change_permission(self, request, obj=None):
         return False
 
@@ -256,12 +266,6 @@ class ExportJobAdmin(ExportPagesMixin, BackofficeAdminMixin, ManagersOnlyAdmin, 
     show_full_result_count = False
     list_per_page = 100
     actions = None
-
-    def get_list_display(self, request):
-        shown = list(self.list_display)
-        if not request.user.is_superuser and len(managed_practice_ids(request)) < 2:
-            shown.remove("practice")
-        return shown
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Exports", **(extra_context or {})})
