@@ -8,9 +8,11 @@ import pytest
 import time_machine
 
 from adjudication.models import Case, CaseEvent, Proposal
+from adjudication.scan import scan_practice
 from ledger.errors import InvalidInput, PermissionDenied
 from reports.measures import balance_days_fill, closing_balances, measures, open_cases_snapshot_take, trend
-from reports.models import BalanceDay
+from reports.jobs import audit_books
+from reports.models import BalanceDay, OpenCasesSnapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +154,18 @@ def test_the_open_cases_come_from_the_days_snapshot(data):
     # another day's snapshot is not that day's count
     other = measures(practice_id=w.practice.pk, date_from=date(2026, 3, 1), date_to=date(2026, 3, 30))
     assert other["counted_at"] is None
+
+
+def test_the_daily_books_job_keeps_the_dashboards_figures(world):
+    w = world
+    with time_machine.travel(datetime(2026, 3, 1, 18, tzinfo=UTC), tick=False):
+        w.visit(w.patient(), date(2026, 3, 1), charge="500.00")
+        w.pay(w.patient(), "15.00", channel="portal")
+        scan_practice(practice_id=w.practice.pk)
+    with time_machine.travel(datetime(2026, 3, 3, 12, tzinfo=UTC), tick=False):  # 03/03 06:00 CST
+        out = audit_books(w.practice.pk)
+    assert out["status"] == "clean"
+    assert list(BalanceDay.objects.filter(practice=w.practice).values_list("day", "credit_balances", "gross_ar")) \
+        == [(date(2026, 3, 1), D("15.00"), D("500.00")), (date(2026, 3, 2), D("15.00"), D("500.00"))]
+    snap = OpenCasesSnapshot.objects.get(practice=w.practice)
+    assert (snap.open_cases, snap.aging[0]) == (1, ["0-30", 1, "15.00"])
