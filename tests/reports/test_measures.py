@@ -10,8 +10,8 @@ import time_machine
 from adjudication.models import Case, CaseEvent, Proposal
 from adjudication.scan import scan_practice
 from ledger.errors import InvalidInput, PermissionDenied
-from reports.measures import balance_days_fill, closing_balances, measures, open_cases_snapshot_take, trend
 from reports.jobs import audit_books
+from reports.measures import balance_days_fill, closing_balances, measures, open_cases_snapshot_take, trend
 from reports.models import BalanceDay, OpenCasesSnapshot
 
 pytestmark = pytest.mark.django_db
