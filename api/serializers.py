@@ -45,8 +45,7 @@ class PracticeUpdateSerializer(serializers.Serializer):
     # and IANA time zone), whose refusal is a 400 naming the field
     name = TextField(required=False, max_length=200)
     us_state = TextField(required=False, max_length=64, help_text="A US state or territory code, e.g. TX.")
-    time_zone = TextField(required=False, max_length=64,
-                          help_text="An IANA time zone, e.g. America/Chicago: the nightly run's zone.")
+    time_zone = TextField(required=False, max_length=64, help_text="An IANA time zone, e.g. America/Chicago.")
     nightly_run_at = LocalTimeField(required=False, help_text="The nightly run's local time, HH:MM.")
     auto_apply = StrictBooleanField(required=False, help_text="Apply usable credits every night (rule 6).")
     refund_approval_threshold = MoneyField(required=False, min_value=Decimal(0),
@@ -61,9 +60,8 @@ class PracticeUpdateSerializer(serializers.Serializer):
     manual_credit_approval_limit = MoneyField(
         required=False, min_value=Decimal(0),
         help_text="Manual credits of a patient above this over the window, and imports above it, wait for a manager.")
-    max_operation_amount = MoneyField(
-        required=False, min_value=Decimal("0.01"), max_value=AMOUNT_CEILING,
-        help_text=f"The most one money operation may move (at most {AMOUNT_CEILING}).")
+    max_operation_amount = MoneyField(required=False, min_value=Decimal("0.01"), max_value=AMOUNT_CEILING,
+                                      help_text=f"The most one money operation may move (at most {AMOUNT_CEILING}).")
     reason = Reason(required=True)
 
 
@@ -95,6 +93,8 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class PayerSerializer(serializers.ModelSerializer):
+    medicare_part = serializers.CharField(read_only=True, help_text="Medicare payers: A or B; others: empty.")
+
     class Meta:
         model = Payer
         fields = ["id", "name", "payer_type", "payer_identifier", "medicare_part"]
