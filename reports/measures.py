@@ -33,6 +33,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ledger.access import ensure_staff
+from ledger.dates import DB_EARLIEST, DB_LATEST
 from ledger.errors import InvalidInput, NotFound
 from ledger.models import Practice
 from reports.models import BalanceDay, OpenCasesSnapshot
@@ -162,11 +163,8 @@ def _practice(practice_id: int) -> Practice:
     return practice
 
 
-EARLIEST, LATEST = date(1900, 1, 1), date(2199, 12, 31)  # the dates a report reads
-
-
 def check_day(day: date, field: str) -> None:
-    if not EARLIEST <= day <= LATEST:
+    if not DB_EARLIEST <= day <= DB_LATEST:
         raise InvalidInput(f"{field}: {day:%m/%d/%Y} is outside the years 1900 to 2199", field=field)
 
 

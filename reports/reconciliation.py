@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 
+from ledger.dates import DB_EARLIEST, DB_LATEST
 from ledger.errors import InvalidInput, NotFound
 from ledger.models import Practice
 from reports.exports.base import Column, ReportDef, register
@@ -131,7 +132,7 @@ def reconcile(*, practice_id: int, as_of: date) -> Reconciliation:
     practice = Practice.objects.filter(pk=practice_id).first()
     if practice is None:
         raise NotFound(f"practice {practice_id} not found", field="practice")
-    if not date(1900, 1, 1) <= as_of <= date(2199, 12, 31):
+    if not DB_EARLIEST <= as_of <= DB_LATEST:
         raise InvalidInput(f"as_of: {as_of:%m/%d/%Y} is outside the years 1900 to 2199", field="as_of")
     cut = cutoff_of(practice, as_of)
     params = {"p": practice.pk, "cut": cut}

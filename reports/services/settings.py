@@ -20,6 +20,7 @@ from django.db import transaction
 
 from adjudication.clocks import practice_today
 from ledger.access import ensure_staff
+from ledger.dates import DB_EARLIEST, iso_date
 from ledger.errors import InvalidInput, NotFound, PermissionDenied
 from ledger.history import save_with_history
 from ledger.inputs import parse_id, require_reason
@@ -76,15 +77,11 @@ def _sample(value, *, field: str) -> int:
 def _day(value, *, field: str, today: date) -> date | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, date):
-        try:
-            value = date.fromisoformat(str(value).strip())
-        except ValueError:
-            raise InvalidInput(f"{field}: {value!r} is not a date (YYYY-MM-DD)", field=field) from None
+    value = iso_date(value.strip() if isinstance(value, str) else value, field=field)
     if value > today:
         raise InvalidInput(f"{field}: {value:%m/%d/%Y} is after today ({today:%m/%d/%Y}); a cost-report period "
                            "is closed only once it has ended", field=field)
-    if value.year < 1900:
+    if value < DB_EARLIEST:
         raise InvalidInput(f"{field}: {value:%m/%d/%Y} is before 1900", field=field)
     return value
 
