@@ -67,7 +67,7 @@ INSTALLED_APPS = [
     # interfaces on top: nothing below imports them
     "api",           # the REST API for other systems
     "backoffice",    # the Django admin back-office for billing staff and managers
-    "portal",        # patients' own pages (later issue)
+    "portal",        # patients' own pages: accounts, balances, payments, refunds, notices, guest pay
 ]
 
 MIDDLEWARE = [
@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.middleware.PortalSecurityMiddleware",  # /portal/: CSP without inline code, no-store, the idle timeout
     "simple_history.middleware.HistoryRequestMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as axes asks: it answers a lockout
 ]
@@ -294,3 +295,21 @@ AXES_LOCKOUT_CALLABLE = "backoffice.login.lockout_response"  # logs the refusal,
 if env("SETTLE_LOGIN_PROXY_COUNT"):
     AXES_IPWARE_PROXY_COUNT = int(env("SETTLE_LOGIN_PROXY_COUNT"))
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# --- The patient portal (issue 13; portal/, docs/portal.md) ------------------------------------------
+
+# The address patients reach settle at: the invitation and password-reset e-mails link there.
+SETTLE_SITE_URL = env("SETTLE_SITE_URL", "http://127.0.0.1:8000")
+# An invitation or password-reset link works once, for this many hours.
+PASSWORD_RESET_TIMEOUT = int(float(env("SETTLE_PORTAL_LINK_HOURS", "72")) * 3600)
+# A portal session ends after this many idle minutes, and in any case this many hours after sign-in.
+SETTLE_PORTAL_IDLE_MINUTES = int(env("SETTLE_PORTAL_IDLE_MINUTES", "15"))
+SETTLE_PORTAL_SESSION_HOURS = int(env("SETTLE_PORTAL_SESSION_HOURS", "8"))
+# The one-time sign-in code (a practice setting turns it on): valid this many minutes, this many tries.
+SETTLE_PORTAL_CODE_MINUTES = int(env("SETTLE_PORTAL_CODE_MINUTES", "10"))
+SETTLE_PORTAL_CODE_ATTEMPTS = int(env("SETTLE_PORTAL_CODE_ATTEMPTS", "5"))
+# Guest pay: wrong dates of birth in a row that lock a statement, and for how long (example P); and
+# how many guest-pay tries one address may make per lockout period, whatever the codes.
+SETTLE_GUEST_PAY_FAILURE_LIMIT = int(env("SETTLE_GUEST_PAY_FAILURE_LIMIT", "5"))
+SETTLE_GUEST_PAY_LOCKOUT_MINUTES = int(env("SETTLE_GUEST_PAY_LOCKOUT_MINUTES", "15"))
+SETTLE_GUEST_PAY_TRIES_PER_ADDRESS = int(env("SETTLE_GUEST_PAY_TRIES_PER_ADDRESS", "20"))

@@ -3,6 +3,7 @@ is required and is text; an id is a positive whole number; a US state is a real 
 code; a time zone is a real IANA name. Each failure is an InvalidInput that names the field. Forms
 and serializers do not repeat these checks: the service's InvalidInput is shown on the field."""
 
+import re
 from functools import cache
 from zoneinfo import available_timezones
 
@@ -57,3 +58,32 @@ def time_zone_name(value, *, field: str = "time_zone") -> str:
     if name not in _time_zones():
         raise InvalidInput(f"{field}: '{value}' is not an IANA time zone (e.g. America/Chicago)", field=field)
     return name
+
+
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2.1 relative luminance of #RRGGBB (a colour, not money: floats are right here)."""
+    def channel(hex2: str) -> float:
+        c = int(hex2, 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(colour[i:i + 2]) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_with_white(colour: str) -> float:
+    return 1.05 / (_luminance(colour) + 0.05)
+
+
+def portal_colour(value, *, field: str = "portal_colour") -> str:
+    """A brand colour for the patient portal: #RRGGBB, dark enough that white text on it meets
+    WCAG 2.1 AA (a contrast of at least 4.5:1), since the portal writes white on it."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not _HEX_COLOUR.fullmatch(text):
+        raise InvalidInput(f"{field}: a colour as #RRGGBB, e.g. #1d4f91 (got {value!r})", field=field)
+    ratio = contrast_with_white(text)
+    if ratio < 4.5:
+        raise InvalidInput(f"{field}: {text} is too light for white text (contrast {ratio:.1f}:1; at least 4.5:1 "
+                           "is needed for WCAG 2.1 AA); choose a darker colour", field=field)
+    return text.lower()

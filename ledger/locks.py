@@ -4,7 +4,7 @@ credits=[...])`) and the rows are locked kind after kind in ORDER, by ascending 
 kind (FOR NO KEY UPDATE: inserting rows that point at a locked row is not blocked):
 
     Practice -> Membership -> AuditFinding -> CaseReview -> CreditImport -> Case -> Proposal
-             -> UnclaimedProperty -> Patient
+             -> UnclaimedProperty -> Statement -> Patient
              -> ManualCreditRequest -> Encounter -> Claim
              -> RemittanceClaim -> Payment -> Credit -> Refund -> WriteOff -> PayerCredit
              -> RemittanceAdjustment -> RemittanceFile
@@ -13,7 +13,8 @@ Every money change for a patient starts by locking the Patient row, which serial
 one patient's money; the finer locks that follow re-read the rows the service is about to change,
 so it never trusts a caller's copy. A service may lock in several steps (it learns what else it
 needs under the first locks), as long as each step's kinds come after the kinds it already holds
-(the same kind again is fine: the patient's lock is held). What a batch or an approval stands for
+(the same kind again is fine: the patient's lock is held). A portal statement's guest-pay
+counter is locked before its patient. What a batch or an approval stands for
 comes before the patients it touches (a credit import, then its patients; an adjudication case,
 its proposal and its unclaimed-property row, then the money the resolution moves); a practice's role
 changes lock the practice, then the membership; an audit finding or a case review is decided before
@@ -59,6 +60,7 @@ ORDER = (
     ("cases", "adjudication.Case", "case"),
     ("proposals", "adjudication.Proposal", "proposal"),
     ("unclaimed", "adjudication.UnclaimedProperty", "unclaimed property"),
+    ("statements", "portal.Statement", "statement"),
     ("patients", "ledger.Patient", "patient"),
     ("manual_credit_requests", "credits.ManualCreditRequest", "manual credit request"),
     ("encounters", "ledger.Encounter", "date of service"),

@@ -65,11 +65,20 @@ class Practice(models.Model):
         default="100000.00", help_text="No single payment, credit, refund, write-off or claim result may exceed "
                                        f"this (at most {AMOUNT_CEILING:,})."
     )
+    # the patient portal (issue 13; docs/portal.md)
+    portal_otp_required = models.BooleanField(
+        "portal sign-in code", default=False, db_default=False,
+        help_text="Patients confirm each portal sign-in with a one-time code sent by e-mail.")
+    portal_colour = models.CharField(
+        "portal colour", max_length=7, default="#1d4f91", db_default="#1d4f91",
+        help_text="The portal's main colour, as #RRGGBB (white text must stay readable on it).")
     created_at = models.DateTimeField(default=timezone.now)
     history = history()
 
     class Meta:
         constraints = [
+            models.CheckConstraint(condition=Q(portal_colour__regex=r"^#[0-9a-fA-F]{6}$"),
+                                   name="practice_portal_colour_hex"),
             models.CheckConstraint(condition=Q(refund_approval_threshold__gte=0), name="practice_threshold_nonneg"),
             models.CheckConstraint(condition=Q(writeoff_max_amount__gte=0), name="practice_writeoff_max_nonneg"),
             models.CheckConstraint(condition=Q(manual_credit_approval_limit__gte=0),

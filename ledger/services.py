@@ -24,7 +24,7 @@ from ledger.access import (
 )
 from ledger.errors import Duplicate, InvalidInput, NotFound, PermissionDenied
 from ledger.history import save_with_history
-from ledger.inputs import parse_id, require_reason, time_zone_name, us_state_code
+from ledger.inputs import parse_id, portal_colour, require_reason, time_zone_name, us_state_code
 from ledger.journal import credit as cr
 from ledger.journal import debit as dr
 from ledger.locks import lock, lock_encounters, lock_patient
@@ -281,7 +281,8 @@ def claim_submit(*, encounter_id: int, payer_id: int, claim_number: str, actor, 
 # Every practice setting a manager may change (admin, API); practice_create takes the same.
 PRACTICE_SETTINGS = ("name", "us_state", "time_zone", "auto_apply", "nightly_run_at", "refund_approval_threshold",
                      "card_refund_window_days", "writeoff_max_amount", "writeoff_min_age_days",
-                     "approval_window_days", "manual_credit_approval_limit", "max_operation_amount")
+                     "approval_window_days", "manual_credit_approval_limit", "max_operation_amount",
+                     "portal_otp_required", "portal_colour")
 # Changing one of these moves the practice's nightly schedule (config/schedules.py).
 SCHEDULE_SETTINGS = frozenset({"time_zone", "nightly_run_at"})
 DAYS_MAX = 3650  # the day counts' range (approval_window_days also has it as a CHECK)
@@ -299,8 +300,10 @@ def practice_settings_clean(values: dict) -> dict:
             out[name] = us_state_code(value, field=name)
         elif name == "time_zone":
             out[name] = time_zone_name(value, field=name)
-        elif name == "auto_apply":
+        elif name in ("auto_apply", "portal_otp_required"):
             out[name] = _flag(value, field=name)
+        elif name == "portal_colour":
+            out[name] = portal_colour(value, field=name)
         elif name == "nightly_run_at":
             if not isinstance(value, time):
                 raise InvalidInput(f"{name}: a local time (HH:MM) is required", field=name)
