@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db.models import Sum
 from django.utils import timezone
 
-from backoffice import demo_adjudication, demo_reports
+from backoffice import demo_adjudication, demo_portal, demo_reports
 from credits import services as credit_services
 from credits.models import Credit, NightlyRun, Refund
 from ledger import services as ledger_services
@@ -445,7 +445,7 @@ class Demo:
         self.pay(pt, "95.00", "cash", b, encounter=enc)
 
         scripted = Patient.objects.filter(practice=p).count()
-        for _ in range(RIVERSIDE_PATIENTS - scripted):
+        for _ in range(RIVERSIDE_PATIENTS - scripted - demo_portal.PATIENTS):  # the portal's patients come last
             self.filler(new(), [bcbs, bcbs, aetna, medicare, medicaid], b)
         return p
 
@@ -536,6 +536,7 @@ class Demo:
         runs = [self.practice_nightly(riverside), self.practice_nightly(lakeside)]
         demo_adjudication.adjudication(self, riverside, lakeside, u)
         demo_reports.reports(self, riverside, lakeside, u)
+        demo_portal.portal(self, riverside, u)
         return runs
 
 
@@ -592,3 +593,11 @@ class Command(BaseCommand):
             self.stdout.write("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
             if i == 0:
                 self.stdout.write("  " + "  ".join("-" * w for w in widths))
+        portal_rows, guest = demo_portal.logins()
+        if portal_rows:
+            self.stdout.write(f"\nOpen the patient portal, http://{host}:{port}{demo_portal.PORTAL_PATH}, and sign in as:\n")
+            width = max(len(row.login) for row in portal_rows)
+            for row in portal_rows:
+                self.stdout.write(f"  {row.login.ljust(width)}  {row.password}  {row.shows}")
+        if guest:
+            self.stdout.write(f"  {guest}")
