@@ -33,6 +33,17 @@ class RefundResult:
 
 
 class CardProcessor:
+    """A card processor adapter. `card_choices` is what a payment form offers in place of card
+    entry: settle never sees a card number. A real adapter (Stripe, for instance) puts its hosted
+    card field there instead (the processor's own iframe or page turns the number into a token,
+    which the form posts as `card_token`); settle stores only the processor's charge reference
+    (Payment.processor_reference)."""
+
+    def card_choices(self) -> list[tuple[str, str]]:
+        """[(token, label in plain words)] a form may offer; empty for a processor whose card
+        entry is its own hosted field."""
+        return []
+
     def charge(self, *, amount: Decimal, token: str, description: str = "") -> ChargeResult:
         raise NotImplementedError
 
@@ -44,6 +55,16 @@ class CardProcessor:
 class SandboxProcessor(CardProcessor):
     """Tokens: `tok_visa` (or any `tok_...`) approves; `tok_decline` declines;
     `tok_insufficient` declines for insufficient funds."""
+
+    CARD_CHOICES = [
+        ("tok_visa", "Test Visa ending 4242 — approves"),
+        ("tok_decline", "Test card — declined"),
+        ("tok_insufficient", "Test card — insufficient funds"),
+    ]
+
+    def card_choices(self):
+        return list(self.CARD_CHOICES)
+
     def charge(self, *, amount, token, description=""):
         if not token or not token.startswith("tok_"):
             raise ProcessorError("the card token is missing or malformed", code="invalid_token")

@@ -297,10 +297,20 @@ def submission_claim(*, key: str, patient: Patient, kind: str) -> tuple[PortalSu
         return sub, False
 
 
-def submission_finish(sub: PortalSubmission, *, result_url: str = "", error: str = "") -> None:
+def submission_finish(sub: PortalSubmission, *, result_url: str = "", error: str = "", payment=None,
+                      detail: dict | None = None) -> None:
+    """The outcome of the first request with the key: the result page, or the error; the card
+    payment it made and what it did (`detail`, for the receipt)."""
     sub.state = PortalSubmission.State.FAILED if error else PortalSubmission.State.DONE
     sub.result_url, sub.error, sub.finished_at = result_url, error, timezone.now()
-    sub.save(update_fields=["state", "result_url", "error", "finished_at"])
+    fields = ["state", "result_url", "error", "finished_at"]
+    if payment is not None:
+        sub.payment = payment
+        fields.append("payment")
+    if detail is not None:
+        sub.detail = detail
+        fields.append("detail")
+    sub.save(update_fields=fields)
 
 
 def submission_wait(sub: PortalSubmission, *, seconds: float = 20.0) -> PortalSubmission:

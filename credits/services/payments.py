@@ -222,12 +222,13 @@ def _purchase_tx(*, patient, amount, channel, encounter_id, reference, check_num
 
 # --- applying credits at payment time (rule 7) ----------------------------------------------------
 
-def credits_preselect(*, patient_id: int, encounter_ids: list[int]) -> dict[int, Decimal]:
+def credits_preselect(*, patient_id: int, encounter_ids: list[int], partial: bool = False) -> dict[int, Decimal]:
     """The credits that cover what is owed on the chosen DoS, in rule-6 order: {credit_id: amount}.
     Empty when the usable credits do not cover the whole amount owed (rule 7: preselected only
-    if there are enough); staff can still pick credits by hand."""
+    if there are enough); staff can still pick credits by hand. With `partial` (the portal, example
+    O) the usable credits are preselected even when they cover only part of it; the rest is charged."""
     plan, owed, covered = plan_applications(patient_id=patient_id, encounter_ids=encounter_ids)
-    if covered < owed:
+    if covered < owed and not partial:
         return {}
     out: dict[int, Decimal] = {}
     for line in plan:
