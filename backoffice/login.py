@@ -3,8 +3,8 @@
 axes counts every failed `authenticate(request, ...)` per username and client address; past the
 limit that pair is locked for the cool-off, and the right password is refused meanwhile. This is
 what a locked-out login gets instead of the login form: a log line and a clear page (429, with
-Retry-After). The admin login uses it now; the patient portal's login (a later issue) goes through
-the same authenticate() and shares it (give it its own template under `LOCKOUT_TEMPLATES`).
+Retry-After). The admin login and the patient portal's sign-in (portal/views_account.py) go through
+the same authenticate() and share it; the portal's page is its own (`LOCKOUT_TEMPLATES`).
 
 Unlock by hand: `manage.py axes_reset_username USERNAME` (or axes_reset_ip / axes_reset); the
 attempts, failures and successful logins are in the admin under "Axes"."""
@@ -20,7 +20,8 @@ from django.utils import timezone
 
 log = logging.getLogger("backoffice.login")
 
-LOCKOUT_TEMPLATES = [("/admin/", "admin/locked_out.html")]  # (path prefix, template); the first match wins
+LOCKOUT_TEMPLATES = [("/admin/", "admin/locked_out.html"),  # (path prefix, template); the first match wins
+                     ("/portal/", "portal/account/locked_out.html")]  # the portal's own page, no admin context
 DEFAULT_TEMPLATE = "admin/locked_out.html"
 
 

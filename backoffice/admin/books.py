@@ -28,6 +28,7 @@ from backoffice.admin.base import (
 )
 from backoffice.patient_page import patient_page
 from backoffice.views.patient import PatientPagesMixin
+from backoffice.views.portal_access import PortalAccessMixin
 from config.schedules import sync_practice
 from credits.models import Credit, CreditApplication
 from credits.selectors import Owes, patient_owes, patient_totals
@@ -208,7 +209,7 @@ class PatientAddForm(PatientForm):
 
 
 @admin.register(Patient)
-class PatientAdmin(PatientPagesMixin, BackofficeAdminMixin, ServiceEditAdmin, ScopedHistoryAdmin):
+class PatientAdmin(PortalAccessMixin, PatientPagesMixin, BackofficeAdminMixin, ServiceEditAdmin, ScopedHistoryAdmin):
     form = PatientForm
     asks_reason = True
     editable_fields = services.PATIENT_FIELDS
