@@ -36,14 +36,14 @@ class PortalForm(forms.Form):
 
     form_key = forms.CharField(widget=forms.HiddenInput, required=False)
 
-    def full_clean(self):
-        super().full_clean()
-        for name in self.errors:
-            if name in self.fields:
-                attrs = self.fields[name].widget.attrs
-                attrs["aria-invalid"] = "true"
+    def add_error(self, field, error):
+        super().add_error(field, error)
+        if field in self.fields and field in self.errors:
+            attrs = self.fields[field].widget.attrs
+            attrs["aria-invalid"] = "true"
+            if f"id_{field}-error" not in attrs.get("aria-describedby", ""):
                 attrs["aria-describedby"] = " ".join(
-                    x for x in (attrs.get("aria-describedby", ""), f"id_{name}-error") if x)
+                    x for x in (attrs.get("aria-describedby", ""), f"id_{field}-error") if x)
 
 
 class CardField(forms.ChoiceField):
@@ -97,8 +97,9 @@ class GuestOpenForm(PortalForm):
                                                                             "your statement, like ABCD-2345.",
                            widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters"}))
     date_of_birth = forms.DateField(label="Patient's date of birth", input_formats=["%Y-%m-%d", "%m/%d/%Y"],
-                                    help_text="As MM/DD/YYYY, for example 05/17/1980.",
-                                    widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}))
+                                    help_text="Month, day and year, for example 05/17/1980.",
+                                    widget=forms.DateInput(format="%Y-%m-%d",
+                                                           attrs={"type": "date", "autocomplete": "bday"}))
 
 
 class GuestPayForm(PortalForm):
