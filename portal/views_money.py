@@ -29,7 +29,7 @@ from ledger.models import Encounter, Payment
 from ledger.money import ZERO, nonnegative_money
 from portal import views_guest
 from portal.access import own_or_404, patient_required
-from portal.documents import checkout_receipt_pdf
+from portal.documents import checkout_receipt_pdf, credit_origin
 from portal.forms import BuyForm, NoticeForm, RefundForm, add_service_error, card_choices, plain_message
 from portal.models import PortalSubmission
 from portal.selectors import open_notices
@@ -46,20 +46,11 @@ def _d(day) -> str:
 
 
 def credit_words(c: Credit) -> str:
-    """Where a credit came from and what it may pay, for the patient."""
-    origin = c.origin_encounter
-    visit = f" the visit on {_d(origin.date_of_service)}" if origin is not None else ""
-    words = {
-        Credit.Source.OVERPAYMENT: f"Overpaid{' for' + visit if visit else ''}",
-        Credit.Source.RESUBMISSION: f"Returned from{visit or ' a visit'} while the insurance looks at it again",
-        Credit.Source.HELD_PAYMENT: f"Your payment held{' for' + visit if visit else ''}",
-        Credit.Source.MANUAL: "Added by the practice",
-        Credit.Source.IMPORT: "Added by the practice",
-        Credit.Source.PURCHASED: "Credit you bought",
-    }.get(c.source, "Credit")
-    words += f" on {_d(timezone.localtime(c.created_at))}"
+    """Where a credit came from (portal.documents.credit_origin, the words of the other pages) and,
+    for a credit kept for a visit, which one."""
+    words = credit_origin(c)
     if c.state == Credit.State.LOCKED and c.locked_encounter_id:
-        words += f"; kept for the visit on {_d(c.locked_encounter.date_of_service)}"
+        words += f" Kept for your visit on {_d(c.locked_encounter.date_of_service)}."
     return words
 
 
@@ -394,7 +385,7 @@ def notice_why(case: Case) -> str:
     if case.kind == Case.Kind.ENCOUNTER and case.encounter_id:
         return f"Your visit on {_d(case.encounter.date_of_service)} was paid more than it cost."
     if case.credit_id:
-        return credit_words(case.credit) + "."
+        return credit_words(case.credit)
     return "Your account holds money that is yours."
 
 
