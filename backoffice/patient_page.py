@@ -1,7 +1,9 @@
 """What the admin's patient page shows (DOMAIN rule 14, issue 5): the heading card's totals and the
 sections (dates of service with their claims, credits, payments, refunds, write-offs) and the
 patient's history (who, when, why), merged from the history rows of the patient and of
-everything that belongs to them.
+everything that belongs to them, and the patient's portal events (portal.PortalEvent: invitations,
+sign-ins, codes, guest pay; who is the staff member, the patient, or a guest). The "Portal access"
+panel shows portal.services.portal_status and the latest statements with their guest-pay codes.
 
 Reads only; a fixed number of queries whatever the number of rows (each section is one query,
 capped at SECTION_LIMIT rows, with a link to the full list)."""
@@ -12,13 +14,19 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.db.models import Case, Prefetch, Value, When
 from django.urls import reverse
+from django.utils import timezone
 
 from credits.models import Credit, Refund, WriteOff
 from credits.selectors import Owes, patient_owes
 from ledger.models import Claim, Encounter, Patient, Payment
+from portal.models import PortalEvent, Statement
+from portal.services import portal_status
 
 SECTION_LIMIT = 500
 HISTORY_LIMIT = 200
+STATEMENT_LIMIT = 5
+GUEST_KINDS = frozenset({PortalEvent.Kind.GUEST_OPENED, PortalEvent.Kind.GUEST_FAILED, PortalEvent.Kind.GUEST_LOCKED,
+                         PortalEvent.Kind.GUEST_PAID})
 
 # per model: the fields whose changes the history shows
 TRACKED = {
@@ -55,6 +63,8 @@ class PatientPage:
     writeoffs: list
     history: list = field(default_factory=list)
     capped: dict = field(default_factory=dict)
+    portal_status: str = ""
+    statements: list = field(default_factory=list)  # the latest STATEMENT_LIMIT, newest first
 
 
 def _dos_label(encounters_by_id, encounter_id) -> str:
@@ -153,8 +163,25 @@ def patient_history(patient: Patient, encounters_by_id: dict, *, limit: int = HI
             rows.append(HistoryRow(when=r.history_date, who=r.history_user, what=what, url=url, change=change,
                                    why=r.history_change_reason or "", kind=r.history_type))
             previous = r
+    rows.extend(portal_history(patient, limit=limit))
     rows.sort(key=lambda h: h.when, reverse=True)
     return rows[:limit]
+
+
+def _portal_who(patient: Patient, ev: PortalEvent) -> str:
+    if ev.actor_id is None:
+        return "guest" if ev.kind in GUEST_KINDS else "visitor (not signed in)"
+    if ev.actor_id == patient.user_id:
+        return f"the patient ({ev.actor.username}, portal)"
+    return str(ev.actor)
+
+
+def portal_history(patient: Patient, *, limit: int = HISTORY_LIMIT) -> list[HistoryRow]:
+    """The patient's latest portal events as history rows (one query)."""
+    events = PortalEvent.objects.filter(patient=patient).select_related("actor").order_by("-at", "-pk")[:limit]
+    return [HistoryRow(when=ev.at, who=_portal_who(patient, ev), what="Portal", url="",
+                       change=ev.get_kind_display() + (f" from {ev.ip_address}" if ev.ip_address else ""),
+                       why=ev.detail, kind="+") for ev in events]
 
 
 def patient_page(patient: Patient) -> PatientPage:
@@ -186,4 +213,10 @@ def patient_page(patient: Patient) -> PatientPage:
                  ("writeoffs", writeoffs))},
     )
     page.history = patient_history(patient, by_id)
+    page.portal_status = portal_status(patient)
+    page.statements = list(Statement.objects.filter(patient=patient).select_related("issued_by")
+                           .order_by("-issued_at", "-pk")[:STATEMENT_LIMIT])
+    now = timezone.now()
+    for st in page.statements:
+        st.locked_now = bool(st.guest_locked_until and st.guest_locked_until > now)  # guest pay locked (example P)
     return page
