@@ -42,8 +42,8 @@ class PortalForm(forms.Form):
             attrs = self.fields[field].widget.attrs
             attrs["aria-invalid"] = "true"
             if f"id_{field}-error" not in attrs.get("aria-describedby", ""):
-                attrs["aria-describedby"] = " ".join(
-                    x for x in (attrs.get("aria-describedby", ""), f"id_{field}-error") if x)
+                helptext = f"id_{field}_helptext" if self.fields[field].help_text else ""
+                attrs["aria-describedby"] = " ".join(x for x in (f"id_{field}-error", helptext) if x)
 
 
 class CardField(forms.ChoiceField):

@@ -7,6 +7,9 @@ from datetime import date
 from decimal import Decimal as D
 
 import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from credits.models import Credit, CreditApplication
@@ -163,3 +166,20 @@ def test_nothing_owed(world, portal_patient, client):
     r = client.get(reverse("portal:pay"))
     assert r.status_code == 200 and "You owe nothing right now" in r.content.decode()
     assert Encounter.objects.filter(patient=portal_patient).count() == 0
+
+
+def test_the_pay_page_reads_a_fixed_number_of_queries(world, portal_patient, other_patient):
+    """Whatever the number of visits and credits: one of each, or six of each."""
+    def count(patient, n):
+        for _ in range(n):
+            world.pay(patient, "10.00")  # nothing owed yet: an available credit
+        for i in range(n):
+            world.visit(patient, date(2026, 3, 1 + i), estimated_pr="45.00", claim=False)
+        client = sign_in(Client(), patient)
+        with CaptureQueriesContext(connection) as ctx:
+            page = client.get(reverse("portal:pay"))
+        assert page.status_code == 200 and len(page.context["credits"]) == n and len(page.context["visits"]) == n
+        assert page.context["rest"] == D("35.00") * n
+        return len(ctx.captured_queries)
+
+    assert count(portal_patient, 1) == count(other_patient, 6)
