@@ -304,3 +304,50 @@ def test_a_disabled_login_gets_no_reset_mail(client, world, portal_patient):
     assert not mail.outbox
     r = sign_in(client, portal_patient.email, PASSWORD)
     assert r.status_code == 200 and WRONG_LOGIN in r.text
+
+
+# --- sessions ----------------------------------------------------------------------------------------------
+
+def test_a_session_ends_after_the_idle_minutes(client, portal_patient):
+    idle = timedelta(minutes=settings.SETTLE_PORTAL_IDLE_MINUTES)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        assert sign_in(client, portal_patient.email, PASSWORD).status_code == 302
+        clock.shift(idle - timedelta(minutes=1))
+        assert client.get(home()).status_code == 200  # each page restarts the idle clock
+        clock.shift(idle - timedelta(minutes=1))
+        assert client.get(home()).status_code == 200
+        clock.shift(idle + timedelta(seconds=1))
+        r = client.get(home())
+        assert r.status_code == 302 and r["Location"] == "/portal/login/?next=%2Fportal%2F"
+
+
+def test_a_session_ends_after_the_max_hours_however_busy(client, portal_patient):
+    start = timezone.now()
+    hours = timedelta(hours=settings.SETTLE_PORTAL_SESSION_HOURS)
+    step = timedelta(minutes=settings.SETTLE_PORTAL_IDLE_MINUTES - 1)
+    with time_machine.travel(start, tick=False) as clock:
+        sign_in(client, portal_patient.email, PASSWORD)
+        elapsed = timedelta(0)
+        while elapsed + step < hours:
+            clock.shift(step)
+            elapsed += step
+            assert client.get(home()).status_code == 200, elapsed
+        clock.shift(hours - elapsed + timedelta(seconds=1))
+        r = client.get(home())
+        assert r.status_code == 302 and r["Location"].startswith(LOGIN) and not signed_in(client)
+
+
+def test_a_pending_code_keeps_the_pages_closed(client, world, portal_patient):
+    otp_on(world)
+    sign_in(client, portal_patient.email, PASSWORD)
+    r = client.get(home())
+    assert r.status_code == 302 and r["Location"] == "/portal/code/?next=%2Fportal%2F"
+
+
+def test_disabled_access_ends_an_open_session(client, world, portal_patient):
+    sign_in(client, portal_patient.email, PASSWORD)
+    assert client.get(home()).status_code == 200
+    portal_disable(patient_id=portal_patient.pk, actor=world.clerk, reason="patient asked")
+    r = client.get(home())
+    assert r.status_code == 302 and r["Location"].startswith(LOGIN)
