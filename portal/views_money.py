@@ -150,7 +150,10 @@ def pay(request):
                 except InvalidInput as exc:
                     errors.setdefault(f"credit_{c.pk}", []).append(plain_message(exc))
                     continue
-                if amount > 0:
+                if amount > c.on_hand:  # said here in the patient's words; payment_checkout refuses it too
+                    errors.setdefault(f"credit_{c.pk}", []).append(
+                        f"This credit has ${c.on_hand:,.2f} on hand; you can use up to that.")
+                elif amount > 0:
                     amounts[c.pk] = amount
     owed = sum((by_id[v].bal for v in chosen), ZERO)
     credit_total = sum(amounts.values(), ZERO)
@@ -301,6 +304,8 @@ def refund(request, pk: int):
         form = RefundForm(initial={"amount": f"{credit.on_hand:.2f}", "form_key": new_form_key()})
     else:
         form = RefundForm(request.POST)
+        if form.is_valid() and _more_than_on_hand(form.cleaned_data["amount"], credit):
+            form.add_error("amount", f"That is more than the ${credit.on_hand:,.2f} on hand.")
         if form.is_valid():
             sub, response = claimed_or_redirect(request, patient=patient, kind="refund",
                                                 fallback=reverse("portal:refund", args=[credit.pk]))
@@ -323,6 +328,14 @@ def refund(request, pk: int):
         "credit": credit, "words": credit_words(credit), "form": form, "refundable": refundable,
         "to_card": credit.payment_id is not None and credit.payment.through_system},
         status=400 if form.errors else 200)
+
+
+def _more_than_on_hand(raw: str, credit: Credit) -> bool:
+    """The patient's words for refund_request's own check (which stays the rule)."""
+    try:
+        return nonnegative_money(raw) > credit.on_hand
+    except InvalidInput:
+        return False  # the service says what is wrong with it
 
 
 @patient_required

@@ -100,7 +100,7 @@ def test_refund_amounts_and_reason_are_checked_and_nothing_is_written(world, por
     sign_in(client, portal_patient)
     for amount, reason, field, words in [
         ("-1.00", "x", "amount", ""), ("0", "x", "amount", "greater than zero"), ("0.001", "x", "amount", ""),
-        ("25.01", "x", "amount", "more than the 25.00 available"), ("5.00", "", "reason", "required"),
+        ("25.01", "x", "amount", "more than the $25.00 on hand"), ("5.00", "", "reason", "required"),
     ]:
         _, r = ask_refund(client, credit, amount=amount, reason=reason)
         assert r.status_code == 400, amount
@@ -201,3 +201,29 @@ def test_another_patients_notice_is_a_404(world, portal_patient, other_patient, 
     assert r.status_code == 404
     case.refresh_from_db()
     assert case.election == "" and case.state != Case.State.RESOLVED
+
+
+def test_a_refund_form_sent_twice_asks_once(world, portal_patient, client):
+    credit = portal_credit(portal_patient)
+    sign_in(client, portal_patient)
+    page = client.get(reverse("portal:refund", args=[credit.pk]))
+    data = {"amount": "10.00", "reason": "Twice", "form_key": page.context["form"]["form_key"].value()}
+    first = client.post(reverse("portal:refund", args=[credit.pk]), data)
+    second = client.post(reverse("portal:refund", args=[credit.pk]), data)
+    assert first["Location"] == second["Location"] == reverse("portal:refunds")
+    assert Refund.objects.count() == 1 and SandboxRefund.objects.count() == 1
+    credit.refresh_from_db()
+    assert credit.on_hand == D("15.00")
+
+
+@time_machine.travel(NOON, tick=False)
+def test_a_notice_answer_must_be_one_of_the_two(world, portal_patient, client):
+    case = notice_case(world, portal_patient)
+    sign_in(client, portal_patient)
+    for election in ["", "give it to charity"]:
+        page = client.get(reverse("portal:notice", args=[case.pk]))
+        r = client.post(reverse("portal:notice", args=[case.pk]), {
+            "election": election, "form_key": page.context["form"]["form_key"].value()})
+        assert r.status_code == 400 and r.context["form"].errors["election"]
+    case.refresh_from_db()
+    assert case.election == "" and not CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.ELECTION).exists()
