@@ -159,7 +159,7 @@ def notice_waiting(world, patient) -> Case:
     world.pay(patient, "120.00", encounter=enc)
     world.remit(claim, pr="70.00", paid="50.00", adjust="0.00")
     adjudication_scan.scan_practice(practice_id=world.practice.pk, reason="Nightly scan")
-    case = Case.objects.get(patient=patient, kind=Case.Kind.PATIENT_CREDIT)
+    case = Case.objects.get(patient=patient, kind=Case.Kind.PATIENT_CREDIT, credit__amount=Decimal("50.00"))
     notice_services.case_send_notice(case=case, actor=world.clerk, reason="Overpayment notice")
     return case
 
