@@ -4,14 +4,23 @@ one-time sign-in code a practice may ask for, and the password-reset e-mail.
 The sign-in code: 6 digits drawn with `secrets`, mailed to the login's address, kept in the session
 only as a keyed hash (salted_hmac with the login and the secret key), with its expiry
 (SETTLE_PORTAL_CODE_MINUTES) and the tries left (SETTLE_PORTAL_CODE_ATTEMPTS; at zero the session
-is signed out and the patient starts again). A new code at most once a minute (CODE_RESEND_SECONDS)."""
+is signed out and the patient starts again). A new code at most once a minute (CODE_RESEND_SECONDS).
+Starting again does not give an attacker who knows the password endless guesses: after
+CODE_FAILURE_ROUNDS rounds of wrong codes within the login lockout time (AXES_COOLOFF_TIME), the
+password no longer starts a sign-in until that time has passed (`code_locked_minutes`).
 
+Password reset mails at most one link a minute per login (RESET_EVERY_SECONDS); the form answers
+the same either way."""
+
+import math
 import secrets
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, logout
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from ledger.errors import InvalidInput, RuleViolation
@@ -23,6 +32,8 @@ from portal.services import _mail, access_link, event_record, patient_for_user
 SESSION_CODE = "portal_code"  # {"hash", "expires", "tries", "sent"}
 CODE_DIGITS = 6
 CODE_RESEND_SECONDS = 60
+CODE_FAILURE_ROUNDS = 2
+RESET_EVERY_SECONDS = 60
 WRONG_LOGIN = "The e-mail address or the password is not right."
 
 
@@ -33,6 +44,17 @@ def portal_patient(user) -> Patient | None:
     if patient is None or Membership.objects.filter(user_id=user.pk).exists():
         return None
     return patient
+
+
+def code_locked_minutes(patient) -> int:
+    """Minutes until the patient's login may start a sign-in again after too many wrong codes (0: it may)."""
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    limit = CODE_FAILURE_ROUNDS * settings.SETTLE_PORTAL_CODE_ATTEMPTS
+    failures = list(PortalEvent.objects.filter(patient=patient, kind=PortalEvent.Kind.CODE_FAILED, at__gt=since)
+                    .order_by("-at").values_list("at", flat=True)[:limit])
+    if len(failures) < limit:
+        return 0
+    return max(1, math.ceil((failures[0] + settings.AXES_COOLOFF_TIME - timezone.now()).total_seconds() / 60))
 
 
 class CodeRefused(InvalidInput):
@@ -103,6 +125,9 @@ def password_reset_send(email: str, *, ip=None) -> None:
     patient = portal_patient(user) if user is not None else None
     if patient is None:
         return
+    recent = timezone.now() - timedelta(seconds=RESET_EVERY_SECONDS)
+    if PortalEvent.objects.filter(patient=patient, kind=PortalEvent.Kind.RESET_SENT, at__gt=recent).exists():
+        return  # one link a minute is enough; the form answers the same
     link = access_link(user)
     body = render_to_string("portal/email/reset.txt", {"patient": patient, "link": link,
                                                        "hours": settings.PASSWORD_RESET_TIMEOUT // 3600})

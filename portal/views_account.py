@@ -17,7 +17,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ledger.errors import SettleError
 from ledger.models import Patient
 from portal.access import SESSION_CODE_OK, session_expired, start_session
-from portal.accounts import WRONG_LOGIN, CodeRefused, code_check, code_send, password_reset_send, portal_patient
+from portal.accounts import (
+    WRONG_LOGIN,
+    CodeRefused,
+    code_check,
+    code_locked_minutes,
+    code_send,
+    password_reset_send,
+    portal_patient,
+)
 from portal.forms_account import CodeForm, NewPasswordForm, ResetForm, SignInForm
 from portal.models import PortalEvent
 from portal.services import event_record, portal_tokens
@@ -62,8 +70,12 @@ def sign_in(request):
         email = form.cleaned_data["email"].strip().lower()
         user = authenticate(request, username=email, password=form.cleaned_data["password"])
         patient = portal_patient(user) if user is not None else None
+        wait = code_locked_minutes(patient) if patient is not None and patient.practice.portal_otp_required else 0
         if patient is None:
             form.add_error("password", WRONG_LOGIN)
+        elif wait:
+            form.add_error(None, f"Too many wrong sign-in codes. Try again in {wait} minute{'s' if wait != 1 else ''}, "
+                                 "or call the practice's billing office.")
         else:
             if request.user.is_authenticated:
                 logout(request)  # another login in this browser: its session ends first

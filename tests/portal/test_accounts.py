@@ -351,3 +351,33 @@ def test_disabled_access_ends_an_open_session(client, world, portal_patient):
     portal_disable(patient_id=portal_patient.pk, actor=world.clerk, reason="patient asked")
     r = client.get(home())
     assert r.status_code == 302 and r["Location"].startswith(LOGIN)
+
+
+def test_rounds_of_wrong_codes_stop_the_password_from_starting_a_sign_in(client, world, portal_patient):
+    otp_on(world)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        for round_ in range(2):
+            assert sign_in(client, portal_patient.email, PASSWORD).status_code == 302
+            wrong = str((int(mailed_code(mail.outbox[-1])) + 1) % 1_000_000).zfill(6)
+            for _ in range(settings.SETTLE_PORTAL_CODE_ATTEMPTS):
+                r = client.post("/portal/code/", {"code": wrong})
+            assert r["Location"].startswith(LOGIN) and not signed_in(client), round_
+            clock.shift(timedelta(minutes=1))
+        r = sign_in(client, portal_patient.email, PASSWORD)
+        assert r.status_code == 200 and not signed_in(client) and len(mail.outbox) == 2
+        assert "Too many wrong sign-in codes. Try again in 14 minutes" in r.text  # 15 from the last wrong code
+        clock.shift(timedelta(minutes=14, seconds=1))
+        r = sign_in(client, portal_patient.email, PASSWORD)
+        assert r.status_code == 302 and r["Location"].startswith("/portal/code/") and len(mail.outbox) == 3
+
+
+def test_reset_links_are_mailed_at_most_once_a_minute(client, portal_patient):
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        first = client.post(reverse("portal:password_reset"), {"email": portal_patient.email})
+        second = client.post(reverse("portal:password_reset"), {"email": portal_patient.email})
+        assert first.content == second.content and len(mail.outbox) == 1
+        clock.shift(timedelta(seconds=61))
+        client.post(reverse("portal:password_reset"), {"email": portal_patient.email})
+        assert len(mail.outbox) == 2
