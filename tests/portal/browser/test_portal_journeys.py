@@ -5,12 +5,15 @@ flows with JavaScript off. Each page is checked for sideways scroll and CSP viol
 photographed (artifacts/screenshots/portal/<journey>-<width>.png). The figures are worked out by
 hand in each test's docstring."""
 
+import io
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core import mail
 from playwright.sync_api import expect
+from pypdf import PdfReader
 
 from adjudication import scan as adjudication_scan
 from adjudication.models import Case
@@ -246,3 +249,62 @@ def test_without_javascript_sign_in_and_pay(portal, world, portal_patient):
     expect(page.locator(".total-line.grand")).to_contain_text("$15.00")
     portal.check(page, "nojs-receipt")
     assert Payment.objects.get(patient=portal_patient, channel="portal").amount == Decimal("15.00")
+
+
+def test_home_then_a_visit_then_credits(portal, world, portal_patient):
+    """Example O's account: home says $45.00 due and $30.00 available; the visit of 03/03/2026 shows
+    the charge $180.00, the insurer's $100.00 paid and $35.00 adjusted, the share $45.00 still owed;
+    the credits page shows the $30.00."""
+    example_o(world, portal_patient)
+    page = portal.page()
+    sign_in(page, portal_patient.user.email)
+    expect(page).to_have_url(f"{portal.base_url}/portal/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Hello, Ann")
+    due = page.locator(".card", has=page.get_by_role("heading", name="Due now"))
+    expect(due.locator(".figure")).to_have_text("$45.00")
+    expect(page.locator(".card", has=page.get_by_role("heading", name="Credits available")).locator(".figure")) \
+        .to_have_text("$30.00")
+    portal.check(page, "home")
+    page.get_by_role("link", name="03/03/2026").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your visit on 03/03/2026")
+    summary = page.locator("section", has=page.get_by_role("heading", name="Summary"))
+    expect(summary.locator(".total-line").first).to_contain_text("$180.00")
+    expect(summary.locator(".total-line.grand")).to_contain_text("$45.00")
+    insurer = page.locator("section", has=page.get_by_role("heading", name="What your insurer did"))
+    expect(insurer.locator("tbody tr")).to_contain_text(["$100.00"])
+    expect(insurer.locator("tbody tr").first).to_contain_text("$35.00")
+    portal.check(page, "visit")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Credits", exact=True).click()
+    expect(page).to_have_url(f"{portal.base_url}/portal/credits/")
+    expect(page.locator("main")).to_contain_text("$30.00")
+    portal.check(page, "credits")
+
+
+def pdf_text(download) -> str:
+    data = Path(download.path()).read_bytes()
+    assert data.startswith(b"%PDF-"), data[:20]
+    return "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(data)).pages)
+
+
+def test_payments_receipt_pdf_and_statement_pdf_download(portal, world, portal_patient):
+    """The $30.00 payment's receipt and today's statement ($45.00 due for 03/03/2026) download as PDFs."""
+    example_o(world, portal_patient)
+    page = portal.page()
+    sign_in(page, portal_patient.user.email)
+    page.goto("/portal/payments/")
+    rows = page.locator("table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("$30.00")
+    portal.check(page, "payments")
+    with page.expect_download() as info:
+        rows.get_by_role("link", name="Receipt (PDF)").click()
+    assert info.value.suggested_filename.endswith(".pdf")
+    assert "30.00" in pdf_text(info.value)
+
+    page.goto("/portal/statements/")
+    portal.check(page, "statements")
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download today's statement (PDF)").click()
+    assert info.value.suggested_filename.endswith(".pdf")
+    text = pdf_text(info.value)
+    assert "03/03/2026" in text and "45.00" in text, text[:800]
