@@ -126,3 +126,12 @@ def logins() -> tuple[list[Row], str]:
     return rows, guest
 
 
+def login_lines(site: str) -> list[str]:
+    """What seed_demo prints under the staff logins (nothing before the demo is loaded)."""
+    rows, guest = logins()
+    if not rows:
+        return []
+    width = max(len(row.login) for row in rows)
+    return ([f"\nOpen the patient portal, {site}{PORTAL_PATH}, and sign in as:\n"]
+            + [f"  {row.login.ljust(width)}  {row.password}  {row.shows}" for row in rows]
+            + ([f"  {guest}"] if guest else []))

@@ -593,11 +593,5 @@ class Command(BaseCommand):
             self.stdout.write("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
             if i == 0:
                 self.stdout.write("  " + "  ".join("-" * w for w in widths))
-        portal_rows, guest = demo_portal.logins()
-        if portal_rows:
-            self.stdout.write(f"\nOpen the patient portal, http://{host}:{port}{demo_portal.PORTAL_PATH}, and sign in as:\n")
-            width = max(len(row.login) for row in portal_rows)
-            for row in portal_rows:
-                self.stdout.write(f"  {row.login.ljust(width)}  {row.password}  {row.shows}")
-        if guest:
-            self.stdout.write(f"  {guest}")
+        for line in demo_portal.login_lines(f"http://{host}:{port}"):
+            self.stdout.write(line)
