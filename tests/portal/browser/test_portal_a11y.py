@@ -5,7 +5,9 @@ any impact, page by page.
 
 axe is injected by Playwright's page.evaluate (the DevTools protocol), which the portal's CSP
 (script-src 'self', no inline script) does not block: the test asserts that axe ran on every page
-(its result names the page's URL) and that the browser reported no CSP violation.
+(its result names the page's URL) and that the browser reported no CSP violation. Two canaries
+on the sign-in page: an unlabelled input added to it is a critical axe finding, and an inline
+<style> added to it is refused by the CSP and reported (so the CSP check can fail).
 
 One patient's data serves the whole walk (one test per width): example O's credit and balance, a
 notice waiting, a payment to see on the receipt and payments pages; a guest statement, and a second
@@ -70,6 +72,16 @@ def canary(page) -> None:
     assert len(result["passes"]) > 10 and result["testEngine"]["name"] == "axe-core"
 
 
+def csp_canary(portal, page) -> None:
+    """The CSP is on and its violations reach `portal.check`: an inline <style> is refused and reported."""
+    page.evaluate("""() => { const s = document.createElement('style'); s.textContent = 'main { color: red }';
+                             document.head.appendChild(s); }""")
+    page.wait_for_timeout(200)
+    assert any("style" in m for m in portal.csp), portal.csp
+    assert page.evaluate("getComputedStyle(document.querySelector('main')).color") != "rgb(255, 0, 0)"
+    portal.csp.clear()
+
+
 def test_every_portal_page_has_no_serious_or_critical_violation(portal, world, portal_patient, foreign_patient):
     scan = Scan(portal)
     example_o(world, portal_patient)
@@ -88,6 +100,7 @@ def test_every_portal_page_has_no_serious_or_critical_violation(portal, world, p
     visitor.goto("/portal/login/")
     scan(visitor, "sign-in")
     canary(visitor)
+    csp_canary(portal, visitor)
     visitor.goto("/portal/password-reset/")
     scan(visitor, "reset")
     visitor.goto(access_link(portal_patient.user).removeprefix(portal_link("")))
