@@ -63,7 +63,7 @@ def home(request):
 def visit(request, pk):
     patient = request.patient
     enc, claims, applications, write_offs, held = selectors.visit_detail(patient, pk)
-    money = [{"row": a, "words": documents.application_words(a),
+    money = [{"row": a, "words": documents.application_words(a), "shown": abs(a.amount),
               "kind": "reversal" if a.amount < 0 else ("payment" if a.payment_id else "credit"),
               "on": local_date(patient.practice, a.created_at)} for a in applications]
     return render_portal(request, "pages/visit.html", {
