@@ -61,7 +61,46 @@ def move(case: Case, verb: str, *, actor, reason: str, event_kind: str = CaseEve
         raise RuleViolation(f"case {case.pk} is {case.get_state_display().lower()}; it cannot be "
                             f"{VERB_WORDS.get(verb, verb)} now", field="case", code="invalid_transition") from None
     save_with_history(case, actor=actor, reason=reason)
+    if case.state == Case.State.RESOLVED:
+        resume_auto_apply(case, actor=actor, why=f"case {case.pk} is resolved")
     return record(case, event_kind, reason, actor=actor, data=data, from_state=before, to_state=case.state)
+
+
+# --- a refund election pauses the nightly application (rule 18) ------------------------------------------
+
+def pause_auto_apply(case: Case, *, actor) -> bool:
+    """The patient asked for the credit back: the nightly run leaves the patient's credits alone
+    (Patient.exclude_from_auto_apply) until the case is resolved or the patient chooses to keep the
+    credit, so the money asked back is not spent on a new balance meanwhile. True when this case set
+    the exclusion (a patient excluded already is left as staff set them). Takes the patient's lock
+    (after the case's: ledger.locks ORDER)."""
+    patient = lock(patients=[case.patient_id]).patients[case.patient_id]
+    if patient.exclude_from_auto_apply:
+        return False
+    patient.exclude_from_auto_apply = True
+    save_with_history(patient, actor=actor, reason=f"The patient asked for the credit of case {case.pk} back: the "
+                                                   "nightly run leaves their credits alone until it is settled")
+    return True
+
+
+def resume_auto_apply(case: Case, *, actor, why: str) -> bool:
+    """Undo `pause_auto_apply` of this case (the ELECTION event that paused it says so) when the
+    patient is still excluded: once the case is resolved, or the patient keeps the credit."""
+    if case.patient_id is None:
+        return False
+    events = CaseEvent.objects.filter(case=case, kind=CaseEvent.Kind.ELECTION)
+    paused = events.filter(data__paused_auto_apply=True).count()
+    if paused <= events.filter(data__resumed_auto_apply=True).count():
+        return False
+    patient = lock(patients=[case.patient_id]).patients[case.patient_id]
+    if not patient.exclude_from_auto_apply:
+        return False
+    patient.exclude_from_auto_apply = False
+    save_with_history(patient, actor=actor, reason=f"The nightly run applies the patient's credits again: {why}")
+    record(case, CaseEvent.Kind.ELECTION, f"The nightly application resumes for the patient: {why}.", actor=actor,
+           data={"resumed_auto_apply": True})
+    return True
+
 
 
 VERB_WORDS = {

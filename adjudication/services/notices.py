@@ -28,7 +28,15 @@ from django.utils import timezone
 from adjudication import letters
 from adjudication.clocks import apply_clock, practice_today
 from adjudication.models import AdjudicationSettings, Case, CaseEvent, PatientNotice, Proposal
-from adjudication.services.core import case_id_of, locked_case, money_left, move, record
+from adjudication.services.core import (
+    case_id_of,
+    locked_case,
+    money_left,
+    move,
+    pause_auto_apply,
+    record,
+    resume_auto_apply,
+)
 from credits.models import Credit
 from ledger.access import ensure_staff
 from ledger.dates import iso_date
@@ -204,9 +212,13 @@ def case_record_election(*, case, actor, reason: str, election: str, via: str = 
     data = {"election": election, "via": via, "by_patient": by_patient, "previous": previous or None,
             "clock_stopped": stops, "due_on_before": str(due_before) if due_before else None}
     if election == "refund":
+        paused = pause_auto_apply(case, actor=actor)
         record(case, CaseEvent.Kind.ELECTION, f"The patient elects a refund, recorded by {who}: {reason}. "
-               "A refund proposal is due.", actor=actor, data={**data, "needs": "refund_proposal"})
+               "A refund proposal is due." + (" The nightly run leaves the patient's credits alone meanwhile."
+                                              if paused else ""),
+               actor=actor, data={**data, "needs": "refund_proposal", "paused_auto_apply": paused})
         return case
+    resume_auto_apply(case, actor=actor, why="the patient keeps the credit")
     record(case, CaseEvent.Kind.ELECTION, f"The patient elects to keep the credit, recorded by {who}: {reason}. "
            + ("The refund clock stops (the rule allows it)." if stops
               else "The rule does not stop the refund clock on an election."), actor=actor, data=data)

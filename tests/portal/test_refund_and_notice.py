@@ -10,10 +10,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from adjudication.models import Case, CaseEvent
-from adjudication.services.notices import case_send_notice
+from adjudication.services.notices import case_record_election, case_send_notice
 from credits.models import Credit, CreditApplication, Refund
+from credits.nightly import nightly_apply
 from credits.services import credit_purchase, credits_apply, refund_approve, refund_issue, refund_reject
 from ledger.models import Patient, Payment, SandboxRefund
+from ledger.services import patient_set_auto_apply
 from tests.portal.conftest import sign_in
 
 pytestmark = pytest.mark.django_db
@@ -181,14 +183,46 @@ def test_refund_from_the_portal_keeps_the_case_open_for_a_refund_proposal(world,
     assert (case.election, case.state, case.election_by) == ("refund", Case.State.IDENTIFIED, portal_patient.user)
     ev = CaseEvent.objects.get(case=case, kind=CaseEvent.Kind.ELECTION)
     assert ev.data["needs"] == "refund_proposal" and "Please mail it" in ev.text
-    # what the code does (reported): the nightly application does not look at the election; a
-    # refund-elected credit still pays a new balance when the run applies credits
+    # the nightly run honours the answer: the patient's credits are left alone while the refund is due
+    portal_patient.refresh_from_db()
+    assert portal_patient.exclude_from_auto_apply
+    assert portal_patient.history.order_by("-history_id").first().history_user == portal_patient.user
     enc, _ = world.visit(portal_patient, date(2026, 6, 1), charge="100.00", estimated_pr="60.00", claim=False)
-    credits_apply(patient_id=portal_patient.pk, actor=world.clerk, respect_settings=False)
+    nightly_apply(practice_id=world.practice.pk)
     enc.refresh_from_db()
-    assert enc.balance == 0
+    assert enc.balance == D("60.00") and not CreditApplication.objects.filter(credit=case.credit).exists()
     # still open: the patient may change to keep
     assert "Send my answer" in client.get(reverse("portal:notice", args=[case.pk])).content.decode()
+
+
+@time_machine.travel(NOON, tick=False)
+def test_refund_then_keep_resumes_the_nightly_run_which_applies_the_kept_credit(world, portal_patient, client):
+    case = notice_case(world, portal_patient)
+    sign_in(client, portal_patient)
+    for election in ("refund", "keep"):
+        page = client.get(reverse("portal:notice", args=[case.pk]))
+        key = page.context["form"]["form_key"].value()
+        r = client.post(reverse("portal:notice", args=[case.pk]), {"election": election, "reason": "", "form_key": key})
+        assert r.status_code == 302
+        portal_patient.refresh_from_db()
+        assert portal_patient.exclude_from_auto_apply is (election == "refund")
+    case.refresh_from_db()
+    assert (case.state, case.outcome) == (Case.State.RESOLVED, Case.Outcome.KEPT)
+    enc, _ = world.visit(portal_patient, date(2026, 6, 1), charge="100.00", estimated_pr="60.00", claim=False)
+    nightly_apply(practice_id=world.practice.pk)
+    enc.refresh_from_db()
+    assert enc.balance == 0 and CreditApplication.objects.get(credit=case.credit).amount == D("60.00")
+
+
+@time_machine.travel(NOON, tick=False)
+def test_a_patient_staff_excluded_stays_excluded_after_the_case(world, portal_patient):
+    """A refund election pauses the nightly run only when it was on: staff's own exclusion stands."""
+    case = notice_case(world, portal_patient)
+    patient_set_auto_apply(patient_id=portal_patient.pk, excluded=True, actor=world.clerk, reason="asked")
+    case_record_election(case=case, actor=world.clerk, reason="phoned", election="refund")
+    case_record_election(case=case, actor=world.clerk, reason="phoned again", election="keep")
+    portal_patient.refresh_from_db()
+    assert portal_patient.exclude_from_auto_apply
 
 
 @time_machine.travel(NOON, tick=False)
