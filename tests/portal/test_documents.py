@@ -12,7 +12,7 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from adjudication.clocks import local_date
-from credits.services import credit_purchase, payment_checkout, payment_record
+from credits.services import credit_purchase, payment_checkout, payment_record, writeoff_create
 from ledger.models import Payment
 from portal import documents
 from portal.models import PortalSubmission
@@ -117,3 +117,18 @@ def test_issued_statement_prints_its_guest_pay_code(world, portal_patient, clien
             f"{site}/portal/guest/") in text
     assert f"Statement {st.display_code}, issued" in text and "$45.00 was due then." in text
     assert "Due now $45.00" in text
+
+
+def test_a_write_off_shows_on_the_visit_and_on_the_statement(world, portal_patient, client):
+    p = portal_patient
+    enc, _ = world.visit(p, date(2026, 3, 3), charge="200.00", estimated_pr="45.00", claim=False)
+    writeoff_create(encounter_id=enc.pk, amount="5.00", reason_code="small_balance", reason="small balance",
+                    actor=world.manager)
+    sign_in(client, p)
+    html = client.get(reverse("portal:visit", args=[enc.pk])).content.decode()
+    assert "<span>Written off by the practice</span><span>$5.00</span>" in html
+    assert "The practice wrote off this amount: you do not owe it." in html
+    assert "<span>Balance</span><span>$40.00</span>" in html
+    _, text = download(client, "portal:statement_pdf")
+    assert "03/03/2026 Office visit $200.00 $45.00 $0.00 $0.00 $5.00 $40.00 Final" in text
+    assert "Due now $40.00" in text
