@@ -199,10 +199,12 @@ def test_csrf_is_enforced_on_the_account_forms(portal_patient):
     assert not signed_in(c)
     assert c.post(reverse("portal:password_reset"), {"email": portal_patient.email}).status_code == 403
     assert c.post(reverse("portal:code"), {"code": "123456"}).status_code == 403
+    assert c.post(reverse("portal:code"), {"resend": "1"}).status_code == 403
     page = c.get(LOGIN)
     token = page.cookies["csrftoken"].value
     r = c.post(LOGIN, {"email": portal_patient.email, "password": PASSWORD, "csrfmiddlewaretoken": token})
     assert r.status_code == 302 and signed_in(c)
+    assert c.post(reverse("portal:logout")).status_code == 403 and signed_in(c)  # no token: still signed in
     assert not mail.outbox
 
 
@@ -218,6 +220,7 @@ def test_the_mailed_code_completes_the_sign_in(client, world, portal_patient):
     assert code not in str(dict(client.session))  # only its hash is kept
     page = client.get(r["Location"])
     assert page.status_code == 200 and portal_patient.email in page.text
+    assert page.text.count('id="id_next"') == 1 and page.text.count('name="next" value="/portal/credits/"') == 2
     assert client.get(LOGIN).status_code == 302  # a half-done sign-in goes to the code page
     key = client.session.session_key
     r = client.post("/portal/code/", {"code": code, "next": "/portal/credits/"})
