@@ -15,7 +15,9 @@ class DescribedErrorsMixin:
             if name in self.fields:
                 attrs = self.fields[name].widget.attrs
                 attrs["aria-invalid"] = "true"
-                attrs["aria-describedby"] = f"{self[name].auto_id}-errors"
+                auto_id = self[name].auto_id
+                help_id = f" {auto_id}_helptext" if self.fields[name].help_text else ""  # the help text's id
+                attrs["aria-describedby"] = f"{auto_id}-errors{help_id}"
 
 
 class SignInForm(DescribedErrorsMixin, forms.Form):

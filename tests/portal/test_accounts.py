@@ -80,7 +80,7 @@ def test_invitation_journey_invite_link_password_sign_in_next(world, client, dja
     page = client.get(path)
     assert page.status_code == 200 and "Set your password" in page.text and "eve.stone@example.org" in page.text
     weak = client.post(path, {"new_password1": "password", "new_password2": "password"})
-    assert weak.status_code == 200 and 'aria-describedby="id_new_password2-errors"' in weak.text
+    assert weak.status_code == 200 and 'aria-describedby="id_new_password2-errors' in weak.text
     r = client.post(path, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
     assert r.status_code == 302 and r.url == reverse("portal:login")
     again = client.get(path)  # the link works once: the password changed
@@ -236,7 +236,7 @@ def test_a_wrong_code_counts_down_and_the_last_try_signs_out(client, world, port
     for left in (4, 3, 2, 1):
         r = client.post("/portal/code/", {"code": wrong})
         assert r.status_code == 200 and f"That code is not right; {left} tr" in r.text
-        assert 'aria-describedby="id_code-errors"' in r.text
+        assert 'aria-describedby="id_code-errors id_code_helptext"' in r.text and 'id="id_code_helptext"' in r.text
     r = client.post("/portal/code/", {"code": wrong})
     assert r.status_code == 302 and r["Location"].startswith(LOGIN) and not signed_in(client)
     assert PortalEvent.objects.filter(patient=portal_patient, kind=PortalEvent.Kind.CODE_FAILED).count() == 5
