@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from credits.models import Credit
-from credits.services import credit_purchase
+from credits.models import Credit, CreditApplication
+from credits.services import credit_purchase, credits_apply
 from ledger.models import Payment
 from portal.services import statement_issue
 from tests.portal.conftest import sign_in
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 
 def build(world, patient, n: int):
     """n visits (every other one waiting on the payer), n payments toward the first visit, n
-    credits (bought ahead; every other one for a waiting visit) and n statements."""
+    credits (bought ahead for a visit: every other one for a waiting visit, the others for the first
+    visit, then used for it) and n statements."""
     visits = []
     for i in range(n):
         enc, _ = world.visit(patient, date(2026, 1, 1) + timedelta(days=i), charge="100.00", estimated_pr="50.00",
@@ -29,7 +30,9 @@ def build(world, patient, n: int):
         world.pay(patient, "1.00", encounter=visits[0])
     for i in range(n):
         credit_purchase(patient_id=patient.pk, amount="2.00", channel=Payment.Channel.PORTAL, actor=patient.user,
-                        card_token="tok_visa", encounter_id=visits[1].pk if i % 2 else None)
+                        card_token="tok_visa", encounter_id=visits[i % 2].pk)
+    credits_apply(patient_id=patient.pk, actor=world.clerk, respect_settings=False, reason="apply")  # n/2 to visit 1
+    assert CreditApplication.objects.filter(encounter=visits[0], credit__isnull=False).count() == n // 2
     for _ in range(n):
         statement_issue(patient_id=patient.pk, actor=world.clerk)
     assert Credit.objects.filter(patient=patient).count() == n
