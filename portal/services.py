@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -71,7 +71,9 @@ def patient_for_user(user) -> Patient | None:
         return None
     if user.is_staff or user.is_superuser:
         return None
-    return Patient.objects.select_related("practice").filter(user_id=user.pk).first()
+    # a login with a staff role in any practice is never a patient's (one query: the role is a NOT EXISTS)
+    return (Patient.objects.select_related("practice").filter(user_id=user.pk)
+            .filter(~Exists(Membership.objects.filter(user_id=user.pk))).first())
 
 
 def _staff_patient(patient_id, actor) -> Patient:

@@ -157,3 +157,12 @@ def test_portal_headers(client, world):
     assert response["Content-Security-Policy"] == CSP and "'unsafe-inline'" not in CSP
     assert response["X-Frame-Options"] == "DENY"
     assert f"--brand: {world.practice.portal_colour}" in response.content.decode()
+
+
+def test_a_login_given_a_staff_role_later_loses_its_open_portal_session(world, portal_patient, client):
+    sign_in(client, portal_patient)
+    home = reverse("portal:home")
+    assert client.get(home).status_code == 200
+    MembershipFactory(practice=world.practice, user=portal_patient.user)
+    response = client.get(home)
+    assert response.status_code == 302 and response["Location"].startswith("/portal/login/")
