@@ -254,6 +254,9 @@ class Case(FSMModelMixin, models.Model):
             models.Index(fields=["practice", "state"], name="case_practice_state_idx"),
             models.Index(fields=["practice", "resolved_at"], condition=Q(state="resolved"),
                          name="case_resolved_idx"),
+            # the patient portal: a patient's notices waiting on an answer (portal.selectors.open_notices)
+            models.Index(fields=["patient"], condition=Q(notice_sent_on__isnull=False) & ~Q(state="resolved"),
+                         name="case_patient_notice_idx"),
         ]
 
     def __str__(self) -> str:
