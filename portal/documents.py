@@ -301,12 +301,16 @@ def statement_pdf(patient, *, statement=None, as_of: date | None = None) -> byte
     visits = list(selectors.statement_visits(patient))
     doc.heading("Your visits with a balance")
     if visits:
-        doc.table([("Visit on", 1.1, "L"), ("What it was", 1.8, "L"), ("Charges", 1, "R"), ("Your share", 1, "R"),
+        doc.table([("Visit on", 1.1, "L"), ("What it was", 2.4, "L"), ("Charges", 1, "R"), ("Your share", 1, "R"),
                    ("Payments", 1, "R"), ("Credits used", 1, "R"), ("Written off", 1, "R"), ("Balance", 1, "R"),
-                   ("", 2.2, "L")],
+                   ("Status", 1, "L")],
                   [[usdate(v.date_of_service), visit_name(v), dollars(v.charge), dollars(v.pr),
                     dollars(v.paid_direct), dollars(v.credit_applied), dollars(v.written_off_amount), dollars(v.bal),
-                    visit_status(v)] for v in visits])
+                    "Estimate" if v.has_open_claim else "Final"] for v in visits])
+        for v in visits:
+            if v.has_open_claim:
+                doc.line(f"Visit on {usdate(v.date_of_service)}: your share is an estimate until "
+                         f"{v.waiting_on or 'your insurer'} decides.")
     else:
         doc.line("Nothing is owed on any visit.")
     owes = patient_owes(patient.pk)

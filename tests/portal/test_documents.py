@@ -99,7 +99,8 @@ def test_current_statement_lists_visits_and_totals(world, portal_patient, client
     assert "Statement of account" in text
     # date, what, charges, share, payments, credits used, written off, balance, status
     assert "03/03/2026 Office visit $200.00 $45.00 $20.00 $0.00 $0.00 $25.00 Final" in text
-    assert "04/01/2026 Office visit $300.00 $80.00 $0.00 $0.00 $0.00 $80.00 Estimate - waiting on" in text
+    assert "04/01/2026 Office visit $300.00 $80.00 $0.00 $0.00 $0.00 $80.00 Estimate" in text
+    assert f"Visit on 04/01/2026: your share is an estimate until {world.payer.name} decides." in text
     assert "Due now $25.00" in text and "Waiting on your insurers (an estimate) $80.00" in text
     assert "Credits available $30.00" in text and "Credits held for a visit $15.00" in text
     assert "Pay online as a guest" not in text
@@ -132,3 +133,4 @@ def test_a_write_off_shows_on_the_visit_and_on_the_statement(world, portal_patie
     _, text = download(client, "portal:statement_pdf")
     assert "03/03/2026 Office visit $200.00 $45.00 $0.00 $0.00 $5.00 $40.00 Final" in text
     assert "Due now $40.00" in text
+
