@@ -19,7 +19,7 @@ MONEY = DecimalField(max_digits=20, decimal_places=2)
 def open_notices(patient: Patient):
     """The patient's overpayment notices still waiting on an answer, or answered "refund" and still
     open (the patient may change to "keep" while no resolution is live): open cases about this
-    patient's money whose notice was sent. Newest first; `notices` prefetched."""
+    patient's money whose notice was sent. Newest first, with the credit and the visit."""
     return (Case.objects.filter(patient_id=patient.pk, kind__in=NOTICE_KINDS, state__in=Case.OPEN,
                                 notice_sent_on__isnull=False)
             .select_related("credit", "encounter").order_by("-notice_sent_on", "-pk"))
