@@ -68,7 +68,9 @@ def credit_origin(credit: Credit) -> str:
     on = f" on {usdate(visit.date_of_service)}" if visit is not None else ""
     src = Credit.Source
     words = {
-        src.OVERPAYMENT: f"You paid more than you owed for your visit{on}: your insurer lowered your share.",
+        src.OVERPAYMENT: (f"You paid more than you owe for your visit{on} (a payment above your share, or a "
+                          "share your insurer lowered later): the difference is yours." if visit is not None
+                          else "You paid more than you owed: the difference is yours."),
         src.RESUBMISSION: f"Your payment for your visit{on}, set aside while the insurer looks at the claim again.",
         src.HELD_PAYMENT: f"A payment for your visit{on}, held until the insurer decides what you owe.",
         src.MANUAL: "Added by the practice.",
