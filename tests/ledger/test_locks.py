@@ -39,9 +39,9 @@ def test_every_kind_has_one_place_and_its_table_a_rank():
     assert [lock_rank_of_table(t) for t in ("ledger_practice", "ledger_membership", "reports_auditfinding",
                                             "reports_casereview", "credits_creditimport",
                                             "adjudication_case", "adjudication_proposal",
-                                            "adjudication_unclaimedproperty", "ledger_patient", "ledger_encounter",
-                                            "credits_credit", "ledger_remittancefile")] \
-        == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 14, len(ORDER) - 1]
+                                            "adjudication_unclaimedproperty", "portal_statement", "ledger_patient",
+                                            "ledger_encounter", "credits_credit", "ledger_remittancefile")] \
+        == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 15, len(ORDER) - 1]
     assert lock_rank_of_table("ledger_apitoken") is None  # locked alone (ledger/locks.py)
 
 
@@ -84,7 +84,7 @@ def test_the_recorder_fails_a_credit_locked_before_its_patient(world, lock_order
     assert ranks[0] < ranks[1]
     assert f"ledger_patient (rank {ranks[0]}) locked after credits_credit (rank {ranks[1]})" in message
     assert ("Practice -> Membership -> AuditFinding -> CaseReview -> CreditImport -> Case -> Proposal -> "
-            "UnclaimedProperty -> Patient") in message
+            "UnclaimedProperty -> Statement -> Patient") in message
 
 
 @pytest.mark.django_db
