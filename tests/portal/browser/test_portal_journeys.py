@@ -308,3 +308,34 @@ def test_payments_receipt_pdf_and_statement_pdf_download(portal, world, portal_p
     assert info.value.suggested_filename.endswith(".pdf")
     text = pdf_text(info.value)
     assert "03/03/2026" in text and "45.00" in text, text[:800]
+
+
+def test_a_double_clicked_pay_button_charges_once(portal, world, portal_patient):
+    """Example O paid with a double click: one $15.00 charge, the visit paid once. Chromium itself
+    sends one of two quick submits, so the same form is also posted twice at once from the page
+    (two fetches with one form key, as two tabs or a flaky network would): both land on the one
+    receipt, one charge."""
+    example_o(world, portal_patient)
+    page = portal.page()
+    sign_in(page, portal_patient.user.email)
+    page.goto("/portal/pay/")
+    page.get_by_label("Test Visa ending 4242 — approves").check()
+    page.get_by_role("button", name="Pay", exact=True).dblclick()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("your payment is done")
+    expect(page.locator(".total-line.grand")).to_contain_text("$15.00")
+    assert [p.amount for p in Payment.objects.filter(patient=portal_patient, channel="portal")] == [Decimal("15.00")]
+
+    _, claim = world.visit(portal_patient, date(2026, 4, 7), charge="100.00")
+    world.remit(claim, pr="12.34", paid="80.00")  # a new $12.34 to pay, no credit left
+    page.goto("/portal/pay/")
+    page.get_by_label("Test Visa ending 4242 — approves").check()
+    landed = page.evaluate("""async () => {
+        const form = document.querySelector('form[action="/portal/pay/"]');
+        const data = new FormData(form); data.append('pay', '1');
+        const answers = await Promise.all([1, 2].map(() => fetch(form.action, {method: 'POST', body: data})));
+        return answers.map(r => [r.status, new URL(r.url).pathname]); }""")
+    assert [status for status, _ in landed] == [200, 200] and landed[0][1] == landed[1][1], landed
+    assert landed[0][1].startswith("/portal/receipts/"), landed
+    assert sorted(p.amount for p in Payment.objects.filter(patient=portal_patient, channel="portal")) == [
+        Decimal("12.34"), Decimal("15.00")]
+    assert patient_owes(portal_patient.pk).due_now == Decimal("0.00")
