@@ -17,6 +17,7 @@ from credits import services as credit_services
 from ledger import services as ledger_services
 from ledger.models import Membership, Practice
 from reports.reconciliation import reconcile
+from tests.browser import chromium  # noqa: F401  (the browser tests' one browser: a fixture defined once)
 from tests.factories import MembershipFactory, PatientFactory, PayerFactory, PracticeFactory, UserFactory
 from tests.lock_order import LockOrderRecorder
 

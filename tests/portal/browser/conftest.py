@@ -7,7 +7,7 @@ journey runs at 375 px (a phone) and 1280 px (a computer): the `width` fixture p
 the page does not scroll sideways (scrollWidth <= innerWidth) and that the browser reported no
 Content-Security-Policy violation (the portal's CSP allows no inline script or style).
 
-One browser for the session (`chromium`, the back-office tests' fixture). The live server's
+One browser for the session (`chromium`, tests/browser.py, shared with the back-office tests). The live server's
 database is emptied after each test (pytest-django's transactional tests), so each test builds its
 own data through the services, as small as the journey needs."""
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.core import mail
 
-from tests.backoffice.browser.conftest import SCREENSHOTS, chromium  # noqa: F401 (the session's browser)
+from tests.browser import SCREENSHOTS
 from tests.portal.conftest import PASSWORD
 
 SHOTS = SCREENSHOTS / "portal"
@@ -66,7 +66,7 @@ def width(request):
 
 
 @pytest.fixture
-def portal(chromium, live_server, width):  # noqa: F811
+def portal(chromium, live_server, width):
     p = Portal(browser=chromium, base_url=live_server.url, width=width)
     yield p
     p.close()
