@@ -88,7 +88,7 @@ class NoticeForm(PortalForm):
         ("refund", "Send me the money back (a refund)"),
         ("keep", "Keep it as a credit for future visits"),
     ])
-    reason = forms.CharField(label="Anything you want to tell the practice (optional)", required=False,
+    reason = forms.CharField(label="Anything you want to tell the practice", required=False,
                              max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
 
 
