@@ -301,7 +301,7 @@ if env("SETTLE_LOGIN_PROXY_COUNT"):
 # The address patients reach settle at: the invitation and password-reset e-mails link there.
 SETTLE_SITE_URL = env("SETTLE_SITE_URL", "http://127.0.0.1:8000")
 # An invitation or password-reset link works once, for this many hours.
-PASSWORD_RESET_TIMEOUT = int(float(env("SETTLE_PORTAL_LINK_HOURS", "72")) * 3600)
+PASSWORD_RESET_TIMEOUT = int(env("SETTLE_PORTAL_LINK_HOURS", "72")) * 3600
 # A portal session ends after this many idle minutes, and in any case this many hours after sign-in.
 SETTLE_PORTAL_IDLE_MINUTES = int(env("SETTLE_PORTAL_IDLE_MINUTES", "15"))
 SETTLE_PORTAL_SESSION_HOURS = int(env("SETTLE_PORTAL_SESSION_HOURS", "8"))
